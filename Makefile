@@ -1,0 +1,33 @@
+# imagegate: `make serve` and `make test` do all the set-up on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+IMAGEGATE_HOST ?= 127.0.0.1
+IMAGEGATE_PORT ?= 8000
+
+.PHONY: help serve test lint bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)  ## create .venv if missing, install, start the server on 127.0.0.1:8000
+	$(BIN)/imagegate serve --host $(IMAGEGATE_HOST) --port $(IMAGEGATE_PORT)
+
+test: $(STAMP)  ## run the whole suite
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check src tests bench
+
+bench: $(STAMP)  ## print the benchmark figures
+	$(BIN)/python bench/throughput.py
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .hypothesis

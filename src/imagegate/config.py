@@ -1,0 +1,149 @@
+"""Settings: environment variables `IMAGEGATE_*`, optionally a TOML file named by IMAGEGATE_CONFIG.
+
+Every field has a default and a description; `Settings()` is never built at import time,
+only by the CLI or by tests, and handed to `create_app(settings)`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+# The model names a fresh install answers to (the current SDK's GPT image models).
+DEFAULT_MODELS = (
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "gpt-image-1.5",
+    "gpt-image-2",
+    "chatgpt-image-latest",
+)
+
+
+class ModerationRule(BaseModel):
+    """One prompt-policy rule: any listed term (case-insensitive substring) blocks the prompt."""
+
+    category: str = Field(description="Reported in safety_violations, e.g. 'likeness'.")
+    terms: list[str] = Field(default_factory=list, description="Terms that trigger the rule.")
+    applies_at_low: bool = Field(
+        default=False, description="Also enforced when the request says moderation='low'."
+    )
+
+
+def _default_rules() -> list[ModerationRule]:
+    # The guide warns against celebrity likenesses and brand logos; those relax at 'low'.
+    return [
+        ModerationRule(
+            category="likeness",
+            terms=[
+                "taylor swift", "elon musk", "donald trump", "joe biden", "barack obama",
+                "xi jinping", "beyonce", "kim kardashian", "leonardo dicaprio", "scarlett johansson",
+                "tom cruise", "jackie chan", "成龙", "刘德华", "周杰伦", "杨幂", "范冰冰", "马斯克",
+                "celebrity likeness", "明星肖像",
+            ],
+        ),
+        ModerationRule(
+            category="trademark",
+            terms=[
+                "nike logo", "apple logo", "coca-cola logo", "coca cola logo", "mcdonald's logo",
+                "starbucks logo", "google logo", "adidas logo", "disney logo", "mickey mouse",
+                "louis vuitton logo", "gucci logo", "耐克标志", "苹果标志", "可口可乐标志", "品牌标志",
+            ],
+        ),
+        ModerationRule(
+            category="sexual/minors",
+            terms=["child porn", "underage nude", "儿童色情"],
+            applies_at_low=True,
+        ),
+    ]
+
+
+class Settings(BaseSettings):
+    """imagegate's configuration. Environment variables win over the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEGATE_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Address `imagegate serve` binds.")
+    port: int = Field(default=8000, description="Port `imagegate serve` listens on.")
+    data_dir: Path = Field(
+        default=Path("./imagegate-data"), description="Database, image blobs and secrets live here."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/imagegate.db."
+    )
+    redis_url: str | None = Field(default=None, description="Unset: in-process limits and caches.")
+    admin_key: str | None = Field(default=None, description="Bearer key for /admin/ endpoints.")
+    public_base_url: str | None = Field(
+        default=None,
+        description="Base of the image URLs handed out (e.g. https://img.example.com); "
+        "default: the URL the client called.",
+    )
+    url_secret: str | None = Field(
+        default=None,
+        description="HMAC secret that signs image URLs; default: generated once and kept in "
+        "<data_dir>/url-secret.",
+    )
+    url_ttl_s: int = Field(default=3600, description="How long a signed image URL stays valid.")
+    image_retention_s: int = Field(
+        default=86_400, description="How long stored images are kept before the sweeper deletes them."
+    )
+    sweep_interval_s: int = Field(default=300, description="How often expired images are swept.")
+    max_body_bytes: int = Field(
+        default=128 * 1024 * 1024, description="Requests with larger bodies get 413."
+    )
+    max_image_bytes: int = Field(
+        default=50 * 1024 * 1024, description="Largest single input image (OpenAI: < 50 MB)."
+    )
+    max_input_pixels: int = Field(
+        default=50_000_000, description="Decoded input images beyond this are refused (bombs)."
+    )
+    fetch_timeout_s: float = Field(
+        default=20.0, description="Timeout for fetching reference images given as http(s) URLs."
+    )
+    default_model: str = Field(default="gpt-image-1", description="Used when a request names none.")
+    models: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MODELS),
+        description="Model names served by the placeholder engine when nothing else serves them.",
+    )
+    moderation_rules: list[ModerationRule] = Field(
+        default_factory=_default_rules, description="Prompt policy behind moderation='auto'/'low'."
+    )
+    create_initial_key: bool = Field(
+        default=True, description="On a new database, `serve` creates one API key and prints it."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 (not used: no .env files)
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'imagegate.db').resolve()}"
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file named by IMAGEGATE_CONFIG (top-level keys = field names)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("IMAGEGATE_CONFIG")
+        self.data: dict[str, Any] = tomllib.loads(Path(path).read_text()) if path else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # noqa: ARG002
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.data.items() if k in self.settings_cls.model_fields}

@@ -1,0 +1,1 @@
+"""Engines: one small protocol (base.py), a registry, and the implementations."""

@@ -1,0 +1,140 @@
+"""The gateway's error tree. HTTP-free: `http/errors.py` maps each class to a status.
+
+    GatewayError                      server_error
+    ├── InvalidRequest                400 invalid_request_error
+    │   ├── UnknownParameter          code unknown_parameter
+    │   ├── MissingParameter          code missing_required_parameter
+    │   ├── InvalidValue              code invalid_value
+    │   ├── InvalidType               code invalid_type
+    │   ├── InvalidImage              code invalid_image_file
+    │   └── UnsupportedMimetype       code unsupported_file_mimetype
+    ├── ModerationBlocked             400 image_generation_user_error / moderation_blocked
+    ├── AuthenticationFailed          401 invalid_api_key
+    ├── SignatureInvalid              403 (tampered or expired image URL)
+    ├── NotFound                      404
+    │   └── ModelNotFound             code model_not_found
+    ├── PayloadTooLarge               413
+    └── EngineFailed                  500 (an engine broke; never the client's fault)
+
+Every error carries the four fields of OpenAI's error body: message, type, param, code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a client."""
+
+    type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        # Extra keys placed inside the "error" object (e.g. moderation_details).
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI error body: {"error": {"message", "type", "param", "code", ...}}."""
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "param": self.param,
+            "code": self.code,
+        }
+        error.update(self.extra)
+        return {"error": error}
+
+
+class InvalidRequest(GatewayError):
+    type = "invalid_request_error"
+
+
+class UnknownParameter(InvalidRequest):
+    default_code = "unknown_parameter"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown parameter: '{name}'.", param=name)
+
+
+class MissingParameter(InvalidRequest):
+    default_code = "missing_required_parameter"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Missing required parameter: '{name}'.", param=name)
+
+
+class InvalidValue(InvalidRequest):
+    default_code = "invalid_value"
+
+
+class InvalidType(InvalidRequest):
+    default_code = "invalid_type"
+
+
+class InvalidImage(InvalidRequest):
+    default_code = "invalid_image_file"
+
+
+class UnsupportedMimetype(InvalidRequest):
+    default_code = "unsupported_file_mimetype"
+
+
+class ModerationBlocked(GatewayError):
+    type = "image_generation_user_error"
+    default_code = "moderation_blocked"
+
+
+class AuthenticationFailed(GatewayError):
+    type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class SignatureInvalid(GatewayError):
+    type = "invalid_request_error"
+    default_code = "invalid_signature"
+
+
+class NotFound(GatewayError):
+    type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    default_code = "model_not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class EngineFailed(GatewayError):
+    type = "server_error"
+    default_code = "engine_error"
+
+
+def supported(values: tuple[str, ...] | list[str]) -> str:
+    """Render OpenAI's "'a', 'b', and 'c'" list used in invalid_value messages."""
+    quoted = [f"'{v}'" for v in values]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
+
+
+def invalid_choice(param: str, value: object, choices: tuple[str, ...] | list[str]) -> InvalidValue:
+    """OpenAI's wording for an enum outside its set."""
+    return InvalidValue(
+        f"Invalid value: '{value}'. Supported values are: {supported(choices)}.", param=param
+    )

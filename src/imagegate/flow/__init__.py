@@ -1,0 +1,1 @@
+"""The request path, one stage per module, composed in run.py."""

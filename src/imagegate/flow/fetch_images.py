@@ -1,0 +1,143 @@
+"""Stage: gather the input images of a request as raw bytes, before anything decodes them.
+
+Contract: `collect(request, http, settings)` returns the images in order (each with the
+`param` name its errors will carry, e.g. "image[1]") and the mask, from multipart parts,
+JSON `images: [{image_url}]` / `mask: {image_url}`, or the guide's `image` field (a URL, a
+data URL, or a list of them). http(s) URLs are fetched with a timeout and a size cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from imagegate.config import Settings
+from imagegate.errors import InvalidImage, InvalidType, InvalidValue, PayloadTooLarge
+from imagegate.flow.request import ImageRequest
+from imagegate.images.decode import parse_data_url
+
+MAX_IMAGES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RawImage:
+    param: str
+    data: bytes
+    declared_type: str | None
+
+
+async def collect(
+    request: ImageRequest, http: httpx.AsyncClient, settings: Settings
+) -> tuple[list[RawImage], RawImage | None]:
+    if request.multipart:
+        return _from_uploads(request)
+    refs = _json_refs(request.params)
+    if len(refs) > MAX_IMAGES:
+        raise _too_many(len(refs))
+    images = [await _resolve(ref, f"images[{i}]", http, settings) for i, ref in enumerate(refs)]
+    mask_ref = request.params.get("mask")
+    mask = None
+    if mask_ref is not None:
+        mask = await _resolve(_ref_url(mask_ref, "mask"), "mask", http, settings)
+    return images, mask
+
+
+def _from_uploads(request: ImageRequest) -> tuple[list[RawImage], RawImage | None]:
+    if isinstance(request.params.get("image"), str) or isinstance(
+        request.params.get("image[]"), str
+    ):
+        raise InvalidType(
+            "Invalid type for 'image': expected one of an array of files or file, "
+            "but got a string instead.",
+            param="image",
+        )
+    files = [u for u in request.uploads if u.field == "image" or u.field.startswith("image[")]
+    if len(files) > MAX_IMAGES:
+        raise _too_many(len(files))
+    images = [
+        RawImage(f"image[{i}]" if len(files) > 1 else "image", u.data, u.content_type)
+        for i, u in enumerate(files)
+    ]
+    masks = [u for u in request.uploads if u.field == "mask"]
+    mask = RawImage("mask", masks[0].data, masks[0].content_type) if masks else None
+    return images, mask
+
+
+def _json_refs(params: dict[str, Any]) -> list[str]:
+    """Image URLs from `images` (OpenAI's JSON edits) or `image` (the guide's spelling)."""
+    if "images" in params:
+        value = params["images"]
+        if not isinstance(value, list):
+            raise InvalidType("Invalid type for 'images': expected an array.", param="images")
+        return [_ref_url(ref, f"images[{i}]") for i, ref in enumerate(value)]
+    if "image" in params:
+        value = params["image"]
+        items = value if isinstance(value, list) else [value]
+        return [_ref_url(ref, "image") for ref in items]
+    return []
+
+
+def _ref_url(ref: Any, param: str) -> str:
+    if isinstance(ref, str):
+        return ref
+    if isinstance(ref, dict):
+        if "file_id" in ref:
+            raise InvalidValue(
+                f"Invalid value for '{param}': file_id references are not supported by this "
+                "server; send the image as image_url (an https URL or a data URL).",
+                param=param,
+            )
+        unknown = set(ref) - {"image_url"}
+        if unknown:
+            raise InvalidValue(f"Unknown parameter: '{param}.{sorted(unknown)[0]}'.", param=param)
+        if isinstance(ref.get("image_url"), str):
+            return str(ref["image_url"])
+    raise InvalidType(
+        f"Invalid type for '{param}': expected an object with 'image_url' (a URL or data URL).",
+        param=param,
+    )
+
+
+async def _resolve(url: str, param: str, http: httpx.AsyncClient, settings: Settings) -> RawImage:
+    if url.startswith("data:"):
+        data, media_type = parse_data_url(url, param=param)
+        return RawImage(param, data, media_type)
+    if url.startswith(("http://", "https://")):
+        return await _fetch(url, param, http, settings)
+    raise InvalidValue(
+        f"Invalid value for '{param}': expected an http(s) URL or a data URL.", param=param
+    )
+
+
+async def _fetch(url: str, param: str, http: httpx.AsyncClient, settings: Settings) -> RawImage:
+    limit = settings.max_image_bytes
+    try:
+        async with http.stream("GET", url, timeout=settings.fetch_timeout_s) as resp:
+            if resp.status_code != 200:
+                raise InvalidImage(
+                    f"Could not fetch '{param}': the server answered HTTP {resp.status_code}.",
+                    param=param,
+                )
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in resp.aiter_bytes():
+                total += len(chunk)
+                if total > limit:
+                    raise PayloadTooLarge(
+                        f"The image at '{param}' is larger than {limit} bytes.", param=param
+                    )
+                chunks.append(chunk)
+            declared = resp.headers.get("content-type", "").split(";")[0] or None
+    except httpx.HTTPError as exc:
+        raise InvalidImage(
+            f"Could not fetch '{param}': {type(exc).__name__}.", param=param
+        ) from exc
+    return RawImage(param, b"".join(chunks), declared)
+
+
+def _too_many(count: int) -> InvalidValue:
+    return InvalidValue(
+        f"Too many images: {count}. At most {MAX_IMAGES} images are allowed.", param="image"
+    )

@@ -1,0 +1,82 @@
+"""Stage: render results as OpenAI's wire objects (plain dicts; no HTTP types).
+
+Contract: `images_response` builds an ImagesResponse (created, data[], the values actually
+used for size/quality/background/output_format, usage, and imagegate's `seed`); the
+`*_event` functions build the SSE events of a stream, `image_generation.*` for generations
+and `image_edit.*` for edits, each with every field the OpenAI schema requires.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imagegate.domain import ImageJob
+from imagegate.flow.request import ResponseOptions
+from imagegate.images.tokens import Usage
+
+
+def data_item(b64: str, url: str | None, options: ResponseOptions) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if options.include_b64:
+        item["b64_json"] = b64
+    if options.include_url and url is not None:
+        item["url"] = url
+    return item
+
+
+def images_response(
+    job: ImageJob,
+    items: list[dict[str, Any]],
+    usage: Usage,
+    created: int,
+    options: ResponseOptions,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "created": created,
+        "data": items,
+        **_echo(job),
+        "usage": usage.to_openai(),
+        "seed": job.seed,
+    }
+    if options.safety_identifier is not None:
+        body["safety_identifier"] = options.safety_identifier
+    return body
+
+
+def partial_event(job: ImageJob, b64: str, partial_index: int, created_at: int) -> dict[str, Any]:
+    return {
+        "type": f"{_prefix(job)}.partial_image",
+        "b64_json": b64,
+        "created_at": created_at,
+        **_echo(job),
+        "partial_image_index": partial_index,
+    }
+
+
+def completed_event(
+    job: ImageJob, b64: str, url: str | None, usage: Usage, created_at: int
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": f"{_prefix(job)}.completed",
+        "b64_json": b64,
+        "created_at": created_at,
+        **_echo(job),
+        "usage": usage.to_openai_stream(),
+        "seed": job.seed,
+    }
+    if url is not None:
+        event["url"] = url
+    return event
+
+
+def _prefix(job: ImageJob) -> str:
+    return "image_edit" if job.kind == "edit" else "image_generation"
+
+
+def _echo(job: ImageJob) -> dict[str, Any]:
+    return {
+        "size": job.size,
+        "quality": job.quality,
+        "background": job.background,
+        "output_format": job.output_format,
+    }

@@ -1,0 +1,311 @@
+"""Stage: turn a raw request into a frozen ImageJob (parse, don't validate).
+
+Contract: `validate(request, images, mask, models, default_model, seed_source)` returns the
+ImageJob and the ResponseOptions, or raises an InvalidRequest subclass whose `param` names
+the field: unknown fields (unknown_parameter), missing prompt (missing_required_parameter),
+out-of-range values (invalid_value), wrong types (invalid_type), bad uploads
+(invalid_image_file / unsupported_file_mimetype), or ModelNotFound (404).
+
+The guide's spellings are accepted where their meaning is clear: `format` -> output_format,
+`compression` -> output_compression, `transparency: true` -> background "transparent",
+`effort` -> the engine's detail knob, `image` (URL or data URL) on a generation -> an edit
+with that reference image. Multipart values arrive as strings and are coerced here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from typing import Any
+
+from imagegate.domain import ImageJob, InputImage
+from imagegate.errors import (
+    InvalidType,
+    InvalidValue,
+    MissingParameter,
+    ModelNotFound,
+    UnknownParameter,
+    invalid_choice,
+)
+from imagegate.flow.fetch_images import RawImage
+from imagegate.flow.request import ImageRequest, ResponseOptions
+from imagegate.images.decode import decode_image, decode_mask
+from imagegate.images.sizes import auto_edit_size, auto_generation_size, parse_size
+
+MAX_PROMPT_CHARS = 32_000
+QUALITIES = ("low", "medium", "high", "auto")
+BACKGROUNDS = ("transparent", "opaque", "auto")
+FORMATS = ("png", "jpeg", "webp")
+LEVELS = ("low", "medium", "high")
+
+# Every field the current openai SDK can send, plus imagegate's extensions and the guide's
+# aliases. Anything else is an unknown_parameter, as OpenAI answers.
+COMMON_FIELDS = frozenset(
+    {
+        "prompt", "model", "n", "quality", "size", "background", "moderation", "output_format",
+        "output_compression", "stream", "partial_images", "response_format", "user",
+        "safety_identifier", "complexity", "frame_count", "frame_duration_ms", "svg",
+        # imagegate extension
+        "seed",
+        # the guide's spellings
+        "format", "compression", "transparency", "effort",
+    }
+)
+GENERATION_FIELDS = COMMON_FIELDS | {"image", "images", "input_fidelity"}
+EDIT_FIELDS = COMMON_FIELDS | {"image", "image[]", "images", "mask", "input_fidelity", "markup"}
+# DALL-E-only fields that GPT image models reject by name.
+REJECTED_FIELDS = frozenset({"style"})
+# Auto background turns transparent when the prompt asks for it.
+_TRANSPARENT_HINT = re.compile(r"transparent background|no background|透明背景|透明底", re.I)
+
+
+def validate(
+    request: ImageRequest,
+    images: list[RawImage],
+    mask: RawImage | None,
+    *,
+    models: Collection[str],
+    default_model: str,
+    new_seed: Callable[[], int],
+    max_input_pixels: int,
+) -> tuple[ImageJob, ResponseOptions]:
+    p = request.params
+    _check_fields(request)
+    prompt = _prompt(p)
+    model = _model(p, models, default_model)
+
+    decoded = [
+        decode_image(r.data, param=r.param, declared_type=r.declared_type, max_pixels=max_input_pixels)
+        for r in images
+    ]
+    kind = "edit" if (request.kind == "edit" or decoded) else "generation"
+    if request.kind == "edit" and not decoded:
+        raise MissingParameter("image")
+    mask_image = None
+    if mask is not None:
+        if not decoded:
+            raise InvalidValue("A mask needs an image to apply to.", param="mask")
+        mask_image = decode_mask(
+            mask.data, first=decoded[0], param="mask", declared_type=mask.declared_type
+        )
+
+    output_format = _choice(p, "output_format", FORMATS, alias="format") or "png"
+    background = _background(p, prompt, output_format)
+    width, height = _size(p, prompt, decoded)
+    partial_images = _or(_int(p, "partial_images", 0, 3), 0)
+    stream = _bool(p, "stream") or False
+    response_format = _choice(p, "response_format", ("url", "b64_json"))
+    _unsupported(p)
+
+    job = ImageJob(
+        model=model,
+        prompt=prompt,
+        kind=kind,
+        n=_or(_int(p, "n", 1, 10), 1),
+        width=width,
+        height=height,
+        # 'auto' quality resolves to medium: the guide's recommended default for most uses.
+        quality=_resolve_auto(_choice(p, "quality", QUALITIES), "medium"),  # type: ignore[arg-type]
+        background=background,  # type: ignore[arg-type]
+        output_format=output_format,  # type: ignore[arg-type]
+        output_compression=_or(_int(p, "output_compression", 0, 100, alias="compression"), 100),
+        moderation=_choice(p, "moderation", ("auto", "low")) or "auto",  # type: ignore[arg-type]
+        images=tuple(decoded),
+        mask=mask_image,
+        input_fidelity=_choice(p, "input_fidelity", ("low", "high")) or "low",  # type: ignore[arg-type]
+        seed=_seed(p, new_seed),
+        partial_images=partial_images if stream else 0,
+        stream=stream,
+        effort=_choice(p, "effort", LEVELS) or _choice(p, "complexity", LEVELS),  # type: ignore[arg-type]
+        user=_str(p, "user"),
+    )
+    options = ResponseOptions(
+        include_b64=response_format != "url",
+        include_url=response_format != "b64_json",
+        stream=stream,
+        safety_identifier=_str(p, "safety_identifier"),
+    )
+    return job, options
+
+
+def _check_fields(request: ImageRequest) -> None:
+    allowed = EDIT_FIELDS if request.kind == "edit" else GENERATION_FIELDS
+    for name in request.params:
+        if name in REJECTED_FIELDS or name not in allowed:
+            raise UnknownParameter(name)
+        if name in ("format", "output_format") and {"format", "output_format"} <= set(
+            request.params
+        ) and request.params["format"] != request.params["output_format"]:
+            raise InvalidValue(
+                "Conflicting values for 'format' and 'output_format'.", param="format"
+            )
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _get(p: dict[str, Any], name: str, alias: str | None) -> tuple[str, Any]:
+    if p.get(name) is not None:
+        return name, p[name]
+    if alias is not None and p.get(alias) is not None:
+        return alias, p[alias]
+    return name, None
+
+
+def _prompt(p: dict[str, Any]) -> str:
+    if "prompt" not in p or p["prompt"] is None:
+        raise MissingParameter("prompt")
+    prompt = p["prompt"]
+    if not isinstance(prompt, str):
+        raise InvalidType(
+            f"Invalid type for 'prompt': expected a string, but got {_type_name(prompt)} instead.",
+            param="prompt",
+        )
+    if not prompt.strip():
+        raise InvalidValue(
+            "Invalid 'prompt': string too short. Expected a string with minimum length 1, "
+            "but got an empty string instead.",
+            param="prompt",
+        )
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidValue(
+            f"Invalid 'prompt': string too long. Expected a string with maximum length "
+            f"{MAX_PROMPT_CHARS}, but got a string with length {len(prompt)} instead.",
+            param="prompt",
+        )
+    return prompt
+
+
+def _model(p: dict[str, Any], models: Collection[str], default_model: str) -> str:
+    model = p.get("model") or default_model
+    if not isinstance(model, str):
+        raise InvalidType("Invalid type for 'model': expected a string.", param="model")
+    if model not in models:
+        raise ModelNotFound(
+            f"The model '{model}' does not exist or you do not have access to it. "
+            "GET /v1/models lists the models this server serves.",
+            param="model",
+        )
+    return model
+
+
+def _str(p: dict[str, Any], name: str) -> str | None:
+    value = p.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidType(
+            f"Invalid type for '{name}': expected a string, but got {_type_name(value)} instead.",
+            param=name,
+        )
+    return value
+
+
+def _choice(
+    p: dict[str, Any], name: str, choices: tuple[str, ...], alias: str | None = None
+) -> str | None:
+    param, value = _get(p, name, alias)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in choices:
+        raise invalid_choice(param, value, choices)
+    return value
+
+
+def _int(
+    p: dict[str, Any], name: str, lo: int, hi: int, alias: str | None = None
+) -> int | None:
+    param, value = _get(p, name, alias)
+    if value is None:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        value = int(value)  # multipart sends numbers as decimal strings
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidType(
+            f"Invalid type for '{param}': expected an integer, but got {_type_name(value)} instead.",
+            param=param,
+        )
+    if not lo <= value <= hi:
+        which = "below minimum" if value < lo else "above maximum"
+        raise InvalidValue(
+            f"Invalid '{param}': integer {which} value. Expected a value between {lo} and {hi}, "
+            f"but got {value} instead.",
+            param=param,
+        )
+    return value
+
+
+def _bool(p: dict[str, Any], name: str) -> bool | None:
+    value = p.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"  # multipart sends booleans as "true"/"false"
+    if not isinstance(value, bool):
+        raise InvalidType(
+            f"Invalid type for '{name}': expected a boolean, but got {_type_name(value)} instead.",
+            param=name,
+        )
+    return value
+
+
+def _resolve_auto(value: str | None, default: str) -> str:
+    return default if value in (None, "auto") else value  # type: ignore[return-value]
+
+
+def _background(p: dict[str, Any], prompt: str, output_format: str) -> str:
+    background = _choice(p, "background", BACKGROUNDS)
+    transparency = _bool(p, "transparency")
+    if transparency is not None:
+        implied = "transparent" if transparency else "opaque"
+        if background not in (None, "auto", implied):
+            raise InvalidValue(
+                "Conflicting values for 'transparency' and 'background'.", param="transparency"
+            )
+        background = implied
+    if background in (None, "auto"):
+        wants_alpha = output_format != "jpeg" and _TRANSPARENT_HINT.search(prompt)
+        return "transparent" if wants_alpha else "opaque"
+    if background == "transparent" and output_format == "jpeg":
+        raise InvalidValue(
+            "Transparent background is not supported for output_format 'jpeg'. "
+            "Use 'png' or 'webp'.",
+            param="background",
+        )
+    return background
+
+
+def _size(p: dict[str, Any], prompt: str, images: list[InputImage]) -> tuple[int, int]:
+    value = p.get("size")
+    if value is not None and not isinstance(value, str):
+        raise InvalidType("Invalid type for 'size': expected a string.", param="size")
+    parsed = parse_size(value) if value is not None else None
+    if parsed is not None:
+        return parsed
+    if images:
+        return auto_edit_size(*images[0].size)
+    return auto_generation_size(prompt)
+
+
+def _seed(p: dict[str, Any], new_seed: Callable[[], int]) -> int:
+    seed = _int(p, "seed", 0, 2**32 - 1)
+    return new_seed() if seed is None else seed
+
+
+def _unsupported(p: dict[str, Any]) -> None:
+    """Fields the SDK can send that no engine here serves: a clear 400, never silence."""
+    for name in ("frame_count", "frame_duration_ms", "svg", "markup"):
+        if p.get(name) is not None:
+            raise InvalidValue(
+                f"'{name}' is not supported by the models this server serves.", param=name
+            )
+
+
+def _type_name(value: object) -> str:
+    return {
+        bool: "a boolean", int: "an integer", float: "a decimal", str: "a string",
+        list: "an array", dict: "an object",
+    }.get(type(value), type(value).__name__)

@@ -1,0 +1,112 @@
+"""The composition root: `create_app(settings)` builds everything in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from imagegate import __version__
+from imagegate.clock import Clock, SystemClock
+from imagegate.config import Settings
+from imagegate.engines.registry import build_registry
+from imagegate.flow.run import ImageFlow
+from imagegate.http import errors, wire
+from imagegate.http.middleware import BodyLimit, RequestId
+from imagegate.http.routes import files, health, images, models
+from imagegate.storage.blobs import ImageStore
+from imagegate.storage.db import make_engine, migrate
+from imagegate.storage.keys import KeyRepo
+from imagegate.storage.signing import UrlSigner, load_or_create_secret
+
+log = logging.getLogger("imagegate")
+
+
+def build_flow(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> ImageFlow:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    secret = settings.url_secret or load_or_create_secret(settings.data_dir / "url-secret")
+    registry = build_registry(settings)
+    return ImageFlow(
+        settings=settings,
+        keys=KeyRepo(engine, clock),
+        images=ImageStore(settings.data_dir / "blobs", engine, clock, settings.image_retention_s),
+        signer=UrlSigner(secret, settings.url_ttl_s, clock),
+        registry=registry,
+        http=http,
+        clock=clock,
+    )
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    clock = clock or SystemClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(follow_redirects=True) as http:
+            flow = build_flow(settings, clock, http)
+            app.state.flow = flow
+            app.state.started_at = clock.now()
+            for route in flow.registry.routes():
+                log.info("model %s -> %s (%s)", route.model, route.engine.name, route.engine.describe())
+            if all(r.engine.name == "placeholder" for r in flow.registry.routes()):
+                log.warning(
+                    "no upstream channel and no local model configured: every model is served "
+                    "by the offline placeholder renderer"
+                )
+            sweeper = asyncio.create_task(_sweep_forever(flow, settings.sweep_interval_s))
+            try:
+                yield
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+                flow.keys.engine.dispose()
+
+    app = FastAPI(
+        title="imagegate",
+        version=__version__,
+        summary="OpenAI-compatible image generation gateway",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (images, files, models, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestId)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+async def _sweep_forever(flow: ImageFlow, interval_s: int) -> None:
+    while True:
+        try:
+            swept = await flow.sweep()
+            if swept:
+                log.info("swept %d expired images", swept)
+        except Exception:  # a failed sweep must not stop the next one
+            log.exception("image sweep failed")
+        await asyncio.sleep(interval_s)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request bodies that the flow parses itself."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, routes=app.routes, summary=app.summary)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for model in wire.REQUEST_SCHEMAS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    doc["components"]["securitySchemes"] = {"ApiKeyAuth": {"type": "http", "scheme": "bearer"}}
+    doc["security"] = [{"ApiKeyAuth": []}]
+    app.openapi_schema = doc
+    return doc

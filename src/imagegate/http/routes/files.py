@@ -1,0 +1,33 @@
+"""GET /v1/images/files/{sha256}.{ext}: stored images behind signed, expiring URLs."""
+
+from __future__ import annotations
+
+import re
+
+import anyio.to_thread
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from imagegate.errors import NotFound, SignatureInvalid
+from imagegate.http.deps import FlowDep
+
+router = APIRouter(tags=["images"])
+_NAME = re.compile(r"^([0-9a-f]{64})\.(png|jpeg|webp)$")
+
+
+@router.get("/v1/images/files/{name}", response_class=FileResponse)
+async def image_file(
+    name: str, flow: FlowDep, expires: str = "", signature: str = ""
+) -> FileResponse:
+    match = _NAME.match(name)
+    if match is None:
+        raise NotFound(f"No image named '{name}'.", code="image_not_found")
+    if not expires.isdigit() or not flow.signer.check(name, int(expires), signature):
+        raise SignatureInvalid(
+            "This image URL's signature is invalid or has expired. Request a new URL."
+        )
+    found = await anyio.to_thread.run_sync(flow.images.find, match[1], match[2])
+    if found is None:
+        raise NotFound("This image is no longer stored (retention passed).", code="image_expired")
+    path, media_type = found
+    return FileResponse(path, media_type=media_type, headers={"cache-control": "private, max-age=3600"})

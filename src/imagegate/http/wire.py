@@ -1,0 +1,184 @@
+"""Wire models for the OpenAPI document at /openapi.json.
+
+Requests are parsed by flow/validate.py (OpenAI's error wording, the guide's aliases,
+multipart strings), so these models describe the bodies rather than parse them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Quality = Literal["low", "medium", "high", "auto"]
+Background = Literal["transparent", "opaque", "auto"]
+Format = Literal["png", "jpeg", "webp"]
+
+SIZE_DOC = (
+    "'auto', '1024x1024', '1536x1024', '1024x1536', or a custom 'WIDTHxHEIGHT' with edges "
+    "from 64 to 3840 px, an aspect ratio up to 3:1 and at most 8294400 pixels."
+)
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=32000)
+    model: str | None = Field(default=None, description="Default: the server's default model.")
+    n: int | None = Field(default=1, ge=1, le=10)
+    quality: Quality | None = Field(default="auto", description="'auto' resolves to 'medium'.")
+    size: str | None = Field(default="auto", description=SIZE_DOC)
+    background: Background | None = "auto"
+    output_format: Format | None = "png"
+    output_compression: int | None = Field(default=100, ge=0, le=100)
+    moderation: Literal["auto", "low"] | None = "auto"
+    stream: bool | None = False
+    partial_images: int | None = Field(default=0, ge=0, le=3)
+    response_format: Literal["url", "b64_json"] | None = Field(
+        default=None, description="imagegate: omit for both b64_json and url."
+    )
+    user: str | None = None
+    safety_identifier: str | None = None
+    seed: int | None = Field(
+        default=None, ge=0, le=2**32 - 1, description="imagegate: same prompt + seed, same image."
+    )
+    effort: Literal["low", "medium", "high"] | None = Field(
+        default=None, description="The guide's spelling: the engine's detail/steps knob."
+    )
+    format: Format | None = Field(default=None, description="Alias of output_format.")
+    compression: int | None = Field(default=None, ge=0, le=100, description="Alias.")
+    transparency: bool | None = Field(default=None, description="true = background 'transparent'.")
+
+
+class CreateImageRequest(_Common):
+    """POST /v1/images/generations (application/json)."""
+
+    image: str | list[str] | None = Field(
+        default=None, description="The guide's spelling: reference image URL(s); makes an edit."
+    )
+
+
+class ImageRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: str = Field(description="An http(s) URL or a base64 data URL.")
+
+
+class EditImageJsonRequest(_Common):
+    """POST /v1/images/edits (application/json)."""
+
+    images: list[ImageRef] = Field(min_length=1, max_length=16)
+    mask: ImageRef | None = None
+    input_fidelity: Literal["low", "high"] | None = "low"
+
+
+class EditImageMultipartRequest(BaseModel):
+    """POST /v1/images/edits (multipart/form-data). Other fields as in the JSON variant."""
+
+    image: list[bytes] = Field(
+        json_schema_extra={"items": {"type": "string", "format": "binary"}},
+        description="1 to 16 png/webp/jpeg files, as `image` or `image[]` parts.",
+    )
+    mask: bytes | None = Field(
+        default=None,
+        json_schema_extra={"type": "string", "format": "binary"},
+        description="PNG with alpha, the size of the first image; alpha 0 marks the edit area.",
+    )
+    prompt: str
+    model: str | None = None
+    n: int | None = None
+    size: str | None = None
+    quality: Quality | None = None
+    background: Background | None = None
+    output_format: Format | None = None
+    output_compression: int | None = None
+    input_fidelity: Literal["low", "high"] | None = None
+    stream: bool | None = None
+    partial_images: int | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+    seed: int | None = None
+    user: str | None = None
+
+
+class ImageData(BaseModel):
+    b64_json: str | None = None
+    url: str | None = None
+
+
+class InputTokensDetails(BaseModel):
+    text_tokens: int
+    image_tokens: int
+
+
+class OutputTokensDetails(BaseModel):
+    image_tokens: int
+    text_tokens: int
+
+
+class ImageUsage(BaseModel):
+    input_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens: int
+    total_tokens: int
+    output_tokens_details: OutputTokensDetails | None = None
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    data: list[ImageData]
+    background: Literal["transparent", "opaque"]
+    output_format: Format
+    quality: Literal["low", "medium", "high"]
+    size: str
+    usage: ImageUsage
+    seed: int
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    engine: str = Field(description="imagegate: the engine that serves this model.")
+    engine_description: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+REQUEST_SCHEMAS: tuple[type[BaseModel], ...] = (
+    CreateImageRequest,
+    EditImageJsonRequest,
+    EditImageMultipartRequest,
+)
+
+
+def body(*content: tuple[str, type[BaseModel]]) -> dict[str, Any]:
+    """openapi_extra for a route whose body the flow parses itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                for media, model in content
+            },
+        }
+    }
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 500)
+}

@@ -1,0 +1,1 @@
+"""Image domain logic: sizes, token accounting, encoding and decoding. Pure; no HTTP, no I/O."""

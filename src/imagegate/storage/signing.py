@@ -1,0 +1,52 @@
+"""Signed, expiring image URLs: HMAC-SHA256 over the file name and the expiry time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+
+from imagegate.clock import Clock
+
+
+def load_or_create_secret(path: Path) -> str:
+    """The URL-signing secret kept in the data directory, made on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+def sign(secret: str, name: str, expires: int) -> str:
+    msg = f"{name}:{expires}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, name: str, expires: int, signature: str, now: float) -> bool:
+    """True when the signature matches and has not expired."""
+    if expires < now:
+        return False
+    return hmac.compare_digest(sign(secret, name, expires), signature)
+
+
+class UrlSigner:
+    """Makes and checks the signed URLs under which stored images are served."""
+
+    PATH = "/v1/images/files/"
+
+    def __init__(self, secret: str, ttl_s: int, clock: Clock) -> None:
+        self.secret = secret
+        self.ttl_s = ttl_s
+        self.clock = clock
+
+    def url(self, base_url: str, name: str) -> str:
+        expires = int(self.clock.now()) + self.ttl_s
+        signature = sign(self.secret, name, expires)
+        return f"{base_url.rstrip('/')}{self.PATH}{name}?expires={expires}&signature={signature}"
+
+    def check(self, name: str, expires: int, signature: str) -> bool:
+        return verify(self.secret, name, expires, signature, self.clock.now())
