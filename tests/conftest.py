@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +10,11 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from imagegate.clock import Clock, ManualClock, SystemClock
 from imagegate.config import Settings
 from imagegate.http.app import create_app
+from imagegate.http.serve import serve_in_thread
 from imagegate.storage.db import make_engine
 from imagegate.storage.keys import KeyRepo
 
@@ -43,34 +40,12 @@ class LiveServer:
             repo.engine.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def run_server(settings: Settings, clock: Clock | None = None) -> Iterator[LiveServer]:
     """Start create_app(settings) under uvicorn in a thread; stop it on exit."""
     clock = clock or SystemClock()
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, clock=clock), host="127.0.0.1", port=port, log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", settings, clock)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(create_app(settings, clock=clock)) as base_url:
+        yield LiveServer(base_url, settings, clock)
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

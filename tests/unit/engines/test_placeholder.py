@@ -9,12 +9,13 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageChops, ImageDraw, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageStat
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, InputImage, PartialImage
-from imagegate.engines import placeholder_art
-from imagegate.engines.placeholder import PlaceholderEngine
-from imagegate.engines.placeholder_art import palette_for, partial, render, wrap_text
+from imagegate.engines.placeholder import PlaceholderEngine, palette_for, partial, render
+from imagegate.engines.placeholder.context import LAYOUTS, context_for, detail_level
+from imagegate.engines.placeholder.layouts import LAYOUT_FUNCTIONS
+from imagegate.engines.placeholder.text import load_font, wrap_text
 
 CAT = "一只可爱的卡通猫咪坐在笔记本电脑前编程,背景是现代化的办公室"
 FOX = "a red fox in a blue forest, watercolor"
@@ -78,23 +79,27 @@ def test_quality_and_effort_change_the_detail() -> None:
     low = render(job(quality="low", effort="low", seed=3), 0)
     high = render(job(quality="high", effort="high", seed=3), 0)
     assert low.tobytes() != high.tobytes()
-    assert placeholder_art.detail_level("low", "low") == 0
-    assert placeholder_art.detail_level("medium", None) == 3
-    assert placeholder_art.detail_level("high", "high") == 6
+    assert detail_level("low", "low") == 0
+    assert detail_level("medium", None) == 3
+    assert detail_level("high", "high") == 6
 
 
 def test_every_layout_family_renders() -> None:
     seen: set[str] = set()
     for seed in range(200):
         the_job = job(seed=seed, width=192, height=128)
-        layout = placeholder_art._context(the_job, 0).layout
+        layout = context_for(the_job, 0).layout
         if layout in seen:
             continue
         seen.add(layout)
         for background in ("opaque", "transparent"):
             image = render(job(seed=seed, width=192, height=128, background=background), 0)
             assert image.size == (192, 128)
-    assert seen == set(placeholder_art._LAYOUTS)
+    assert seen == set(LAYOUTS)
+
+
+def test_every_layout_family_has_a_painter() -> None:
+    assert set(LAYOUT_FUNCTIONS) == set(LAYOUTS)
 
 
 # --------------------------------------------------------------------------- size and alpha
@@ -254,7 +259,7 @@ def test_palette_mixes_in_reference_colours() -> None:
 
 
 def test_wrap_text_cjk_per_character_latin_per_word() -> None:
-    font = placeholder_art._font(24)
+    font = load_font(24)
     lines = wrap_text(CAT, font, 200, 10)
     assert len(lines) > 1
     assert "".join(lines) == CAT
@@ -264,7 +269,7 @@ def test_wrap_text_cjk_per_character_latin_per_word() -> None:
 
 
 def test_wrap_text_truncates_with_an_ellipsis() -> None:
-    font = placeholder_art._font(20)
+    font = load_font(20)
     lines = wrap_text("lorem ipsum dolor sit amet " * 200, font, 300, 3)
     assert len(lines) == 3
     assert lines[-1].endswith("…")
@@ -287,8 +292,8 @@ def test_odd_prompts_render(prompt: str) -> None:
 
 
 def test_font_has_simplified_chinese_glyphs() -> None:
-    font = placeholder_art._font(32)
-    assert isinstance(font, placeholder_art.ImageFont.FreeTypeFont)
+    font = load_font(32)
+    assert isinstance(font, ImageFont.FreeTypeFont)
     assert font.getname()[0].endswith("SC")
     assert font.getbbox("中文")[2] > 40
 

@@ -8,11 +8,11 @@ from functools import partial as bind
 import anyio.to_thread
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
-from imagegate.engines import placeholder_art
+from imagegate.engines.placeholder.compose import partial, render
 
 
 class PlaceholderEngine:
-    """Renders each image with `placeholder_art.render` in a worker thread.
+    """Renders each image with `compose.render` in a worker thread.
 
     When `job.stream` is set, each image is preceded by `job.partial_images` previews that
     sharpen towards it. The same job always yields the same pixels.
@@ -25,11 +25,11 @@ class PlaceholderEngine:
 
     async def run(self, job: ImageJob) -> AsyncIterator[EngineEvent]:
         for index in range(job.n):
-            final = await anyio.to_thread.run_sync(bind(placeholder_art.render, job, index))
+            final = await anyio.to_thread.run_sync(bind(render, job, index))
             if job.stream:
                 for k in range(job.partial_images):
                     preview = await anyio.to_thread.run_sync(
-                        bind(placeholder_art.partial, final, k, job.partial_images)
+                        bind(partial, final, k, job.partial_images)
                     )
                     yield PartialImage(index=index, partial_index=k, image=preview)
             yield FinalImage(index=index, image=final)

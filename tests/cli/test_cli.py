@@ -1,0 +1,92 @@
+"""The `imagegate` command as a user runs it: keys, and serve on a fresh data directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from imagegate.http.serve import free_port
+
+CLI = [sys.executable, "-m", "imagegate.cli"]
+
+
+def run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IMAGEGATE_DATA_DIR": str(data_dir)}
+    return subprocess.run(CLI + args, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    created = run(["keys", "create", "--name", "ci", "--tier", "tier1"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"sk-ig-[A-Za-z0-9]{40}", secret)
+    listed = run(["keys", "list"], tmp_path)
+    assert "ci" in listed.stdout and secret[:12] in listed.stdout and secret not in listed.stdout
+    assert "tier1" in listed.stdout and "active" in listed.stdout
+    revoked = run(["keys", "revoke", secret[:12]], tmp_path)
+    assert revoked.returncode == 0
+    assert "revoked" in run(["keys", "list"], tmp_path).stdout
+    assert run(["keys", "revoke", "nope"], tmp_path).returncode == 1
+    assert run(["keys", "create", "--name", "x", "--tier", "gold"], tmp_path).returncode != 0
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    port = free_port()
+    env = {**os.environ, "IMAGEGATE_DATA_DIR": str(tmp_path), "IMAGEGATE_PORT": str(port)}
+    proc = subprocess.Popen(CLI + ["serve"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        output = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+        yield base, output, tmp_path
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_serve_on_a_new_database_prints_one_working_key(served: tuple[str, str, Path]) -> None:
+    _, output, data_dir = served
+    secrets = re.findall(r"sk-ig-[A-Za-z0-9]{40}", output)
+    assert secrets, output
+    assert "curl" in output and "OpenAI(base_url=" in output
+    assert "placeholder" in output  # the start-up log says plainly what serves the models
+    assert (data_dir / "imagegate.db").exists()
+    # Start again on the same database: it works with the printed key and prints no new one.
+    port = free_port()
+    env = {**os.environ, "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port)}
+    proc = subprocess.Popen(CLI + ["serve"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                httpx.get(base + "/healthz")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with openai.OpenAI(base_url=base + "/v1", api_key=secrets[0], max_retries=0) as client:
+            result = client.images.generate(model="gpt-image-1", prompt="hello", quality="low")
+            assert result.data and result.data[0].b64_json
+    finally:
+        proc.terminate()
+        second = proc.communicate(timeout=20)[0]
+    assert not re.findall(r"sk-ig-[A-Za-z0-9]{40}", second)
