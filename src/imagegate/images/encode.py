@@ -13,7 +13,9 @@ from PIL import Image
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 JPEG_MAX_QUALITY = 95  # Pillow's advice: above 95 the file grows for no visible gain
-PNG_COMPRESS_LEVEL = 6
+# zlib level 3: on a 1024x1024 placeholder render 46 ms and 531 KB, against 106 ms and
+# 443 KB at level 6 (measured on the 2-core dev machine); the encode dominated the request.
+PNG_COMPRESS_LEVEL = 3
 # Lossless WebP "quality" is encoder effort: 50 is ~30% faster than Pillow's 80 and the
 # files are within 1% of its size on 1024x1024 images.
 WEBP_LOSSLESS_EFFORT = 50
@@ -47,7 +49,7 @@ def encode_image(image: Image.Image, fmt: str, *, compression: int = 100, transp
     """Encode `image` as `fmt` ("png", "jpeg" or "webp").
 
     - png: RGBA when `transparent`, else flattened onto white and written as RGB.
-      compress_level 6, no optimize pass (speed); `compression` is ignored.
+      compress_level 3, no optimize pass (speed); `compression` is ignored.
     - webp: RGBA when `transparent`, else RGB flattened onto white. compression 100
       is lossless (effort 50; exact: RGB under fully transparent pixels is kept
       too); below 100 it is lossy with quality=compression.
