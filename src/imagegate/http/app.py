@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -20,6 +21,7 @@ from imagegate.flow.run import ImageFlow
 from imagegate.http import errors, wire
 from imagegate.http.middleware import BodyLimit, RequestId
 from imagegate.http.routes import files, health, images, models
+from imagegate.images.tokens import count_text_tokens
 from imagegate.storage.blobs import ImageStore
 from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.keys import KeyRepo
@@ -54,8 +56,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             flow = build_flow(settings, clock, http)
             app.state.flow = flow
             app.state.started_at = clock.now()
-            for route in flow.registry.routes():
-                log.info("model %s -> %s (%s)", route.model, route.engine.name, route.engine.describe())
+            _log_routes(flow)
+            # bpe-openai builds its vocabularies on first use (~0.5 s): not on a request.
+            await anyio.to_thread.run_sync(count_text_tokens, "warm up")
             if all(r.engine.name == "placeholder" for r in flow.registry.routes()):
                 log.warning(
                     "no upstream channel and no local model configured: every model is served "
@@ -83,6 +86,14 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(RequestId)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _log_routes(flow: ImageFlow) -> None:
+    by_engine: dict[str, list[str]] = {}
+    for route in flow.registry.routes():
+        by_engine.setdefault(f"{route.engine.name} ({route.engine.describe()})", []).append(route.model)
+    for engine, names in by_engine.items():
+        log.info("%s -> %s", ", ".join(names), engine)
 
 
 async def _sweep_forever(flow: ImageFlow, interval_s: int) -> None:

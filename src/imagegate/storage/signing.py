@@ -22,7 +22,7 @@ def load_or_create_secret(path: Path) -> str:
 
 
 def sign(secret: str, name: str, expires: int) -> str:
-    msg = f"{name}:{expires}".encode()
+    msg = f"{name}:{expires}".encode("utf-8", "surrogatepass")
     return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
@@ -30,7 +30,9 @@ def verify(secret: str, name: str, expires: int, signature: str, now: float) -> 
     """True when the signature matches and has not expired."""
     if expires < now:
         return False
-    return hmac.compare_digest(sign(secret, name, expires), signature)
+    # Bytes, not str: compare_digest raises TypeError on non-ASCII str (a client could send one).
+    given = signature.encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(sign(secret, name, expires).encode(), given)
 
 
 class UrlSigner:
