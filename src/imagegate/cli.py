@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Annotated
@@ -10,11 +11,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from imagegate.client.commands import register as register_client_commands
+
 app = typer.Typer(no_args_is_help=True, help="imagegate: a self-hosted image-generation gateway.")
-keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list, update and revoke API keys.")
+credits_app = typer.Typer(no_args_is_help=True, help="Add credit to a key.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(credits_app, name="credits")
+register_client_commands(app)
 console = Console()
-TIERS = ("free", "tier1", "tier2", "internal")
+err_console = Console(stderr=True)
+LIMITS = ("rpm", "rpd", "ipm", "concurrency")
 
 
 def _settings(**overrides: object):  # type: ignore[no-untyped-def]
@@ -23,15 +30,31 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _key_repo(settings):  # type: ignore[no-untyped-def]
+def _accounts(settings):  # type: ignore[no-untyped-def]
+    """The same account code the /admin API runs, on the configured database."""
+    from imagegate.accounts import Accounts
     from imagegate.clock import SystemClock
     from imagegate.storage.db import make_engine, migrate
     from imagegate.storage.keys import KeyRepo
+    from imagegate.storage.ledger import Ledger
+    from imagegate.storage.usage import UsageRepo
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     was_new = migrate(engine)
-    return KeyRepo(engine, SystemClock()), was_new
+    clock = SystemClock()
+    return Accounts(settings, KeyRepo(engine, clock), Ledger(engine, clock), UsageRepo(engine)), was_new
+
+
+def _admin(call):  # type: ignore[no-untyped-def]
+    """Run an account operation; a GatewayError becomes one red line and exit code 1."""
+    from imagegate.errors import GatewayError
+
+    try:
+        return call()
+    except GatewayError as exc:
+        err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -46,11 +69,12 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(host=host, port=port)
-    repo, was_new = _key_repo(settings)
-    if was_new and settings.create_initial_key and repo.count() == 0:
-        _, secret = repo.create("default", tier="free")
+    accounts, was_new = _accounts(settings)
+    if was_new and settings.create_initial_key and accounts.keys.count() == 0:
+        # The operator's own first key: no rate limits, and the trial credit to spend.
+        _, secret = accounts.create_key("default", tier="internal")
         _print_welcome(secret, settings.host, settings.port)
-    repo.engine.dispose()
+    accounts.keys.engine.dispose()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
@@ -79,41 +103,113 @@ Try it:
     )
 
 
+Rpm = Annotated[int | None, typer.Option(help="Requests per minute (overrides the tier).")]
+Rpd = Annotated[int | None, typer.Option(help="Requests per day (overrides the tier).")]
+Ipm = Annotated[int | None, typer.Option(help="Images per minute (overrides the tier).")]
+Conc = Annotated[int | None, typer.Option(help="Concurrent requests (overrides the tier).")]
+Mult = Annotated[str | None, typer.Option(help="Price multiplier, e.g. 1.3 (30% margin) or 0.8.")]
+Models = Annotated[str | None, typer.Option(help="Comma-separated models this key may use.")]
+Expires = Annotated[float | None, typer.Option(help="Days until the key expires.")]
+
+
+def _limits(rpm, rpd, ipm, concurrency, multiplier, models, expires_days):  # type: ignore[no-untyped-def]
+    fields = {"rpm": rpm, "rpd": rpd, "ipm": ipm, "concurrency": concurrency, "multiplier": multiplier,
+              "allowed_models": models.split(",") if models else None,
+              "expires_at": time.time() + expires_days * 86_400 if expires_days else None}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")],
     tier: Annotated[str, typer.Option(help="free, tier1, tier2 or internal.")] = "free",
+    credit: Annotated[str | None, typer.Option(help="Starting balance in USD (default: trial).")] = None,
+    rpm: Rpm = None, rpd: Rpd = None, ipm: Ipm = None, concurrency: Conc = None,
+    multiplier: Mult = None, models: Models = None, expires_days: Expires = None,
 ) -> None:
     """Create a key; the secret is printed alone on the last line, once."""
-    if tier not in TIERS:
-        raise typer.BadParameter(f"tier must be one of {', '.join(TIERS)}", param_hint="--tier")
-    repo, _ = _key_repo(_settings())
-    key, secret = repo.create(name, tier=tier)
-    console.print(f"created key {key.id} '{key.name}' ({key.prefix}…, tier {key.tier})", highlight=False)
+    accounts, _ = _accounts(_settings())
+    fields = _limits(rpm, rpd, ipm, concurrency, multiplier, models, expires_days)
+    view, secret = _admin(lambda: accounts.create_key(name, tier, credit, **fields))
+    console.print(f"created key {view['id']} '{view['name']}' ({view['prefix']}…, tier {view['tier']}, "
+                  f"balance ${view['balance_usd']:.6f})", highlight=False)
     print(secret)
 
 
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
 @keys_app.command("list")
-def keys_list() -> None:
+def keys_list(as_json: AsJson = False) -> None:
     """List keys (prefixes only: secrets are never stored)."""
-    repo, _ = _key_repo(_settings())
-    table = Table("id", "name", "prefix", "tier", "created", "status")
-    for key in repo.list():
-        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(key.created_at))
-        table.add_row(str(key.id), key.name, key.prefix + "…", key.tier, created,
-                      "active" if key.active else "revoked")
+    accounts, _ = _accounts(_settings())
+    keys = accounts.list_keys()
+    if as_json:
+        print(json.dumps(keys, indent=2))
+        return
+    table = Table("id", "name", "prefix", "tier", "balance", "rpm/rpd/ipm/conc", "created", "status")
+    for k in keys:
+        lim = k["limits"]
+        limits = "/".join("-" if lim[f] is None else str(lim[f]) for f in LIMITS)
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k["created_at"]))
+        table.add_row(str(k["id"]), k["name"], k["prefix"] + "…", k["tier"], f"${k['balance_usd']:.4f}",
+                      limits, created, k["status"])
     console.print(table)
+
+
+@keys_app.command("update")
+def keys_update(
+    ident: Annotated[str, typer.Argument(help="Key id or prefix.")],
+    name: Annotated[str | None, typer.Option(help="New label.")] = None,
+    tier: Annotated[str | None, typer.Option(help="New tier.")] = None,
+    rpm: Rpm = None, rpd: Rpd = None, ipm: Ipm = None, concurrency: Conc = None,
+    multiplier: Mult = None, models: Models = None, expires_days: Expires = None,
+) -> None:
+    """Change a key's name, tier, limits, multiplier, models or expiry."""
+    accounts, _ = _accounts(_settings())
+    fields = _limits(rpm, rpd, ipm, concurrency, multiplier, models, expires_days)
+    fields.update({k: v for k, v in {"name": name, "tier": tier}.items() if v is not None})
+    view = _admin(lambda: accounts.update_key(ident, **fields))
+    console.print(json.dumps(view, indent=2), highlight=False)
 
 
 @keys_app.command("revoke")
 def keys_revoke(ident: Annotated[str, typer.Argument(help="Key id or prefix.")]) -> None:
     """Revoke a key: it answers 401 from then on."""
-    repo, _ = _key_repo(_settings())
-    key = repo.revoke(ident)
-    if key is None:
-        console.print(f"[red]no key '{ident}'[/]")
-        raise typer.Exit(1)
-    console.print(f"revoked key {key.id} '{key.name}' ({key.prefix}…)", highlight=False)
+    accounts, _ = _accounts(_settings())
+    view = _admin(lambda: accounts.revoke_key(ident))
+    console.print(f"revoked key {view['id']} '{view['name']}' ({view['prefix']}…)", highlight=False)
+
+
+@credits_app.command("add")
+def credits_add(
+    ident: Annotated[str, typer.Argument(help="Key id or prefix.")],
+    usd: Annotated[str, typer.Argument(help="Amount in USD, e.g. 10 or 2.50.")],
+    note: Annotated[str | None, typer.Option(help="Kept in the ledger.")] = None,
+) -> None:
+    """Top up a key's balance (an append-only ledger entry)."""
+    accounts, _ = _accounts(_settings())
+    view = _admin(lambda: accounts.add_credit(ident, usd, note))
+    console.print(f"key {view['id']} balance ${view['balance_usd']:.6f}", highlight=False)
+
+
+@app.command()
+def usage(
+    key: Annotated[str | None, typer.Option(help="Only this key (id or prefix).")] = None,
+    days: Annotated[int | None, typer.Option(help="Only the last N days.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Totals per key and UTC day: requests, failures, images, tokens, cost."""
+    accounts, _ = _accounts(_settings())
+    rows = _admin(lambda: accounts.usage_totals(key, days, time.time()))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("day", "key", "requests", "failed", "images", "text in", "image in", "image out", "cost")
+    for r in rows:
+        table.add_row(r["day"], str(r["key_id"]), str(r["requests"]), str(r["failed"]), str(r["images"]),
+                      str(r["text_in"]), str(r["image_in"]), str(r["image_out"]), f"${r['cost_usd']:.6f}")
+    console.print(table)
 
 
 def main() -> None:

@@ -28,3 +28,13 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+
+
+class FrozenClock:
+    """Always the same instant (IMAGEGATE_FROZEN_TIME: tests and benchmarks across processes)."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def now(self) -> float:
+        return self.at

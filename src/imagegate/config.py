@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from imagegate.pricing import ModelPrice, default_prices
 
 # The model names a fresh install answers to (the current SDK's GPT image models).
 DEFAULT_MODELS = (
@@ -32,6 +35,28 @@ class ModerationRule(BaseModel):
     applies_at_low: bool = Field(
         default=False, description="Also enforced when the request says moderation='low'."
     )
+
+
+class Tier(BaseModel):
+    """A tier's limits (None = unlimited) and price multiplier; keys may override each number."""
+
+    rpm: int | None = Field(default=None, ge=1, description="Requests per minute (token bucket).")
+    rpd: int | None = Field(default=None, ge=1, description="Requests per UTC day.")
+    ipm: int | None = Field(default=None, ge=1, description="Images per minute (n=10 counts 10).")
+    concurrency: int | None = Field(default=None, ge=1, description="Requests in flight at once.")
+    multiplier_ppm: int = Field(
+        default=1_000_000, ge=0, description="Price multiplier in parts per million (1x = 1000000)."
+    )
+
+
+def _default_tiers() -> dict[str, Tier]:
+    # The guide's relay: free 20/min and 150/day, tier 1 60/min, tier 2 100/min, 5 concurrent.
+    return {
+        "free": Tier(rpm=20, rpd=150, ipm=20, concurrency=5),
+        "tier1": Tier(rpm=60, ipm=60, concurrency=5),
+        "tier2": Tier(rpm=100, ipm=100, concurrency=5),
+        "internal": Tier(),
+    }
 
 
 def _default_rules() -> list[ModerationRule]:
@@ -76,6 +101,9 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/imagegate.db."
     )
     redis_url: str | None = Field(default=None, description="Unset: in-process limits and caches.")
+    redis_prefix: str = Field(
+        default="imagegate:", description="Prefix of every Redis key (several gateways on one Redis)."
+    )
     admin_key: str | None = Field(default=None, description="Bearer key for /admin/ endpoints.")
     public_base_url: str | None = Field(
         default=None,
@@ -111,6 +139,28 @@ class Settings(BaseSettings):
     )
     moderation_rules: list[ModerationRule] = Field(
         default_factory=_default_rules, description="Prompt policy behind moderation='auto'/'low'."
+    )
+    tiers: dict[str, Tier] = Field(
+        default_factory=_default_tiers, description="Tier name -> limits and price multiplier."
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=default_prices,
+        description="Model -> prices in micro-dollars; '*' prices every other model.",
+    )
+    trial_credit_usd: Decimal = Field(
+        default=Decimal("5"), ge=0, description="Starting balance of a new key (the guide's $5)."
+    )
+    reservation_timeout_s: int = Field(
+        default=900, ge=1, description="Unsettled reservations older than this are released."
+    )
+    idempotency_ttl_s: int = Field(default=86_400, description="How long Idempotency-Keys are kept.")
+    rate_limit_fail_open: bool = Field(
+        default=False,
+        description="If the Redis rate-limit store is unreachable: false = 503 (fail closed), "
+        "true = admit without limits.",
+    )
+    frozen_time: float | None = Field(
+        default=None, description="Testing and benchmarks only: every clock read returns this."
     )
     create_initial_key: bool = Field(
         default=True, description="On a new database, `serve` creates one API key and prints it."

@@ -10,11 +10,16 @@
     │   └── UnsupportedMimetype       code unsupported_file_mimetype
     ├── ModerationBlocked             400 image_generation_user_error / moderation_blocked
     ├── AuthenticationFailed          401 invalid_api_key
-    ├── SignatureInvalid              403 (tampered or expired image URL)
+    ├── PermissionDenied              403
+    │   └── SignatureInvalid          403 (tampered or expired image URL)
     ├── NotFound                      404
     │   └── ModelNotFound             code model_not_found
+    ├── Conflict                      409 (Idempotency-Key reused or still running)
     ├── PayloadTooLarge               413
-    └── EngineFailed                  500 (an engine broke; never the client's fault)
+    ├── RateLimited                   429 rate_limit_exceeded (+ Retry-After)
+    ├── InsufficientQuota             429 insufficient_quota
+    ├── EngineFailed                  500 (an engine broke; never the client's fault)
+    └── ServiceUnavailable            503 (a backing store is unreachable)
 
 Every error carries the four fields of OpenAI's error body: message, type, param, code.
 """
@@ -44,6 +49,8 @@ class GatewayError(Exception):
         self.code = code if code is not None else self.default_code
         # Extra keys placed inside the "error" object (e.g. moderation_details).
         self.extra = extra or {}
+        # Response headers that go with the error (Retry-After, x-ratelimit-*).
+        self.headers: dict[str, str] = {}
 
     def body(self) -> dict[str, Any]:
         """The OpenAI error body: {"error": {"message", "type", "param", "code", ...}}."""
@@ -101,9 +108,33 @@ class AuthenticationFailed(GatewayError):
     default_code = "invalid_api_key"
 
 
-class SignatureInvalid(GatewayError):
+class PermissionDenied(GatewayError):
     type = "invalid_request_error"
+    default_code = "permission_denied"
+
+
+class SignatureInvalid(PermissionDenied):
     default_code = "invalid_signature"
+
+
+class Conflict(GatewayError):
+    type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class RateLimited(GatewayError):
+    type = "requests"
+    default_code = "rate_limit_exceeded"
+
+
+class InsufficientQuota(GatewayError):
+    type = "insufficient_quota"
+    default_code = "insufficient_quota"
+
+
+class ServiceUnavailable(GatewayError):
+    type = "server_error"
+    default_code = "service_unavailable"
 
 
 class NotFound(GatewayError):
@@ -138,3 +169,27 @@ def invalid_choice(param: str, value: object, choices: tuple[str, ...] | list[st
     return InvalidValue(
         f"Invalid value: '{value}'. Supported values are: {supported(choices)}.", param=param
     )
+
+
+# The HTTP status of each error class (the first match along the class's MRO wins).
+STATUS: dict[type[GatewayError], int] = {
+    InvalidRequest: 400,
+    ModerationBlocked: 400,
+    AuthenticationFailed: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    RateLimited: 429,
+    InsufficientQuota: 429,
+    EngineFailed: 500,
+    ServiceUnavailable: 503,
+    GatewayError: 500,
+}
+
+
+def status_of(exc: GatewayError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500

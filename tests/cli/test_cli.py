@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -19,24 +20,36 @@ from imagegate.http.serve import free_port
 CLI = [sys.executable, "-m", "imagegate.cli"]
 
 
-def run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IMAGEGATE_DATA_DIR": str(data_dir)}
+def run(args: list[str], data_dir: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IMAGEGATE_DATA_DIR": str(data_dir), **env_vars}
     return subprocess.run(CLI + args, env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_keys_create_list_revoke(tmp_path: Path) -> None:
-    created = run(["keys", "create", "--name", "ci", "--tier", "tier1"], tmp_path)
+def test_keys_credits_and_usage_commands(tmp_path: Path) -> None:
+    created = run(["keys", "create", "--name", "ci", "--tier", "tier1", "--credit", "12.5", "--rpm", "7"],
+                  tmp_path)
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"sk-ig-[A-Za-z0-9]{40}", secret)
-    listed = run(["keys", "list"], tmp_path)
-    assert "ci" in listed.stdout and secret[:12] in listed.stdout and secret not in listed.stdout
-    assert "tier1" in listed.stdout and "active" in listed.stdout
+    listed = json.loads(run(["keys", "list", "--json"], tmp_path).stdout)
+    assert [(k["name"], k["prefix"], k["tier"], k["balance_usd"], k["limits"]["rpm"]) for k in listed] == [
+        ("ci", secret[:12], "tier1", 12.5, 7)]
+    human = run(["keys", "list"], tmp_path, COLUMNS="200").stdout
+    assert "ci" in human and secret[:12] in human and secret not in human
+    assert run(["credits", "add", secret[:12], "2.25", "--note", "invoice 1"], tmp_path).returncode == 0
+    updated = run(["keys", "update", secret[:12], "--tier", "tier2", "--multiplier", "1.1"], tmp_path)
+    assert updated.returncode == 0, updated.stderr
+    view = json.loads(run(["keys", "list", "--json"], tmp_path).stdout)[0]
+    assert view["balance_usd"] == 14.75 and view["tier"] == "tier2" and view["multiplier"] == 1.1
+    assert json.loads(run(["usage", "--json"], tmp_path).stdout) == []
     revoked = run(["keys", "revoke", secret[:12]], tmp_path)
     assert revoked.returncode == 0
-    assert "revoked" in run(["keys", "list"], tmp_path).stdout
-    assert run(["keys", "revoke", "nope"], tmp_path).returncode == 1
-    assert run(["keys", "create", "--name", "x", "--tier", "gold"], tmp_path).returncode != 0
+    assert json.loads(run(["keys", "list", "--json"], tmp_path).stdout)[0]["status"] == "revoked"
+    missing = run(["keys", "revoke", "nope"], tmp_path)
+    assert missing.returncode == 1 and "No key 'nope'" in missing.stderr
+    bad_tier = run(["keys", "create", "--name", "x", "--tier", "gold"], tmp_path)
+    assert bad_tier.returncode == 1 and "Unknown tier 'gold'" in bad_tier.stderr
+    assert run(["credits", "add", "1", "-3"], tmp_path).returncode != 0
 
 
 @pytest.fixture

@@ -34,49 +34,72 @@ async def collect(
     if request.multipart:
         return _from_uploads(request)
     refs = _json_refs(request.params)
-    if len(refs) > MAX_IMAGES:
-        raise _too_many(len(refs))
-    images = [await _resolve(ref, f"images[{i}]", http, settings) for i, ref in enumerate(refs)]
-    mask_ref = request.params.get("mask")
+    images = [await _resolve(url, param, http, settings) for param, url in refs]
     mask = None
+    # Generations take no mask: validate() rejects the field by name, without fetching it.
+    mask_ref = request.params.get("mask") if request.kind == "edit" else None
     if mask_ref is not None:
         mask = await _resolve(_ref_url(mask_ref, "mask"), "mask", http, settings)
     return images, mask
 
 
+# Multipart fields that must be file parts; text values would be silently lost.
+_FILE_FIELDS = ("image", "image[]", "mask")
+
+
 def _from_uploads(request: ImageRequest) -> tuple[list[RawImage], RawImage | None]:
-    if isinstance(request.params.get("image"), str) or isinstance(
-        request.params.get("image[]"), str
-    ):
-        raise InvalidType(
-            "Invalid type for 'image': expected one of an array of files or file, "
-            "but got a string instead.",
-            param="image",
-        )
-    files = [u for u in request.uploads if u.field == "image" or u.field.startswith("image[")]
+    for name in _FILE_FIELDS:
+        if isinstance(request.params.get(name), str):
+            param = "image" if name == "image[]" else name
+            expected = "a file" if name == "mask" else "one of an array of files or file"
+            raise InvalidType(
+                f"Invalid type for '{param}': expected {expected}, but got a string instead.",
+                param=param,
+            )
+    files = [u for u in request.uploads if is_image_field(u.field)]
     if len(files) > MAX_IMAGES:
-        raise _too_many(len(files))
+        raise _too_many(len(files), "image")
     images = [
         RawImage(f"image[{i}]" if len(files) > 1 else "image", u.data, u.content_type)
         for i, u in enumerate(files)
     ]
     masks = [u for u in request.uploads if u.field == "mask"]
+    if len(masks) > 1:
+        raise InvalidValue(
+            f"Invalid value for 'mask': expected one file, but got {len(masks)}.", param="mask"
+        )
     mask = RawImage("mask", masks[0].data, masks[0].content_type) if masks else None
     return images, mask
 
 
-def _json_refs(params: dict[str, Any]) -> list[str]:
-    """Image URLs from `images` (OpenAI's JSON edits) or `image` (the guide's spelling)."""
-    if "images" in params:
-        value = params["images"]
-        if not isinstance(value, list):
+def is_image_field(name: str) -> bool:
+    """A multipart file part that carries an input image: image, image[] or image[N]."""
+    return name == "image" or name.startswith("image[")
+
+
+def _json_refs(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(param, URL) of each image in `images` (OpenAI's JSON edits) or `image` (the guide's
+    spelling: one URL or a list). Null counts as absent, as for every other field."""
+    images, image = params.get("images"), params.get("image")
+    if images is not None and image is not None:
+        raise InvalidValue(
+            "Send the reference images in 'images' or in 'image', not both.", param="image"
+        )
+    if images is not None:
+        if not isinstance(images, list):
             raise InvalidType("Invalid type for 'images': expected an array.", param="images")
-        return [_ref_url(ref, f"images[{i}]") for i, ref in enumerate(value)]
-    if "image" in params:
-        value = params["image"]
-        items = value if isinstance(value, list) else [value]
-        return [_ref_url(ref, "image") for ref in items]
-    return []
+        refs = [(f"images[{i}]", ref) for i, ref in enumerate(images)]
+        name = "images"
+    elif isinstance(image, list):
+        refs = [(f"image[{i}]", ref) for i, ref in enumerate(image)]
+        name = "image"
+    elif image is not None:
+        refs, name = [("image", image)], "image"
+    else:
+        return []
+    if len(refs) > MAX_IMAGES:
+        raise _too_many(len(refs), name)
+    return [(param, _ref_url(ref, param)) for param, ref in refs]
 
 
 def _ref_url(ref: Any, param: str) -> str:
@@ -105,13 +128,20 @@ async def _resolve(url: str, param: str, http: httpx.AsyncClient, settings: Sett
         data, media_type = parse_data_url(url, param=param)
         return RawImage(param, data, media_type)
     if url.startswith(("http://", "https://")):
-        return await _fetch(url, param, http, settings)
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:  # not an httpx.HTTPError: "http://[::1", a port over 65535...
+            parsed = None
+        # httpx takes any port number, and connect() then fails with an OverflowError.
+        if parsed is None or not parsed.host or not 0 < (parsed.port or 80) < 65536:
+            raise InvalidValue(f"Invalid value for '{param}': not a valid URL.", param=param)
+        return await _fetch(parsed, param, http, settings)
     raise InvalidValue(
         f"Invalid value for '{param}': expected an http(s) URL or a data URL.", param=param
     )
 
 
-async def _fetch(url: str, param: str, http: httpx.AsyncClient, settings: Settings) -> RawImage:
+async def _fetch(url: httpx.URL, param: str, http: httpx.AsyncClient, settings: Settings) -> RawImage:
     limit = settings.max_image_bytes
     try:
         async with http.stream("GET", url, timeout=settings.fetch_timeout_s) as resp:
@@ -130,14 +160,14 @@ async def _fetch(url: str, param: str, http: httpx.AsyncClient, settings: Settin
                     )
                 chunks.append(chunk)
             declared = resp.headers.get("content-type", "").split(";")[0] or None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise InvalidImage(
             f"Could not fetch '{param}': {type(exc).__name__}.", param=param
         ) from exc
     return RawImage(param, b"".join(chunks), declared)
 
 
-def _too_many(count: int) -> InvalidValue:
+def _too_many(count: int, param: str) -> InvalidValue:
     return InvalidValue(
-        f"Too many images: {count}. At most {MAX_IMAGES} images are allowed.", param="image"
+        f"Too many images: {count}. At most {MAX_IMAGES} images are allowed.", param=param
     )

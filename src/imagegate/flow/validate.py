@@ -27,7 +27,7 @@ from imagegate.errors import (
     UnknownParameter,
     invalid_choice,
 )
-from imagegate.flow.fetch_images import RawImage
+from imagegate.flow.fetch_images import RawImage, is_image_field
 from imagegate.flow.request import ImageRequest, ResponseOptions
 from imagegate.images.decode import decode_image, decode_mask
 from imagegate.images.sizes import auto_edit_size, auto_generation_size, parse_size
@@ -53,6 +53,9 @@ COMMON_FIELDS = frozenset(
 )
 GENERATION_FIELDS = COMMON_FIELDS | {"image", "images", "input_fidelity"}
 EDIT_FIELDS = COMMON_FIELDS | {"image", "image[]", "images", "mask", "input_fidelity", "markup"}
+# Multipart edits upload files as image/image[]; JSON edits list URLs in images (or image).
+MULTIPART_EDIT_FIELDS = EDIT_FIELDS - {"images"}
+JSON_EDIT_FIELDS = EDIT_FIELDS - {"image[]"}
 # DALL-E-only fields that GPT image models reject by name.
 REJECTED_FIELDS = frozenset({"style"})
 # Auto background turns transparent when the prompt asks for it.
@@ -80,7 +83,9 @@ def validate(
     ]
     kind = "edit" if (request.kind == "edit" or decoded) else "generation"
     if request.kind == "edit" and not decoded:
-        raise MissingParameter("image")
+        # Multipart edits upload `image` files; JSON edits list `images` (or the guide's `image`).
+        raise MissingParameter("image" if request.multipart or "image" in p else "images")
+    _check_uploads(request)
     mask_image = None
     if mask is not None:
         if not decoded:
@@ -128,8 +133,14 @@ def validate(
     return job, options
 
 
+def _allowed_fields(request: ImageRequest) -> frozenset[str]:
+    if request.kind != "edit":
+        return GENERATION_FIELDS
+    return MULTIPART_EDIT_FIELDS if request.multipart else JSON_EDIT_FIELDS
+
+
 def _check_fields(request: ImageRequest) -> None:
-    allowed = EDIT_FIELDS if request.kind == "edit" else GENERATION_FIELDS
+    allowed = _allowed_fields(request)
     for name in request.params:
         if name in REJECTED_FIELDS or name not in allowed:
             raise UnknownParameter(name)
@@ -139,6 +150,19 @@ def _check_fields(request: ImageRequest) -> None:
             raise InvalidValue(
                 "Conflicting values for 'format' and 'output_format'.", param="format"
             )
+
+
+def _check_uploads(request: ImageRequest) -> None:
+    """A file part that is neither an image nor the mask would be silently dropped."""
+    for upload in request.uploads:
+        name = upload.field
+        if name == "mask" or is_image_field(name):
+            continue
+        if name in _allowed_fields(request):
+            raise InvalidType(
+                f"Invalid type for '{name}': expected a string, but got a file instead.", param=name
+            )
+        raise UnknownParameter(name)
 
 
 def _or(value: int | None, default: int) -> int:
@@ -220,7 +244,7 @@ def _int(
     if value is None:
         return None
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        value = int(value)  # multipart sends numbers as decimal strings
+        value = _decimal(value, param, lo, hi)  # multipart sends numbers as decimal strings
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -229,13 +253,36 @@ def _int(
             param=param,
         )
     if not lo <= value <= hi:
-        which = "below minimum" if value < lo else "above maximum"
-        raise InvalidValue(
-            f"Invalid '{param}': integer {which} value. Expected a value between {lo} and {hi}, "
-            f"but got {value} instead.",
-            param=param,
-        )
+        raise _out_of_range(param, lo, hi, value < lo, str(value))
     return value
+
+
+# More digits than any bound here; int() of a huge string is slow, and refused past 4300 digits.
+_MAX_DIGITS = 20
+
+
+def _decimal(text: str, param: str, lo: int, hi: int) -> int:
+    digits = text.strip().lstrip("-").lstrip("0")
+    if len(digits) > _MAX_DIGITS:
+        raise _out_of_range(param, lo, hi, text.strip().startswith("-"), text.strip())
+    try:
+        return int(text)
+    except ValueError:  # a Unicode digit int() does not take (e.g. superscripts)
+        raise InvalidType(
+            f"Invalid type for '{param}': expected an integer, but got a string instead.",
+            param=param,
+        ) from None
+
+
+def _out_of_range(param: str, lo: int, hi: int, below: bool, shown: str) -> InvalidValue:
+    which = "below minimum" if below else "above maximum"
+    if len(shown) > 40:
+        shown = f"{shown[:20]}...({len(shown)} characters)"
+    return InvalidValue(
+        f"Invalid '{param}': integer {which} value. Expected a value between {lo} and {hi}, "
+        f"but got {shown} instead.",
+        param=param,
+    )
 
 
 def _bool(p: dict[str, Any], name: str) -> bool | None:
@@ -258,6 +305,7 @@ def _resolve_auto(value: str | None, default: str) -> str:
 
 def _background(p: dict[str, Any], prompt: str, output_format: str) -> str:
     background = _choice(p, "background", BACKGROUNDS)
+    param = "background"  # the field an error about the background names
     transparency = _bool(p, "transparency")
     if transparency is not None:
         implied = "transparent" if transparency else "opaque"
@@ -265,6 +313,8 @@ def _background(p: dict[str, Any], prompt: str, output_format: str) -> str:
             raise InvalidValue(
                 "Conflicting values for 'transparency' and 'background'.", param="transparency"
             )
+        if background in (None, "auto"):
+            param = "transparency"
         background = implied
     if background in (None, "auto"):
         wants_alpha = output_format != "jpeg" and _TRANSPARENT_HINT.search(prompt)
@@ -273,7 +323,7 @@ def _background(p: dict[str, Any], prompt: str, output_format: str) -> str:
         raise InvalidValue(
             "Transparent background is not supported for output_format 'jpeg'. "
             "Use 'png' or 'webp'.",
-            param="background",
+            param=param,
         )
     return background
 

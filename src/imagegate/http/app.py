@@ -14,18 +14,23 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from imagegate import __version__
-from imagegate.clock import Clock, SystemClock
+from imagegate.accounts import Accounts
+from imagegate.clock import Clock, FrozenClock, SystemClock
 from imagegate.config import Settings
 from imagegate.engines.registry import build_registry
-from imagegate.flow.run import ImageFlow
+from imagegate.flow.run import ImageFlow, Stores
 from imagegate.http import errors, wire
 from imagegate.http.middleware import BodyLimit, RequestId
-from imagegate.http.routes import files, health, images, models
+from imagegate.http.routes import account, admin, files, health, images, models
 from imagegate.images.tokens import count_text_tokens
+from imagegate.limits import build_rate_limiter
 from imagegate.storage.blobs import ImageStore
 from imagegate.storage.db import make_engine, migrate
+from imagegate.storage.idempotency import IdempotencyRepo
 from imagegate.storage.keys import KeyRepo
+from imagegate.storage.ledger import Ledger
 from imagegate.storage.signing import UrlSigner, load_or_create_secret
+from imagegate.storage.usage import UsageRepo
 
 log = logging.getLogger("imagegate")
 
@@ -35,26 +40,35 @@ def build_flow(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> Ima
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
     secret = settings.url_secret or load_or_create_secret(settings.data_dir / "url-secret")
-    registry = build_registry(settings)
+    stores = Stores(
+        keys=KeyRepo(engine, clock),
+        ledger=Ledger(engine, clock),
+        usage=UsageRepo(engine),
+        idempotency=IdempotencyRepo(engine, clock, settings.idempotency_ttl_s),
+        images=ImageStore(settings.data_dir / "blobs", engine, clock, settings.image_retention_s),
+    )
     return ImageFlow(
         settings=settings,
-        keys=KeyRepo(engine, clock),
-        images=ImageStore(settings.data_dir / "blobs", engine, clock, settings.image_retention_s),
+        stores=stores,
         signer=UrlSigner(secret, settings.url_ttl_s, clock),
-        registry=registry,
+        registry=build_registry(settings),
+        limiter=build_rate_limiter(settings.redis_url, prefix=settings.redis_prefix,
+                                   lease_ttl_s=settings.reservation_timeout_s),
         http=http,
         clock=clock,
     )
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
-    clock = clock or SystemClock()
+    clock = clock or (FrozenClock(settings.frozen_time) if settings.frozen_time else SystemClock())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with httpx.AsyncClient(follow_redirects=True) as http:
             flow = build_flow(settings, clock, http)
             app.state.flow = flow
+            app.state.settings = settings
+            app.state.accounts = Accounts(settings, flow.keys, flow.stores.ledger, flow.stores.usage)
             app.state.started_at = clock.now()
             _log_routes(flow)
             # bpe-openai builds its vocabularies on first use (~0.5 s): not on a request.
@@ -71,6 +85,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+                await flow.limiter.close()
                 flow.keys.engine.dispose()
 
     app = FastAPI(
@@ -80,7 +95,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (images, files, models, health):
+    for module in (images, files, models, account, admin, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestId)
@@ -100,8 +115,8 @@ async def _sweep_forever(flow: ImageFlow, interval_s: int) -> None:
     while True:
         try:
             swept = await flow.sweep()
-            if swept:
-                log.info("swept %d expired images", swept)
+            if any(swept.values()):
+                log.info("swept %s", ", ".join(f"{v} {k}" for k, v in swept.items() if v))
         except Exception:  # a failed sweep must not stop the next one
             log.exception("image sweep failed")
         await asyncio.sleep(interval_s)

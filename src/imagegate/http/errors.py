@@ -8,32 +8,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from imagegate import errors as e
 
 log = logging.getLogger("imagegate.http")
 
-STATUS: dict[type[e.GatewayError], int] = {
-    e.InvalidRequest: 400,
-    e.ModerationBlocked: 400,
-    e.AuthenticationFailed: 401,
-    e.SignatureInvalid: 403,
-    e.NotFound: 404,
-    e.PayloadTooLarge: 413,
-    e.EngineFailed: 500,
-    e.GatewayError: 500,
-}
-
-
-def status_for(exc: e.GatewayError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
-    return 500
-
-
 def error_response(exc: e.GatewayError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=status_for(exc))
+    return JSONResponse(exc.body(), status_code=e.status_of(exc), headers=exc.headers or None)
 
 
 def install(app: FastAPI) -> None:
@@ -42,6 +24,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.GatewayError)
     async def _gateway(_request: Request, exc: e.GatewayError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnect(_request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The client hung up before its body was complete (or its Content-Length promised
+        # more than it sent): its mistake, not a server error, and nobody is left to answer.
+        err = e.InvalidRequest(
+            "The connection closed before the whole request body arrived.", code="incomplete_body"
+        )
+        return error_response(err)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,8 +1,23 @@
-"""Table definitions (SQLAlchemy Core). Alembic migrations in migrations/versions mirror them."""
+"""Table definitions (SQLAlchemy Core). Alembic migrations in migrations/versions mirror them.
+
+Money is BigInteger micro-dollars. Times are float seconds since the epoch (from the Clock).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -16,6 +31,77 @@ api_keys = Table(
     Column("tier", String(32), nullable=False, server_default="free"),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    Column("expires_at", Float, nullable=True),
+    Column("balance_micros", BigInteger, nullable=False, server_default="0"),
+    # Per-key overrides of the tier's numbers (NULL = the tier's).
+    Column("rpm", Integer, nullable=True),
+    Column("rpd", Integer, nullable=True),
+    Column("ipm", Integer, nullable=True),
+    Column("concurrency", Integer, nullable=True),
+    Column("multiplier_ppm", Integer, nullable=True),
+    Column("allowed_models", Text, nullable=True),  # JSON list; NULL = every model
+    CheckConstraint("balance_micros >= 0", name="ck_api_keys_balance_nonnegative"),
+)
+
+# Append-only: every balance equals the sum of its key's rows.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # topup | reserve | settle | release
+    Column("amount_micros", BigInteger, nullable=False),  # signed
+    Column("reservation_id", String(36), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id"), nullable=False),
+    Column("request_id", String(64), nullable=True),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("charged_micros", BigInteger, nullable=True),
+    Column("status", String(16), nullable=False),  # held | settled | released
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_reservations_status_expires", "status", "expires_at"),
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("key_id", Integer, ForeignKey("api_keys.id"), nullable=False, index=True),
+    Column("day", String(10), nullable=False, index=True),  # UTC YYYY-MM-DD
+    Column("created_at", Float, nullable=False),
+    Column("endpoint", String(32), nullable=False),  # generations | edits
+    Column("model", String(100), nullable=True),
+    Column("engine", String(50), nullable=True),
+    Column("params", Text, nullable=True),  # JSON of the resolved parameters
+    Column("images", Integer, nullable=False, server_default="0"),
+    Column("text_in", Integer, nullable=False, server_default="0"),
+    Column("image_in", Integer, nullable=False, server_default="0"),
+    Column("image_out", Integer, nullable=False, server_default="0"),
+    Column("cost_micros", BigInteger, nullable=False, server_default="0"),
+    Column("latency_ms", Integer, nullable=False, server_default="0"),
+    Column("status", Integer, nullable=False),
+    Column("error_code", String(64), nullable=True),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("key_id", Integer, ForeignKey("api_keys.id"), primary_key=True),
+    Column("idem_key", String(255), primary_key=True),
+    Column("body_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | done
+    Column("response", Text, nullable=True),  # JSON with image bytes referenced by blob name
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 images = Table(

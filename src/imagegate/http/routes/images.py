@@ -9,11 +9,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartParser
 
 from imagegate.errors import GatewayError, InvalidRequest
 from imagegate.flow.request import ImageRequest, Upload
+from imagegate.flow.run import RequestContext
 from imagegate.http import wire
 from imagegate.http.deps import FlowDep, KeyDep, base_url, request_id
+from imagegate.storage.keys import ApiKey
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
@@ -29,9 +32,9 @@ MAX_FIELDS = 64
     responses={**wire.ERRORS, 200: {"content": {"text/event-stream": {}}}},
     openapi_extra=wire.body(("application/json", wire.CreateImageRequest)),
 )
-async def generations(request: Request, flow: FlowDep, _key: KeyDep) -> Response:
+async def generations(request: Request, flow: FlowDep, key: KeyDep) -> Response:
     params = await _json_body(request)
-    return await _run(ImageRequest("generation", params), request, flow)
+    return await _run(ImageRequest("generation", params), request, flow, key)
 
 
 @router.post(
@@ -44,8 +47,8 @@ async def generations(request: Request, flow: FlowDep, _key: KeyDep) -> Response
         ("application/json", wire.EditImageJsonRequest),
     ),
 )
-async def edits(request: Request, flow: FlowDep, _key: KeyDep) -> Response:
-    content_type = request.headers.get("content-type", "")
+async def edits(request: Request, flow: FlowDep, key: KeyDep) -> Response:
+    content_type = request.headers.get("content-type", "").strip().lower()  # media types ignore case
     if content_type.startswith("multipart/form-data"):
         image_request = await _multipart(request)
     elif content_type.startswith("application/json"):
@@ -56,18 +59,23 @@ async def edits(request: Request, flow: FlowDep, _key: KeyDep) -> Response:
             "(files) or application/json (image URLs).",
             code="unsupported_content_type",
         )
-    return await _run(image_request, request, flow)
+    return await _run(image_request, request, flow, key)
 
 
-async def _run(image_request: ImageRequest, request: Request, flow: FlowDep) -> Response:
-    prepared = await flow.prepare(image_request, request_id(request))
-    if prepared.options.stream:
+async def _run(image_request: ImageRequest, request: Request, flow: FlowDep, key: ApiKey) -> Response:
+    ctx = RequestContext(
+        request_id=request_id(request),
+        base_url=base_url(request),
+        idempotency_key=request.headers.get("idempotency-key") or None,
+    )
+    outcome = await flow.handle(image_request, key, ctx)
+    if outcome.events is not None:
         return StreamingResponse(
-            _sse(flow.stream(prepared, base_url(request))),
+            _sse(outcome.events),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **outcome.headers},
         )
-    return JSONResponse(await flow.generate(prepared, base_url(request)))
+    return JSONResponse(outcome.body, headers=outcome.headers)
 
 
 async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
@@ -79,7 +87,15 @@ async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         params = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        if b"\\" in raw:  # a "\\ud800" escape parses to a lone surrogate, which no UTF-8
+            json.dumps(params, ensure_ascii=False).encode()  # response can quote or echo
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request: it contains a \\u escape of a "
+            "lone UTF-16 surrogate, which is not valid Unicode.",
+            code="invalid_json",
+        ) from None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting recurses
         params = None
     if not isinstance(params, dict):
         raise InvalidRequest(
@@ -90,17 +106,35 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return params
 
 
+class _MultiPartParser(MultiPartParser):
+    """Starlette's parser, noting whether the closing boundary arrived: without it, starlette
+    returns the parts before the cut and silently drops the unfinished last one."""
+
+    complete = False
+
+    def on_end(self) -> None:
+        self.complete = True
+
+
 async def _multipart(request: Request) -> ImageRequest:
+    parser = _MultiPartParser(
+        request.headers, request.stream(), max_files=MAX_FILES, max_fields=MAX_FIELDS
+    )
     try:
-        form = await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
+        form = await parser.parse()
     except GatewayError:
         raise
     except Exception as exc:  # malformed bodies, too many parts
-        detail = getattr(exc, "detail", None) or "the body is not valid multipart/form-data"
+        detail = getattr(exc, "message", None) or "the body is not valid multipart/form-data"
         raise InvalidRequest(f"Could not parse the multipart body: {detail}.") from exc
     params: dict[str, Any] = {}
     uploads: list[Upload] = []
     try:
+        if not parser.complete:
+            raise InvalidRequest(
+                "Could not parse the multipart body: it is empty or ends before its closing "
+                "boundary."
+            )
         for name, value in form.multi_items():
             if isinstance(value, UploadFile):
                 data = await value.read()
@@ -109,4 +143,7 @@ async def _multipart(request: Request) -> ImageRequest:
                 params[name] = value
     finally:
         await form.close()
+        # The spool file of a part cut short is in no form item: close it too.
+        for file in getattr(parser, "_files_to_close_on_error", ()):
+            file.close()
     return ImageRequest("edit", params, uploads, multipart=True)

@@ -1,0 +1,138 @@
+"""Key and credit administration shared by the CLI and the /admin HTTP API (no HTTP here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from imagegate.config import Settings
+from imagegate.errors import InvalidValue, NotFound
+from imagegate.pricing import micros_to_usd, usd_to_micros
+from imagegate.storage.keys import ApiKey, KeyRepo
+from imagegate.storage.ledger import Ledger
+from imagegate.storage.usage import UsageRepo
+
+LIMIT_FIELDS = ("rpm", "rpd", "ipm", "concurrency")
+
+
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    settings: Settings
+    keys: KeyRepo
+    ledger: Ledger
+    usage: UsageRepo
+
+    def create_key(self, name: str, tier: str = "free", credit_usd: str | Decimal | None = None,
+                   **fields: Any) -> tuple[dict[str, Any], str]:
+        """A new key with its starting credit (the trial credit unless `credit_usd` is given)."""
+        self._check_tier(tier)
+        credit = self.settings.trial_credit_usd if credit_usd is None else credit_usd
+        key, secret = self.keys.create(name, tier, credit_micros=_micros(credit, "credit_usd"),
+                                       **_clean(fields))
+        return self.view(key), secret
+
+    def update_key(self, ident: str, **fields: Any) -> dict[str, Any]:
+        key = self._find(ident)
+        if "tier" in fields and fields["tier"] is not None:
+            self._check_tier(fields["tier"])
+        updated = self.keys.update(key.id, **_clean(fields, keep_none=("expires_at", "allowed_models",
+                                                                       *LIMIT_FIELDS, "multiplier_ppm")))
+        assert updated is not None
+        return self.view(updated)
+
+    def revoke_key(self, ident: str) -> dict[str, Any]:
+        self._find(ident)
+        key = self.keys.revoke(ident)
+        assert key is not None
+        return self.view(key)
+
+    def add_credit(self, ident: str, amount_usd: str | Decimal, note: str | None = None) -> dict[str, Any]:
+        key = self._find(ident)
+        micros = _micros(amount_usd, "amount_usd")
+        if micros <= 0:
+            raise InvalidValue("amount_usd must be more than zero.", param="amount_usd")
+        self.ledger.top_up(key.id, micros, note)
+        return self.view(self._find(str(key.id)))
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return [self.view(k) for k in self.keys.list()]
+
+    def get_key(self, ident: str) -> dict[str, Any]:
+        return self.view(self._find(ident))
+
+    def account(self, key: ApiKey) -> dict[str, Any]:
+        """What a key sees of itself at GET /v1/usage."""
+        credited, spent = self.ledger.totals(key.id)
+        counts = self.usage.account(key.id)
+        balance = self.ledger.balance(key.id)
+        return {
+            "object": "usage",
+            "key": key.prefix,
+            "tier": key.tier,
+            "balance_usd": micros_to_usd(balance),
+            "spent_usd": micros_to_usd(spent),
+            "credited_usd": micros_to_usd(credited),
+            "reserved_usd": micros_to_usd(credited - spent - balance),
+            **counts,
+        }
+
+    def usage_totals(self, key: str | None = None, days: int | None = None, now: float | None = None
+                     ) -> list[dict[str, Any]]:
+        key_id = self._find(key).id if key else None
+        rows = self.usage.totals(key_id=key_id, days=days, now=now)
+        for row in rows:
+            row["cost_usd"] = micros_to_usd(row.pop("cost_micros"))
+        return rows
+
+    def view(self, key: ApiKey) -> dict[str, Any]:
+        tier = self.settings.tiers.get(key.tier)
+        effective = {f: getattr(key, f) if getattr(key, f) is not None else getattr(tier, f, None)
+                     for f in LIMIT_FIELDS}
+        multiplier = key.multiplier_ppm if key.multiplier_ppm is not None else (
+            tier.multiplier_ppm if tier else 1_000_000)
+        return {
+            "id": key.id, "name": key.name, "prefix": key.prefix, "tier": key.tier,
+            "status": "revoked" if key.revoked_at else "active", "created_at": int(key.created_at),
+            "expires_at": key.expires_at, "balance_usd": micros_to_usd(key.balance_micros),
+            "limits": effective, "overrides": {f: getattr(key, f) for f in LIMIT_FIELDS},
+            "multiplier": multiplier / 1_000_000,
+            "allowed_models": list(key.allowed_models) if key.allowed_models else None,
+        }
+
+    def _find(self, ident: str) -> ApiKey:
+        key = self.keys.find(ident)
+        if key is None:
+            raise NotFound(f"No key '{ident}'.", code="key_not_found")
+        return key
+
+    def _check_tier(self, tier: str) -> None:
+        if tier not in self.settings.tiers:
+            raise InvalidValue(
+                f"Unknown tier '{tier}'. Configured tiers: {', '.join(self.settings.tiers)}.", param="tier"
+            )
+
+
+def _micros(value: str | Decimal | int | float, param: str) -> int:
+    try:
+        return usd_to_micros(value)
+    except ValueError as exc:
+        raise InvalidValue(f"Invalid '{param}': {exc}.", param=param) from exc
+
+
+def _clean(fields: dict[str, Any], keep_none: tuple[str, ...] = ()) -> dict[str, Any]:
+    out = {k: v for k, v in fields.items() if v is not None or k in keep_none}
+    if "multiplier" in out:
+        multiplier = out.pop("multiplier")
+        out["multiplier_ppm"] = None if multiplier is None else _ppm(multiplier)
+    for name in LIMIT_FIELDS:
+        if out.get(name) is not None and int(out[name]) < 1:
+            raise InvalidValue(f"'{name}' must be at least 1.", param=name)
+    return out
+
+
+def _ppm(multiplier: str | float | Decimal) -> int:
+    value = Decimal(str(multiplier)) * 1_000_000
+    if value < 0 or value != value.to_integral_value():
+        raise InvalidValue("multiplier must be >= 0 with at most 6 decimals.", param="multiplier")
+    return int(value)

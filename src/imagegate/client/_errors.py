@@ -1,0 +1,172 @@
+"""The SDK's exceptions, mirroring the server's error tree and openai-python's names.
+
+    ImagegateError
+    └── APIError                        .message .request_id
+        ├── APIConnectionError          the request never got an HTTP answer
+        │   └── APITimeoutError         ... because it timed out
+        └── APIStatusError              an HTTP error answer: .status_code .type .code .param .body
+            ├── BadRequestError         400 (.param names the offending field)
+            ├── AuthenticationError     401
+            ├── PermissionDeniedError   403
+            ├── NotFoundError           404
+            ├── ConflictError           409
+            ├── UnprocessableEntityError 422
+            ├── RateLimitError          429
+            │   └── InsufficientQuotaError  429 with code insufficient_quota (never retried)
+            └── InternalServerError     >= 500
+
+`make_status_error` reads OpenAI's `{"error": {"message", "type", "param", "code"}}` body and
+picks the class from one table, the reverse of the server's `http/errors.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+class ImagegateError(Exception):
+    """Base of every exception the SDK raises."""
+
+
+class APIError(ImagegateError):
+    """A request failed: no answer, or an error answer."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+
+
+class APIConnectionError(APIError):
+    """The server could not be reached, or the connection broke before an answer."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class APIStatusError(APIError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        type: str | None = None,  # the field is called "type" in the body
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        headers = dict(headers or {})
+        super().__init__(message, request_id=headers.get("x-request-id"))
+        self.status_code = status_code
+        self.headers = headers
+        self.body = body
+        self.type = type
+        self.code = code
+        self.param = param
+
+    def __str__(self) -> str:
+        code = f" {self.code}" if self.code else ""
+        param = f" (param: {self.param})" if self.param else ""
+        return f"{self.status_code}{code}: {self.message}{param}"
+
+
+class BadRequestError(APIStatusError):
+    """400: the request is invalid; `.param` names the field and `.code` says why."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: missing, unknown or revoked API key."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not do this (or a signed URL was tampered with or expired)."""
+
+
+class NotFoundError(APIStatusError):
+    """404: unknown URL or model."""
+
+
+class ConflictError(APIStatusError):
+    """409: a conflicting request is in flight (e.g. the same idempotency key); retried."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but could not be processed."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; retried after the server's `Retry-After`."""
+
+
+class InsufficientQuotaError(RateLimitError):
+    """429 with code `insufficient_quota`: out of credit. Not retried: it needs a top-up."""
+
+
+class InternalServerError(APIStatusError):
+    """>= 500: the server or its upstream failed; retried."""
+
+
+STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+INSUFFICIENT_QUOTA = "insufficient_quota"
+
+
+def error_fields(body: Any) -> dict[str, Any]:
+    """The `error` object of an OpenAI error body (or {} when the body has none)."""
+    if isinstance(body, Mapping):
+        inner = body.get("error")
+        if isinstance(inner, Mapping):
+            return dict(inner)
+        if isinstance(inner, str):
+            return {"message": inner}
+    return {}
+
+
+def parse_body(raw: bytes) -> Any:
+    """JSON if the body is JSON, else the text (or None when empty)."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace")
+
+
+def make_status_error(status_code: int, headers: Mapping[str, str], raw_body: bytes) -> APIStatusError:
+    """The exception for an HTTP error answer: class by status (and code), fields from the body."""
+    body = parse_body(raw_body)
+    fields = error_fields(body)
+    code = fields.get("code")
+    code = str(code) if code is not None else None
+    message = fields.get("message") or (body if isinstance(body, str) and body else None)
+    message = str(message or f"HTTP {status_code}")
+    if status_code == 429 and code == INSUFFICIENT_QUOTA:
+        cls: type[APIStatusError] = InsufficientQuotaError
+    elif status_code >= 500:
+        cls = InternalServerError
+    else:
+        cls = STATUS_ERRORS.get(status_code, APIStatusError)
+    param = fields.get("param")
+    return cls(
+        message,
+        status_code=status_code,
+        headers=headers,
+        body=body,
+        type=fields.get("type"),
+        code=code,
+        param=str(param) if param is not None else None,
+    )

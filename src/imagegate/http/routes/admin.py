@@ -1,0 +1,102 @@
+"""The admin API under /admin/ (bearer IMAGEGATE_ADMIN_KEY): keys, credit, usage."""
+
+from __future__ import annotations
+
+import hmac
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from imagegate.accounts import Accounts
+from imagegate.errors import AuthenticationFailed, PermissionDenied
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def require_admin(request: Request) -> Accounts:
+    configured = request.app.state.settings.admin_key
+    if not configured:
+        raise PermissionDenied(
+            "The admin API is disabled: set IMAGEGATE_ADMIN_KEY to enable it.", code="admin_disabled"
+        )
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode("utf-8", "surrogatepass"), configured.encode()
+    ):
+        raise AuthenticationFailed("Invalid admin key.", code="invalid_admin_key")
+    return request.app.state.accounts  # type: ignore[no-any-return]
+
+
+AdminDep = Annotated[Accounts, Depends(require_admin)]
+
+
+class _Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1)
+    rpd: int | None = Field(default=None, ge=1)
+    ipm: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1)
+    multiplier: Decimal | None = Field(default=None, ge=0, description="Price multiplier, 1 = list price.")
+    allowed_models: list[str] | None = None
+    expires_at: float | None = Field(default=None, description="Unix time after which the key is refused.")
+
+
+class KeyCreate(_Limits):
+    name: str = Field(min_length=1, max_length=200)
+    tier: str = "free"
+    credit_usd: Decimal | None = Field(default=None, ge=0, description="Default: the trial credit.")
+
+
+class KeyUpdate(_Limits):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    tier: str | None = None
+
+
+class Credit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_usd: Decimal = Field(gt=0)
+    note: str | None = None
+
+
+@router.post("/keys", status_code=201)
+def create_key(body: KeyCreate, accounts: AdminDep) -> JSONResponse:
+    fields = body.model_dump(exclude={"name", "tier", "credit_usd"})
+    view, secret = accounts.create_key(body.name, body.tier, body.credit_usd, **fields)
+    return JSONResponse({**view, "secret": secret}, status_code=201)
+
+
+@router.get("/keys")
+def list_keys(accounts: AdminDep) -> dict[str, Any]:
+    return {"object": "list", "data": accounts.list_keys()}
+
+
+@router.get("/keys/{ident}")
+def get_key(ident: str, accounts: AdminDep) -> dict[str, Any]:
+    return accounts.get_key(ident)
+
+
+@router.patch("/keys/{ident}")
+def update_key(ident: str, body: KeyUpdate, accounts: AdminDep) -> dict[str, Any]:
+    return accounts.update_key(ident, **body.model_dump(exclude_unset=True))
+
+
+@router.delete("/keys/{ident}")
+def revoke_key(ident: str, accounts: AdminDep) -> dict[str, Any]:
+    return accounts.revoke_key(ident)
+
+
+@router.post("/keys/{ident}/credits")
+def add_credit(ident: str, body: Credit, accounts: AdminDep) -> dict[str, Any]:
+    return accounts.add_credit(ident, body.amount_usd, body.note)
+
+
+@router.get("/usage")
+def usage(accounts: AdminDep, request: Request, key: str | None = None, days: int | None = None
+          ) -> dict[str, Any]:
+    now = request.app.state.flow.clock.now()
+    return {"object": "list", "data": accounts.usage_totals(key, days, now)}

@@ -1,0 +1,167 @@
+"""Credits: an append-only ledger and reservations, with a balance that never goes below zero.
+
+Every change to a balance is one conditional UPDATE (never read-then-write) plus a ledger row
+in the same transaction, so `balance == sum(ledger rows)` always holds and concurrent
+requests on any number of replicas cannot overspend, on SQLite and on PostgreSQL.
+
+    reserve(max cost)   balance -= max    ledger  -max  'reserve'   reservation 'held'
+    settle(actual)      balance += max-actual     +diff 'settle'    reservation 'settled'
+    release()           balance += max            +max  'release'   reservation 'released'
+
+A reservation leaves 'held' exactly once (a conditional UPDATE on its status), so a
+settle racing the sweeper refunds once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from imagegate.clock import Clock
+from imagegate.storage.tables import api_keys, ledger, reservations
+
+
+class InsufficientBalance(Exception):
+    def __init__(self, balance_micros: int, needed_micros: int) -> None:
+        super().__init__(f"balance {balance_micros} < {needed_micros}")
+        self.balance_micros = balance_micros
+        self.needed_micros = needed_micros
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: str
+    key_id: int
+    amount_micros: int
+
+
+class Ledger:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def top_up(self, key_id: int, micros: int, note: str | None = None) -> int:
+        """Add credit; returns the new balance. Raises KeyError for an unknown key."""
+        if micros <= 0:
+            raise ValueError("a top-up must be positive")
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(api_keys).where(api_keys.c.id == key_id)
+                .values(balance_micros=api_keys.c.balance_micros + micros)
+            ).rowcount
+            if not done:
+                raise KeyError(key_id)
+            self._entry(conn, key_id, "topup", micros, None, note)
+            return _balance(conn, key_id)
+
+    def reserve(self, key_id: int, micros: int, request_id: str, timeout_s: float) -> Reservation:
+        """Hold `micros` of the key's balance, or raise InsufficientBalance."""
+        now = self.clock.now()
+        rid = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.balance_micros >= micros)
+                .values(balance_micros=api_keys.c.balance_micros - micros)
+            ).rowcount
+            if not held:
+                raise InsufficientBalance(_balance(conn, key_id), micros)
+            conn.execute(insert(reservations).values(
+                id=rid, key_id=key_id, request_id=request_id, amount_micros=micros, status="held",
+                created_at=now, expires_at=now + timeout_s))
+            self._entry(conn, key_id, "reserve", -micros, rid, request_id)
+        return Reservation(rid, key_id, micros)
+
+    def settle(self, reservation: Reservation, actual_micros: int) -> int | None:
+        """Charge the actual cost (at most the reserved amount) and refund the rest.
+
+        Returns the amount charged, or None if the reservation had already left 'held'
+        (released by the sweeper): then nothing is charged.
+        """
+        charged = max(0, min(actual_micros, reservation.amount_micros))
+        refund = reservation.amount_micros - charged
+        with self.engine.begin() as conn:
+            if not self._close(conn, reservation.id, "settled", charged):
+                return None
+            if refund:
+                self._credit(conn, reservation.key_id, refund)
+                self._entry(conn, reservation.key_id, "settle", refund, reservation.id, None)
+        return charged
+
+    def release(self, reservation: Reservation) -> bool:
+        """Refund a reservation in full (the request failed); False if already closed."""
+        with self.engine.begin() as conn:
+            return self._release(conn, reservation.id, reservation.key_id, reservation.amount_micros)
+
+    def sweep(self) -> int:
+        """Release every held reservation past its timeout (its process died); returns how many."""
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            stale = conn.execute(
+                select(reservations.c.id, reservations.c.key_id, reservations.c.amount_micros)
+                .where(reservations.c.status == "held", reservations.c.expires_at <= now)
+            ).all()
+        released = 0
+        for rid, key_id, amount in stale:
+            with self.engine.begin() as conn:
+                released += self._release(conn, rid, key_id, amount, note="swept")
+        return released
+
+    def balance(self, key_id: int) -> int:
+        with self.engine.connect() as conn:
+            return _balance(conn, key_id)
+
+    def ledger_sum(self, key_id: int) -> int:
+        """The balance recomputed from the key's history."""
+        with self.engine.connect() as conn:
+            total = conn.execute(
+                select(func.coalesce(func.sum(ledger.c.amount_micros), 0)).where(ledger.c.key_id == key_id)
+            ).scalar_one()
+        return int(total)
+
+    def totals(self, key_id: int) -> tuple[int, int]:
+        """(credited, spent) in micro-dollars: top-ups, and what reservations finally cost."""
+        with self.engine.connect() as conn:
+            credited = conn.execute(
+                select(func.coalesce(func.sum(ledger.c.amount_micros), 0))
+                .where(ledger.c.key_id == key_id, ledger.c.kind == "topup")
+            ).scalar_one()
+            spent = conn.execute(
+                select(func.coalesce(func.sum(reservations.c.charged_micros), 0))
+                .where(reservations.c.key_id == key_id, reservations.c.status == "settled")
+            ).scalar_one()
+        return int(credited), int(spent)
+
+    def _release(self, conn: Connection, rid: str, key_id: int, amount: int, note: str | None = None) -> bool:
+        if not self._close(conn, rid, "released", 0):
+            return False
+        if amount:
+            self._credit(conn, key_id, amount)
+            self._entry(conn, key_id, "release", amount, rid, note)
+        return True
+
+    def _close(self, conn: Connection, rid: str, status: str, charged: int) -> bool:
+        return bool(conn.execute(
+            update(reservations)
+            .where(reservations.c.id == rid, reservations.c.status == "held")
+            .values(status=status, charged_micros=charged)
+        ).rowcount)
+
+    def _credit(self, conn: Connection, key_id: int, micros: int) -> None:
+        conn.execute(update(api_keys).where(api_keys.c.id == key_id)
+                     .values(balance_micros=api_keys.c.balance_micros + micros))
+
+    def _entry(self, conn: Connection, key_id: int, kind: str, amount: int, rid: str | None,
+               note: str | None) -> None:
+        conn.execute(insert(ledger).values(key_id=key_id, kind=kind, amount_micros=amount,
+                                           reservation_id=rid, note=note, created_at=self.clock.now()))
+
+
+def _balance(conn: Connection, key_id: int) -> int:
+    value = conn.execute(select(api_keys.c.balance_micros).where(api_keys.c.id == key_id)).scalar()
+    if value is None:
+        raise KeyError(key_id)
+    return int(value)

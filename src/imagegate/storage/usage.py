@@ -1,0 +1,75 @@
+"""Usage records: one row per request after authentication, success or failure."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, case, func, insert, select
+
+from imagegate.storage.tables import usage_records
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    request_id: str
+    key_id: int
+    created_at: float
+    endpoint: str
+    status: int
+    model: str | None = None
+    engine: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    images: int = 0
+    text_in: int = 0
+    image_in: int = 0
+    image_out: int = 0
+    cost_micros: int = 0
+    latency_ms: int = 0
+    error_code: str | None = None
+
+
+class UsageRepo:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(self, rec: UsageRecord) -> None:
+        values = asdict(rec)
+        values["params"] = json.dumps(rec.params, sort_keys=True) if rec.params else None
+        values["day"] = time.strftime("%Y-%m-%d", time.gmtime(rec.created_at))
+        with self.engine.begin() as conn:
+            conn.execute(insert(usage_records).values(**values))
+
+    def totals(self, key_id: int | None = None, days: int | None = None,
+               now: float | None = None) -> list[dict[str, Any]]:
+        """Per key and UTC day: requests, failures, images, tokens by bucket, cost."""
+        u = usage_records.c
+        query = (
+            select(
+                u.key_id, u.day, func.count().label("requests"),
+                func.sum(case((u.status >= 400, 1), else_=0)).label("failed"),
+                func.sum(u.images).label("images"), func.sum(u.text_in).label("text_in"),
+                func.sum(u.image_in).label("image_in"), func.sum(u.image_out).label("image_out"),
+                func.sum(u.cost_micros).label("cost_micros"),
+            )
+            .group_by(u.key_id, u.day)
+            .order_by(u.day, u.key_id)
+        )
+        if key_id is not None:
+            query = query.where(u.key_id == key_id)
+        if days is not None and now is not None:
+            query = query.where(u.created_at >= now - days * 86_400)
+        with self.engine.connect() as conn:
+            return [{k: (int(v) if k not in ("day",) else v) for k, v in row._mapping.items()}
+                    for row in conn.execute(query)]
+
+    def account(self, key_id: int) -> dict[str, int]:
+        """A key's lifetime counts: requests, successful requests and images."""
+        u = usage_records.c
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(func.count(), func.coalesce(func.sum(u.images), 0)).where(u.key_id == key_id)
+            ).one()
+        return {"requests": int(row[0]), "images": int(row[1])}
