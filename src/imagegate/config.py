@@ -159,6 +159,27 @@ class Settings(BaseSettings):
         description="If the Redis rate-limit store is unreachable: false = 503 (fail closed), "
         "true = admit without limits.",
     )
+    secret_key: str | None = Field(
+        default=None,
+        description="64 hex characters: the AES key sealing upstream channel keys at rest; default: "
+        "generated once into <data_dir>/secret-key.",
+    )
+    upstream_max_attempts: int = Field(default=3, ge=1, description="Attempts per request over all channels.")
+    upstream_deadline_s: float = Field(default=300.0, gt=0, description="Total time for all attempts.")
+    upstream_backoff_s: float = Field(
+        default=0.25, ge=0, description="First retry delay; doubles per attempt (jittered), capped at 4 s."
+    )
+    breaker_failure_threshold: int = Field(default=5, ge=1, description="Consecutive failures that open.")
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1, description="Failure rate that opens...")
+    breaker_min_requests: int = Field(default=20, ge=1, description="...over at least this many requests")
+    breaker_window_s: float = Field(default=60.0, gt=0, description="...within this window.")
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, description="Open -> one probe after this.")
+    channel_refresh_s: float = Field(
+        default=5.0, gt=0, description="How often each gateway reloads channels from the database."
+    )
+    channel_probe_interval_s: float = Field(
+        default=60.0, gt=0, description="How often auto-disabled channels are probed for re-enabling."
+    )
     frozen_time: float | None = Field(
         default=None, description="Testing and benchmarks only: every clock read returns this."
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Literal
 
 from PIL import Image
 
@@ -52,6 +54,12 @@ class ImageJob:
     stream: bool = False
     effort: Effort | None = None  # engine knob (placeholder: detail level; diffusers: steps)
     user: str | None = None
+    # For relaying engines: the OpenAI parameters as the client sent them (aliases renamed,
+    # multipart strings coerced, imagegate-only fields removed), the mask's PNG bytes, and
+    # whether the edit came as JSON (image URLs) rather than files.
+    passthrough: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    mask_data: bytes | None = None
+    relay_json: bool = False
 
     @property
     def size(self) -> str:
@@ -60,11 +68,13 @@ class ImageJob:
 
 @dataclass(frozen=True, slots=True)
 class PartialImage:
-    """A progressively refined preview of image `index` (streaming only)."""
+    """A progressively refined preview of image `index` (streaming only), as pixels
+    (local engines) or already encoded in the job's output format (upstreams)."""
 
     index: int
     partial_index: int
-    image: Image.Image
+    image: Image.Image | None = None
+    encoded: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

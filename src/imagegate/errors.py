@@ -19,6 +19,8 @@
     ├── RateLimited                   429 rate_limit_exceeded (+ Retry-After)
     ├── InsufficientQuota             429 insufficient_quota
     ├── EngineFailed                  500 (an engine broke; never the client's fault)
+    ├── UpstreamError                 the provider's 4xx relayed as is; 502 for its failures
+    ├── NoRouteAvailable              503 (every channel for the model failed or is open)
     └── ServiceUnavailable            503 (a backing store is unreachable)
 
 Every error carries the four fields of OpenAI's error body: message, type, param, code.
@@ -132,6 +134,47 @@ class InsufficientQuota(GatewayError):
     default_code = "insufficient_quota"
 
 
+class UpstreamError(GatewayError):
+    """A provider failed or refused. A 4xx from the provider is the client's fault and is
+    relayed with the provider's status and body; anything else is a 502."""
+
+    type = "upstream_error"
+    default_code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        retryable: bool,
+        channel: str,
+        upstream_body: dict[str, Any] | None = None,
+        disable_reason: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.channel = channel  # for logs and the operator; never shown to clients
+        self.upstream_body = upstream_body
+        self.disable_reason = disable_reason
+        self.retry_after_s = retry_after_s
+
+    @property
+    def client_status(self) -> int:
+        return self.status if 400 <= self.status < 500 and not self.retryable else 502
+
+    def body(self) -> dict[str, Any]:
+        if self.upstream_body is not None and self.client_status < 500:
+            return self.upstream_body
+        return super().body()
+
+
+class NoRouteAvailable(GatewayError):
+    type = "server_error"
+    default_code = "upstream_unavailable"
+
+
 class ServiceUnavailable(GatewayError):
     type = "server_error"
     default_code = "service_unavailable"
@@ -183,12 +226,15 @@ STATUS: dict[type[GatewayError], int] = {
     RateLimited: 429,
     InsufficientQuota: 429,
     EngineFailed: 500,
+    NoRouteAvailable: 503,
     ServiceUnavailable: 503,
     GatewayError: 500,
 }
 
 
 def status_of(exc: GatewayError) -> int:
+    if isinstance(exc, UpstreamError):
+        return exc.client_status
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]  # type: ignore[index]

@@ -1,51 +1,91 @@
-"""Which engine serves which model name. Built once from Settings in the composition root."""
+"""Which engines serve which model names, in what order. Rebuilt whenever channels change.
+
+A model can be served by several routes: upstream channels (priority and weight from the
+channel) and local engines. The placeholder engine serves the configured model names that
+no channel lists, at the lowest priority, so a fresh install works and a configured channel
+replaces it for the models it serves.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+import httpx
 
 from imagegate.config import Settings
 from imagegate.engines.base import Engine
 from imagegate.engines.placeholder import PlaceholderEngine
+from imagegate.engines.upstream import UpstreamEngine
 from imagegate.errors import ModelNotFound
+from imagegate.storage.channels import Channel
 
-# Engine name -> factory. Upstream and diffusers engines register here as they land.
+# Local engine name -> factory. Third-party engines register here as they land.
 FACTORIES: dict[str, Callable[[Settings], Engine]] = {
     "placeholder": lambda _settings: PlaceholderEngine(),
 }
+LOCAL_PRIORITY = -1_000_000  # below any channel's priority
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     model: str
     engine: Engine
+    priority: int = LOCAL_PRIORITY
+    weight: int = 1
+    channel: Channel | None = None  # None for local engines
+
+    @property
+    def breaker_name(self) -> str | None:
+        return f"channel:{self.channel.name}" if self.channel else None
 
 
 class EngineRegistry:
     def __init__(self) -> None:
-        self._routes: dict[str, Route] = {}
+        self._routes: dict[str, list[Route]] = {}
+        self._models: list[str] = []
 
-    def add(self, model: str, engine: Engine) -> None:
-        self._routes[model] = Route(model, engine)
+    def add(self, route: Route) -> None:
+        self._routes.setdefault(route.model, []).append(route)
+        self.know(route.model)
+
+    def know(self, model: str) -> None:
+        """A model name clients may ask for (listed even while none of its routes is usable)."""
+        if model not in self._models:
+            self._models.append(model)
+
+    def routes_for(self, model: str) -> list[Route]:
+        if model not in self._models:
+            raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
+        return list(self._routes.get(model, []))
 
     def engine_for(self, model: str) -> Engine:
-        route = self._routes.get(model)
-        if route is None:
-            raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
-        return route.engine
+        """The engine shown for a model in /v1/models: its highest-priority route's."""
+        routes = sorted(self.routes_for(model), key=lambda r: -r.priority)
+        if not routes:
+            raise ModelNotFound(f"No enabled channel serves the model '{model}'.", param="model")
+        return routes[0].engine
 
     def routes(self) -> list[Route]:
-        return list(self._routes.values())
+        return [r for routes in self._routes.values() for r in routes]
 
     def models(self) -> list[str]:
-        return list(self._routes)
+        return list(self._models)
 
 
-def build_registry(settings: Settings) -> EngineRegistry:
-    """A fresh install serves every configured model name with the placeholder engine."""
+def build_registry(settings: Settings, channels: Iterable[Channel] = (),
+                   http: httpx.AsyncClient | None = None) -> EngineRegistry:
     registry = EngineRegistry()
+    channels = list(channels)
+    for channel in channels:
+        for model in channel.models:
+            registry.know(model)
+            if channel.enabled and http is not None:
+                engine = UpstreamEngine(channel, http)
+                registry.add(Route(model, engine, channel.priority, max(1, channel.weight), channel))
+    served_by_channels = {m for c in channels for m in c.models}
     placeholder = FACTORIES["placeholder"](settings)
     for model in settings.models:
-        registry.add(model, placeholder)
+        if model not in served_by_channels:
+            registry.add(Route(model, placeholder))
     return registry

@@ -47,6 +47,8 @@ def limits_for(key: ApiKey, tiers: dict[str, Tier]) -> Limits:
 async def admit(
     limiter: RateLimiter, key: ApiKey, limits: Limits, *, images: int, now: float, fail_open: bool
 ) -> Decision:
+    if limits == Limits():
+        return UNLIMITED  # nothing to check (the internal tier): no round trip to the store
     try:
         decision = await limiter.acquire(str(key.id), limits, images=images, now=now)
     except LimiterUnavailable as exc:

@@ -30,11 +30,14 @@ def images_response(
     usage: Usage,
     created: int,
     options: ResponseOptions,
+    echo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`echo`: the values an upstream reported using, which win over our resolution."""
     body: dict[str, Any] = {
         "created": created,
         "data": items,
         **_echo(job),
+        **(echo or {}),
         "usage": usage.to_openai(),
         "seed": job.seed,
     }

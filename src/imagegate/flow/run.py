@@ -22,11 +22,11 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from imagegate.channels import Channels
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.domain import FinalImage, ImageJob, PartialImage
-from imagegate.engines.base import Engine
-from imagegate.engines.registry import EngineRegistry
+from imagegate.engines.registry import EngineRegistry, Route, build_registry
 from imagegate.errors import EngineFailed, GatewayError, ModelNotFound, status_of
 from imagegate.flow import authenticate as auth_stage
 from imagegate.flow import (
@@ -41,10 +41,12 @@ from imagegate.flow import (
     validate,
 )
 from imagegate.flow.request import ImageRequest, ResponseOptions
+from imagegate.flow.route import Router, RouteReport
 from imagegate.images.tokens import Usage, job_usage
 from imagegate.limits.base import Decision, RateLimiter
 from imagegate.pricing import price_for
 from imagegate.storage.blobs import ImageStore
+from imagegate.storage.channels import Channel, ChannelRepo
 from imagegate.storage.idempotency import IdempotencyRepo
 from imagegate.storage.keys import ApiKey, KeyRepo
 from imagegate.storage.ledger import Ledger, Reservation
@@ -67,8 +69,9 @@ class Prepared:
 
     job: ImageJob
     options: ResponseOptions
-    engine: Engine
-    usage: Usage
+    routes: list[Route]
+    usage: Usage  # computed with our token tables from the resolved parameters
+    max_usage: Usage  # the most an engine may report (quality 'auto' may become 'high')
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,29 @@ class Admission:
     decision: Decision
     reservation: Reservation
     multiplier_ppm: int
+
+
+@dataclass
+class Trace:
+    """What one request did, for its settlement and usage record."""
+
+    started: float
+    report: RouteReport = field(default_factory=RouteReport)
+    usage: Usage = field(default_factory=Usage)
+    reported: bool = False  # the engine reported usage (an upstream's own numbers)
+    images: int = 0
+    cost: int = 0
+    upstream_cost: int | None = None
+
+    def add_image(self, final: FinalImage, usage: Usage | None = None) -> None:
+        """Count a delivered image and its usage (an engine's own, when it reports one)."""
+        reported = final.extra.get("usage")
+        if isinstance(reported, Usage):
+            self.reported = True
+            self.usage = self.usage + reported
+        elif usage is not None:
+            self.usage = self.usage + usage
+        self.images += 1
 
 
 @dataclass
@@ -96,6 +122,7 @@ class Stores:
     usage: UsageRepo
     idempotency: IdempotencyRepo
     images: ImageStore
+    channels: ChannelRepo
 
 
 class ImageFlow:
@@ -106,7 +133,9 @@ class ImageFlow:
         signer: UrlSigner,
         registry: EngineRegistry,
         limiter: RateLimiter,
+        router: Router,
         http: httpx.AsyncClient,
+        upstream_http: httpx.AsyncClient,
         clock: Clock,
     ) -> None:
         self.settings = settings
@@ -116,6 +145,8 @@ class ImageFlow:
         self.signer = signer
         self.registry = registry
         self.limiter = limiter
+        self.router = router
+        self.upstream_http = upstream_http
         self.http = http
         self.clock = clock
         self._seeds = random.SystemRandom()
@@ -125,7 +156,7 @@ class ImageFlow:
 
     async def handle(self, request: ImageRequest, key: ApiKey, ctx: RequestContext) -> Outcome:
         """Run one images request for `key`, from validation to the settled response."""
-        started = time.perf_counter()
+        trace = Trace(started=time.perf_counter())
         prepared: Prepared | None = None
         claimed = False
         try:
@@ -143,22 +174,20 @@ class ImageFlow:
         except GatewayError as exc:
             if claimed:
                 await self._abandon(key, ctx)
-            await self._record(key, ctx, request, prepared, started, status_of(exc), exc.code)
+            await self._record(key, ctx, request, prepared, trace, status_of(exc), exc.code)
             raise
         headers = rate_limit.headers(admission.decision)
         if prepared.options.stream:
-            return Outcome(events=self._stream(key, ctx, request, prepared, admission, started),
+            return Outcome(events=self._stream(key, ctx, request, prepared, admission, trace),
                            headers=headers)
         try:
-            body, names = await self._generate(prepared, self._base(ctx))
+            body, names = await self._generate(prepared, self._base(ctx), trace)
         except BaseException as exc:
-            await self._fail(key, ctx, request, prepared, admission, started, exc, claimed)
+            await self._fail(key, ctx, request, prepared, admission, trace, exc, claimed)
             raise
-        charged = await settle.settle(self.stores.ledger, admission.reservation, self._price(
-            prepared, prepared.usage, prepared.job.n, admission.multiplier_ppm))
+        await self._settle(admission, prepared, trace)
         await self._finish(key, admission)
-        await self._record(key, ctx, request, prepared, started, 200, None, prepared.usage, charged,
-                           prepared.job.n)
+        await self._record(key, ctx, request, prepared, trace, 200, None)
         if claimed:
             await anyio.to_thread.run_sync(self.stores.idempotency.complete, key.id,
                                            ctx.idempotency_key, idempotency.stored_form(body, names))
@@ -178,18 +207,18 @@ class ImageFlow:
             )
         )
         moderate.check(job.prompt, job.moderation, self.settings.moderation_rules, request_id)
-        engine = self.registry.engine_for(job.model)
-        usage = job_usage(
-            prompt=job.prompt,
-            quality=job.quality,
-            width=job.width,
-            height=job.height,
-            n=job.n,
-            partial_images=job.partial_images,
-            input_sizes=[img.size for img in job.images],
-            high_fidelity=job.input_fidelity == "high",
-        )
-        return Prepared(job, options, engine, usage)
+        routes = self.registry.routes_for(job.model)
+
+        def usage_at(quality: str) -> Usage:
+            return job_usage(
+                prompt=job.prompt, quality=quality, width=job.width, height=job.height, n=job.n,
+                partial_images=job.partial_images, input_sizes=[img.size for img in job.images],
+                high_fidelity=job.input_fidelity == "high",
+            )
+
+        auto_quality = job.passthrough.get("quality") in (None, "auto")
+        usage = usage_at(job.quality)
+        return Prepared(job, options, routes, usage, usage_at("high") if auto_quality else usage)
 
     def _check_model(self, key: ApiKey, model: str) -> None:
         if key.allowed_models is not None and model not in key.allowed_models:
@@ -207,7 +236,7 @@ class ImageFlow:
         multiplier = key.multiplier_ppm if key.multiplier_ppm is not None else tier.multiplier_ppm
         try:
             reservation = await reserve_quota.reserve(
-                self.stores.ledger, key.id, self._price(prepared, prepared.usage, job.n, multiplier),
+                self.stores.ledger, key.id, self._price(prepared, prepared.max_usage, job.n, multiplier),
                 ctx.request_id, self.settings.reservation_timeout_s,
             )
         except BaseException:
@@ -219,84 +248,96 @@ class ImageFlow:
         price = price_for(self.settings.prices, prepared.job.model)
         return reserve_quota.quote(price, usage, prepared.job, images, multiplier_ppm)[1]
 
-    async def _generate(self, prepared: Prepared, base_url: str) -> tuple[dict[str, Any], list[str]]:
+    async def _generate(
+        self, prepared: Prepared, base_url: str, trace: Trace
+    ) -> tuple[dict[str, Any], list[str]]:
         """Run the job to completion: the ImagesResponse body and the stored blob names."""
         job, options = prepared.job, prepared.options
         items: list[dict[str, Any]] = [{} for _ in range(job.n)]
         names = ["" for _ in range(job.n)]
-        async for event in self._engine_events(prepared):
+        echo: dict[str, Any] = {}
+        async for event in self._engine_events(prepared, trace):
             if isinstance(event, FinalImage):
                 data, names[event.index] = await self._keep(event, job)
                 url = self.signer.url(base_url, names[event.index])
                 items[event.index] = respond.data_item(_b64(data), url, options)
+                trace.add_image(event)
+                echo.update(event.extra.get("echo") or {})
         created = int(self.clock.now())
-        return respond.images_response(job, items, prepared.usage, created, options), names
+        usage = trace.usage if trace.reported else prepared.usage
+        return respond.images_response(job, items, usage, created, options, echo), names
 
     async def _stream(
         self, key: ApiKey, ctx: RequestContext, request: ImageRequest, prepared: Prepared,
-        admission: Admission, started: float,
+        admission: Admission, trace: Trace,
     ) -> AsyncIterator[dict[str, Any]]:
         """SSE event bodies: partial images as they come, one completed event per image.
 
-        The request's usage is split across the completed events (input tokens on the
-        first image), so their sum is the request's usage, and only delivered images are
-        charged. A failure after the stream started becomes an `error` event, which the
-        openai SDK raises as APIError.
+        A local engine's usage is split across the completed events (input tokens on the
+        first image) so they add up to the request's usage; an upstream's own usage is relayed.
+        Only delivered images are charged. A failure after the stream started becomes an
+        `error` event, which the openai SDK raises as APIError.
         """
         job = prepared.job
         per_image_out = prepared.usage.image_out // job.n
-        delivered = Usage()
-        done = 0
         error: GatewayError | None = None
         try:
-            async for event in self._engine_events(prepared):
+            async for event in self._engine_events(prepared, trace):
                 now = int(self.clock.now())
                 if isinstance(event, PartialImage):
-                    data = await store_image.encode(event.image, job)
+                    data = event.encoded if event.encoded is not None else await store_image.encode(
+                        event.image, job)  # type: ignore[arg-type]
                     yield respond.partial_event(job, _b64(data), event.partial_index, now)
                     continue
                 data, name = await self._keep(event, job)
-                first = done == 0
-                usage = Usage(
+                first = trace.images == 0
+                usage = event.extra.get("usage") or Usage(
                     text_in=prepared.usage.text_in if first else 0,
                     image_in=prepared.usage.image_in if first else 0,
                     image_out=per_image_out,
                 )
                 url = self.signer.url(self._base(ctx), name) if prepared.options.include_url else None
                 yield respond.completed_event(job, _b64(data), url, usage, now)
-                delivered, done = delivered + usage, done + 1
+                trace.add_image(event, usage)
         except GatewayError as exc:
             error = exc
             yield {"type": "error", **exc.body()}
-        except Exception:  # the 200 is already sent: end the stream with an error event
-            log.exception("stream of request %s failed", ctx.request_id)
-            error = GatewayError("The server had an error while processing your request.")
-            yield {"type": "error", **error.body()}
         finally:
             with anyio.CancelScope(shield=True):
-                charged = 0
-                if done:
-                    charged = await settle.settle(self.stores.ledger, admission.reservation, self._price(
-                        prepared, delivered, done, admission.multiplier_ppm))
+                if trace.images:
+                    await self._settle(admission, prepared, trace)
                 else:
                     await settle.refund(self.stores.ledger, admission.reservation)
                 await self._finish(key, admission)
-                complete = done == job.n and error is None
-                await self._record(key, ctx, request, prepared, started,
-                                   200 if complete else (status_of(error) if error else 499),
-                                   None if complete else (error.code if error else "client_disconnected"),
-                                   delivered, charged, done)
+                complete = trace.images == job.n and error is None
+                status = 200 if complete else (status_of(error) if error else 499)
+                code = None if complete else (error.code if error else "client_disconnected")
+                await self._record(key, ctx, request, prepared, trace, status, code)
 
-    async def _engine_events(self, prepared: Prepared) -> AsyncIterator[PartialImage | FinalImage]:
+    async def _settle(self, admission: Admission, prepared: Prepared, trace: Trace) -> None:
+        """Charge what was delivered: the engine's reported usage, else our own token math."""
+        if not trace.reported and not prepared.options.stream:
+            trace.usage = prepared.usage  # a local engine: our own token math is the usage
+        usage = trace.usage
+        trace.cost = await settle.settle(self.stores.ledger, admission.reservation, self._price(
+            prepared, usage, trace.images, admission.multiplier_ppm))
+        channel = trace.report.route.channel if trace.report.route else None
+        if channel is not None and channel.prices is not None:
+            trace.upstream_cost = reserve_quota.quote(channel.prices, usage, prepared.job, trace.images,
+                                                      1_000_000)[0]
+
+    async def _engine_events(
+        self, prepared: Prepared, trace: Trace
+    ) -> AsyncIterator[PartialImage | FinalImage]:
         try:
-            async for event in prepared.engine.run(prepared.job):
+            async for event in self.router.run(prepared.job, prepared.routes, trace.report):
                 yield event
         except GatewayError:
             raise
         except Exception as exc:  # an engine bug must not leak a traceback to the client
-            raise EngineFailed(
-                f"The '{prepared.engine.name}' engine failed while generating the image."
-            ) from exc
+            route = trace.report.route
+            name = route.engine.name if route else "unknown"
+            raise EngineFailed(f"The '{name}' engine failed while generating the image.") from exc
 
     async def _keep(self, final: FinalImage, job: ImageJob) -> tuple[bytes, str]:
         data, stored = await store_image.store(final, job, self.images)
@@ -307,7 +348,7 @@ class ImageFlow:
 
     async def _fail(
         self, key: ApiKey, ctx: RequestContext, request: ImageRequest, prepared: Prepared,
-        admission: Admission, started: float, exc: BaseException, claimed: bool,
+        admission: Admission, trace: Trace, exc: BaseException, claimed: bool,
     ) -> None:
         with anyio.CancelScope(shield=True):
             await settle.refund(self.stores.ledger, admission.reservation)
@@ -315,7 +356,8 @@ class ImageFlow:
             if claimed:
                 await self._abandon(key, ctx)
             err = exc if isinstance(exc, GatewayError) else None
-            await self._record(key, ctx, request, prepared, started, status_of(err) if err else 500,
+            trace.usage, trace.images = Usage(), 0
+            await self._record(key, ctx, request, prepared, trace, status_of(err) if err else 500,
                                err.code if err else "internal_error")
 
     async def _finish(self, key: ApiKey, admission: Admission) -> None:
@@ -334,21 +376,37 @@ class ImageFlow:
 
     async def _record(
         self, key: ApiKey, ctx: RequestContext, request: ImageRequest, prepared: Prepared | None,
-        started: float, status: int, error_code: str | None, usage: Usage | None = None,
-        cost: int = 0, images: int = 0,
+        trace: Trace, status: int, error_code: str | None,
     ) -> None:
         job = prepared.job if prepared else None
-        usage = usage or Usage()
+        route = trace.report.route
         rec = UsageRecord(
             request_id=ctx.request_id, key_id=key.id, created_at=self.clock.now(),
             endpoint="edits" if request.kind == "edit" else "generations", status=status,
-            model=job.model if job else None, engine=prepared.engine.name if prepared else None,
-            params=_params(job) if job else {}, images=images, text_in=usage.text_in,
-            image_in=usage.image_in, image_out=usage.image_out, cost_micros=cost,
-            latency_ms=int((time.perf_counter() - started) * 1000), error_code=error_code,
+            model=job.model if job else None, engine=route.engine.name if route else None,
+            params=_params(job) if job else {}, images=trace.images, text_in=trace.usage.text_in,
+            image_in=trace.usage.image_in, image_out=trace.usage.image_out, cost_micros=trace.cost,
+            latency_ms=int((time.perf_counter() - trace.started) * 1000), error_code=error_code,
+            channel=route.channel.name if route and route.channel else None,
+            upstream_cost_micros=trace.upstream_cost, attempts=max(1, trace.report.attempts),
         )
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self.stores.usage.record, rec)
+
+    async def reload_channels(self) -> None:
+        """Rebuild the routes from the channels table (every replica, every few seconds)."""
+        channels = await anyio.to_thread.run_sync(self.stores.channels.list)
+        self.registry = build_registry(self.settings, channels, self.upstream_http)
+
+    async def disable_channel(self, channel: Channel, reason: str) -> None:
+        await anyio.to_thread.run_sync(Channels(self.stores.channels).disable, channel, reason)
+        await self.reload_channels()
+
+    async def probe_channels(self) -> dict[str, int]:
+        revived = await Channels(self.stores.channels).probe(self.http)
+        if revived:
+            await self.reload_channels()
+        return {"channels re-enabled": len(revived)}
 
     async def sweep(self) -> dict[str, int]:
         """Expired images, stale reservations (their process died) and old idempotency keys."""

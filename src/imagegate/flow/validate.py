@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 from imagegate.domain import ImageJob, InputImage
@@ -123,7 +125,10 @@ def validate(
         stream=stream,
         effort=_choice(p, "effort", LEVELS) or _choice(p, "complexity", LEVELS),  # type: ignore[arg-type]
         user=_str(p, "user"),
+        mask_data=mask.data if mask is not None else None,
+        relay_json=kind == "edit" and not request.multipart,
     )
+    job = replace(job, passthrough=_passthrough(p, job))
     options = ResponseOptions(
         include_b64=response_format != "url",
         include_url=response_format != "b64_json",
@@ -137,6 +142,38 @@ def _allowed_fields(request: ImageRequest) -> frozenset[str]:
     if request.kind != "edit":
         return GENERATION_FIELDS
     return MULTIPART_EDIT_FIELDS if request.multipart else JSON_EDIT_FIELDS
+
+
+# OpenAI parameters relayed to upstream providers, when the client sent them.
+RELAYED = ("prompt", "n", "quality", "size", "background", "moderation", "output_format",
+           "output_compression", "stream", "partial_images", "user", "safety_identifier",
+           "input_fidelity", "complexity")
+_ALIASES = {"output_format": "format", "output_compression": "compression", "background": "transparency"}
+
+
+def _passthrough(p: dict[str, Any], job: ImageJob) -> MappingProxyType[str, Any]:
+    """The client's OpenAI parameters with aliases renamed and values typed (multipart strings
+    become numbers and booleans), without imagegate's own fields (seed, response_format, effort)."""
+    typed: dict[str, Any] = {
+        "prompt": job.prompt, "n": job.n, "background": job.background, "moderation": job.moderation,
+        "output_format": job.output_format, "output_compression": job.output_compression,
+        "stream": job.stream, "partial_images": job.partial_images, "input_fidelity": job.input_fidelity,
+    }
+    out: dict[str, Any] = {}
+    for name in RELAYED:
+        alias = _ALIASES.get(name)
+        if p.get(name) is None and (alias is None or p.get(alias) is None):
+            continue
+        out[name] = typed.get(name, p.get(name))
+    if job.relay_json:
+        refs = p.get("images")
+        if refs is None:
+            image = p.get("image")
+            refs = [{"image_url": u} for u in (image if isinstance(image, list) else [image])]
+        out["images"] = refs
+        if p.get("mask") is not None:
+            out["mask"] = p["mask"]
+    return MappingProxyType(out)
 
 
 def _check_fields(request: ImageRequest) -> None:

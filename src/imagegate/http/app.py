@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -15,9 +15,12 @@ from fastapi.openapi.utils import get_openapi
 
 from imagegate import __version__
 from imagegate.accounts import Accounts
+from imagegate.breakers import BreakerConfig, build_circuit_breaker
+from imagegate.channels import Channels
 from imagegate.clock import Clock, FrozenClock, SystemClock
 from imagegate.config import Settings
 from imagegate.engines.registry import build_registry
+from imagegate.flow.route import RetryPolicy, Router
 from imagegate.flow.run import ImageFlow, Stores
 from imagegate.http import errors, wire
 from imagegate.http.middleware import BodyLimit, RequestId
@@ -25,17 +28,21 @@ from imagegate.http.routes import account, admin, files, health, images, models
 from imagegate.images.tokens import count_text_tokens
 from imagegate.limits import build_rate_limiter
 from imagegate.storage.blobs import ImageStore
+from imagegate.storage.channels import ChannelRepo
 from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.idempotency import IdempotencyRepo
 from imagegate.storage.keys import KeyRepo
 from imagegate.storage.ledger import Ledger
+from imagegate.storage.secretbox import SecretBox
 from imagegate.storage.signing import UrlSigner, load_or_create_secret
 from imagegate.storage.usage import UsageRepo
 
 log = logging.getLogger("imagegate")
 
 
-def build_flow(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> ImageFlow:
+def build_flow(
+    settings: Settings, clock: Clock, http: httpx.AsyncClient, upstream_http: httpx.AsyncClient
+) -> ImageFlow:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     migrate(engine)
@@ -46,17 +53,28 @@ def build_flow(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> Ima
         usage=UsageRepo(engine),
         idempotency=IdempotencyRepo(engine, clock, settings.idempotency_ttl_s),
         images=ImageStore(settings.data_dir / "blobs", engine, clock, settings.image_retention_s),
+        channels=ChannelRepo(engine, clock, SecretBox.from_settings(settings.secret_key, settings.data_dir)),
     )
-    return ImageFlow(
+    breaker = build_circuit_breaker(settings.redis_url, BreakerConfig(
+        failure_threshold=settings.breaker_failure_threshold, window_s=settings.breaker_window_s,
+        failure_rate=settings.breaker_failure_rate, min_requests=settings.breaker_min_requests,
+        cooldown_s=settings.breaker_cooldown_s,
+    ), prefix=settings.redis_prefix)
+    policy = RetryPolicy(max_attempts=settings.upstream_max_attempts, deadline_s=settings.upstream_deadline_s,
+                         backoff_s=settings.upstream_backoff_s)
+    flow = ImageFlow(
         settings=settings,
         stores=stores,
         signer=UrlSigner(secret, settings.url_ttl_s, clock),
-        registry=build_registry(settings),
+        registry=build_registry(settings, stores.channels.list(), upstream_http),
         limiter=build_rate_limiter(settings.redis_url, prefix=settings.redis_prefix,
                                    lease_ttl_s=settings.reservation_timeout_s),
+        router=Router(breaker, clock, policy, on_disable=lambda c, r: flow.disable_channel(c, r)),
         http=http,
+        upstream_http=upstream_http,
         clock=clock,
     )
+    return flow
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -64,11 +82,16 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(follow_redirects=True) as http:
-            flow = build_flow(settings, clock, http)
+        upstream_limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+        async with (
+            httpx.AsyncClient(follow_redirects=True) as http,
+            httpx.AsyncClient(limits=upstream_limits) as upstream_http,
+        ):
+            flow = build_flow(settings, clock, http, upstream_http)
             app.state.flow = flow
             app.state.settings = settings
             app.state.accounts = Accounts(settings, flow.keys, flow.stores.ledger, flow.stores.usage)
+            app.state.channels = Channels(flow.stores.channels)
             app.state.started_at = clock.now()
             _log_routes(flow)
             # bpe-openai builds its vocabularies on first use (~0.5 s): not on a request.
@@ -78,14 +101,20 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                     "no upstream channel and no local model configured: every model is served "
                     "by the offline placeholder renderer"
                 )
-            sweeper = asyncio.create_task(_sweep_forever(flow, settings.sweep_interval_s))
+            tasks = [
+                asyncio.create_task(_every(settings.sweep_interval_s, flow.sweep, "sweep")),
+                asyncio.create_task(_every(settings.channel_refresh_s, flow.reload_channels, "reload")),
+                asyncio.create_task(_every(settings.channel_probe_interval_s, flow.probe_channels, "probe")),
+            ]
             try:
                 yield
             finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 await flow.limiter.close()
+                await flow.router.breaker.close()
                 flow.keys.engine.dispose()
 
     app = FastAPI(
@@ -111,14 +140,15 @@ def _log_routes(flow: ImageFlow) -> None:
         log.info("%s -> %s", ", ".join(names), engine)
 
 
-async def _sweep_forever(flow: ImageFlow, interval_s: int) -> None:
+async def _every(interval_s: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run `job` now and then every `interval_s`; a failure is logged and never stops it."""
     while True:
         try:
-            swept = await flow.sweep()
-            if any(swept.values()):
-                log.info("swept %s", ", ".join(f"{v} {k}" for k, v in swept.items() if v))
-        except Exception:  # a failed sweep must not stop the next one
-            log.exception("image sweep failed")
+            result = await job()
+            if isinstance(result, dict) and any(result.values()):
+                log.info("%s: %s", what, ", ".join(f"{v} {k}" for k, v in result.items() if v))
+        except Exception:
+            log.exception("%s failed", what)
         await asyncio.sleep(interval_s)
 
 

@@ -90,6 +90,10 @@ usage_records = Table(
     Column("latency_ms", Integer, nullable=False, server_default="0"),
     Column("status", Integer, nullable=False),
     Column("error_code", String(64), nullable=True),
+    # Relayed requests: the channel that answered, what the operator paid it, and attempts.
+    Column("channel", String(100), nullable=True),
+    Column("upstream_cost_micros", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="1"),
 )
 
 idempotency = Table(
@@ -102,6 +106,26 @@ idempotency = Table(
     Column("response", Text, nullable=True),  # JSON with image bytes referenced by blob name
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+# Upstream providers (OpenAI-compatible). The API key is sealed (storage/secretbox.py).
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("base_url", String(500), nullable=False),
+    Column("api_key_sealed", Text, nullable=False),
+    Column("models", Text, nullable=False),  # JSON list of client-facing model names
+    Column("model_map", Text, nullable=True),  # JSON object: client name -> upstream name
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("weight", Integer, nullable=False, server_default="1"),
+    Column("timeout_s", Float, nullable=False, server_default="120"),
+    Column("prices", Text, nullable=True),  # JSON ModelPrice: what the operator pays
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("disabled_reason", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )
 
 images = Table(

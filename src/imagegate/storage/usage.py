@@ -29,6 +29,9 @@ class UsageRecord:
     cost_micros: int = 0
     latency_ms: int = 0
     error_code: str | None = None
+    channel: str | None = None
+    upstream_cost_micros: int | None = None
+    attempts: int = 1
 
 
 class UsageRepo:

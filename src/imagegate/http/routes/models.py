@@ -12,13 +12,17 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 def _model(request: Request, model: str, flow: FlowDep) -> wire.ModelObject:
-    engine = flow.registry.engine_for(model)
+    try:
+        engine = flow.registry.engine_for(model)
+        name, description = engine.name, engine.describe()
+    except ModelNotFound:  # every channel serving it is disabled
+        name, description = "none", "no enabled channel serves this model right now"
     return wire.ModelObject(
         id=model,
         created=int(request.app.state.started_at),
         owned_by="imagegate",
-        engine=engine.name,
-        engine_description=engine.describe(),
+        engine=name,
+        engine_description=description,
     )
 
 

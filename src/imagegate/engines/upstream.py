@@ -1,0 +1,221 @@
+"""The upstream engine: one OpenAI-compatible channel, spoken to over HTTP.
+
+It sends the client's own parameters (with the channel's model name) to the provider,
+JSON for generations and for JSON edits, multipart (`image[]`, `mask`, decimal strings)
+for file edits; it relays SSE streams event by event. It yields encoded images with the
+provider's `usage` (FinalImage.extra["usage"]) and raises UpstreamError for failures,
+marked retryable (connection errors, timeouts, 408, 429, 5xx, malformed bodies) or not
+(a 4xx is the client's fault and is relayed unchanged), and whether the channel should be
+disabled (401/403, or an error saying the account is out of balance).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+
+from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
+from imagegate.errors import UpstreamError
+from imagegate.images.encode import MEDIA_TYPES
+from imagegate.images.tokens import Usage
+from imagegate.storage.channels import Channel
+
+RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+# Words in an upstream error that mean the provider account cannot pay (new-api's rule).
+OUT_OF_BALANCE = ("insufficient_quota", "billing", "balance", "credit", "quota exceeded")
+
+
+class UpstreamEngine:
+    """Serves the models of one channel."""
+
+    def __init__(self, channel: Channel, http: httpx.AsyncClient) -> None:
+        self.channel = channel
+        self.http = http
+        self.name = f"upstream:{channel.name}"
+
+    def describe(self) -> str:
+        return f"OpenAI-compatible upstream channel '{self.channel.name}'"
+
+    async def run(self, job: ImageJob) -> AsyncIterator[EngineEvent]:
+        path = "/images/edits" if job.kind == "edit" else "/images/generations"
+        request = self._build(path, job)
+        try:
+            response = await self.http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise self._error(f"timed out ({type(exc).__name__})", retryable=True) from exc
+        except httpx.TransportError as exc:
+            raise self._error(f"could not be reached ({type(exc).__name__})", retryable=True) from exc
+        try:
+            if response.status_code != 200:
+                await self._raise_for(response)
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                async for event in self._stream(response, job):
+                    yield event
+            else:
+                for event in await self._complete(response, job):
+                    yield event
+        except httpx.TimeoutException as exc:
+            raise self._error("timed out while sending the result", retryable=True) from exc
+        except httpx.TransportError as exc:
+            raise self._error(f"broke off the response ({type(exc).__name__})", retryable=True) from exc
+        finally:
+            await response.aclose()
+
+    def _build(self, path: str, job: ImageJob) -> httpx.Request:
+        url = self.channel.base_url.rstrip("/") + path
+        headers = {"Authorization": f"Bearer {self.channel.api_key}"}
+        timeout = httpx.Timeout(self.channel.timeout_s, connect=min(10.0, self.channel.timeout_s))
+        body = {**job.passthrough, "model": self.channel.upstream_model(job.model)}
+        if job.kind == "edit" and not job.relay_json:
+            files: list[tuple[str, tuple[str, bytes, str]]] = [
+                ("image[]", (f"image-{i}.{_ext(img.media_type)}", img.data, img.media_type))
+                for i, img in enumerate(job.images)
+            ]
+            if job.mask_data is not None:
+                files.append(("mask", ("mask.png", job.mask_data, "image/png")))
+            data = {k: _form_value(v) for k, v in body.items()}
+            return self.http.build_request("POST", url, headers=headers, data=data, files=files,
+                                           timeout=timeout)
+        return self.http.build_request("POST", url, headers=headers, json=body, timeout=timeout)
+
+    async def _complete(self, response: httpx.Response, job: ImageJob) -> list[FinalImage]:
+        raw = await response.aread()
+        try:
+            body = json.loads(raw)
+            items = body["data"]
+            images = [_image_bytes(item) for item in items]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._error("answered with a malformed body", retryable=True) from exc
+        fetched = [img if isinstance(img, bytes) else await self._fetch(img) for img in images]
+        usage = _usage(body.get("usage"))
+        echo = {k: body[k] for k in ("size", "quality", "background", "output_format") if k in body}
+        fmt = body.get("output_format") or job.output_format
+        return [
+            FinalImage(index=i, encoded=data, media_type=MEDIA_TYPES.get(fmt, "image/png"),
+                       extra={"usage": usage if i == 0 else Usage(), "echo": echo})
+            for i, data in enumerate(fetched)
+        ]
+
+    async def _fetch(self, url: str) -> bytes:
+        """An upstream that answers with URLs: fetch them now (they expire; ours are kept)."""
+        try:
+            resp = await self.http.get(url, timeout=self.channel.timeout_s)
+        except httpx.HTTPError as exc:
+            raise self._error("returned an image URL that could not be fetched", retryable=True) from exc
+        if resp.status_code != 200:
+            raise self._error(f"returned an image URL that answered {resp.status_code}", retryable=True)
+        return resp.content
+
+    async def _stream(self, response: httpx.Response, job: ImageJob) -> AsyncIterator[EngineEvent]:
+        index = 0
+        async for event in _sse_events(response):
+            kind = str(event.get("type", ""))
+            if "error" in event and not kind.endswith(("partial_image", "completed")):
+                raise self._error("failed mid-stream", retryable=False, body={"error": event["error"]})
+            try:
+                data = base64.b64decode(event["b64_json"], validate=True)
+            except (KeyError, TypeError, binascii.Error) as exc:
+                raise self._error("sent a malformed stream event", retryable=False) from exc
+            if kind.endswith(".partial_image"):
+                yield PartialImage(index=index, partial_index=int(event.get("partial_image_index", 0)),
+                                   encoded=data)
+            elif kind.endswith(".completed"):
+                fmt = event.get("output_format") or job.output_format
+                yield FinalImage(index=index, encoded=data, media_type=MEDIA_TYPES.get(fmt, "image/png"),
+                                 extra={"usage": _usage(event.get("usage"))})
+                index += 1
+
+    async def _raise_for(self, response: httpx.Response) -> None:
+        raw = await response.aread()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        status = response.status_code
+        message = json.dumps(body).lower() if body is not None else raw[:500].decode("utf-8", "replace")
+        disable = None
+        if status in (401, 403):
+            disable = f"the provider answered {status} (key rejected)"
+        elif any(word in message for word in OUT_OF_BALANCE) and status in (400, 402, 403, 429):
+            disable = "the provider account is out of balance"
+        retryable = status in RETRYABLE_STATUS or disable is not None
+        retry_after = _retry_after(response.headers)
+        raise UpstreamError(
+            f"The upstream provider answered HTTP {status}.",
+            status=status, retryable=retryable, channel=self.channel.name,
+            upstream_body=body if isinstance(body, dict) and "error" in body else None,
+            disable_reason=disable, retry_after_s=retry_after,
+        )
+
+    def _error(self, what: str, *, retryable: bool, body: dict[str, Any] | None = None) -> UpstreamError:
+        return UpstreamError(f"The upstream provider {what}.", status=502, retryable=retryable,
+                             channel=self.channel.name, upstream_body=body)
+
+
+async def _sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """Parse `data:` lines of an SSE stream into JSON objects as they arrive."""
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            data.append(line[5:].lstrip())
+        elif line == "" and data:
+            payload = "\n".join(data)
+            data = []
+            if payload.strip() == "[DONE]":
+                return
+            try:
+                event = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                yield event
+
+
+def _image_bytes(item: Mapping[str, Any]) -> bytes | str:
+    if item.get("b64_json"):
+        return base64.b64decode(item["b64_json"], validate=True)
+    if item.get("url"):
+        return str(item["url"])
+    raise KeyError("b64_json")
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    details = raw.get("input_tokens_details") or {}
+    try:
+        return Usage(
+            text_in=int(details.get("text_tokens", raw.get("input_tokens", 0))),
+            image_in=int(details.get("image_tokens", 0)),
+            image_out=int(raw.get("output_tokens", 0)),
+        )
+    except (TypeError, ValueError):
+        return Usage()
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _ext(media_type: str) -> str:
+    return {"image/jpeg": "jpg", "image/webp": "webp"}.get(media_type, "png")

@@ -1,0 +1,143 @@
+"""Stage: run a job on its model's routes, with failover, backoff and circuit breaking.
+
+Contract: `Router.run(job, routes, report)` yields the engine events of the first route that
+succeeds. Routes are tried highest priority first, weighted-random among equal priorities;
+a channel whose circuit is open is skipped. A retryable failure (connection error, timeout,
+408, 429, 5xx, malformed body) moves to the next route after an exponential, jittered
+backoff, up to `upstream_max_attempts` attempts and `upstream_deadline_s` in total; a 4xx is
+the client's fault and is raised at once (relayed unchanged). Once an engine has yielded its
+first event there is no failover: the failure surfaces to the client. An upstream 401/403 or
+out-of-balance answer disables its channel (`on_disable`). When every route fails or is
+open: NoRouteAvailable (503), naming no channel or secret. `report` records the channel that
+answered and the number of attempts (for usage records and operator costs).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+
+from imagegate.breakers.base import BreakerUnavailable, CircuitBreaker
+from imagegate.clock import Clock
+from imagegate.domain import EngineEvent, ImageJob
+from imagegate.engines.registry import Route
+from imagegate.errors import NoRouteAvailable, UpstreamError
+from imagegate.storage.channels import Channel
+
+log = logging.getLogger("imagegate.route")
+
+
+@dataclass
+class RouteReport:
+    route: Route | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    deadline_s: float = 300.0
+    backoff_s: float = 0.25
+    backoff_max_s: float = 4.0
+
+    def delay(self, attempt: int, retry_after_s: float | None, rng: random.Random) -> float:
+        """Exponential backoff with jitter (0.5-1.0 of the step); a Retry-After wins if longer."""
+        step = min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s)
+        delay = step * (0.5 + rng.random() / 2)
+        if retry_after_s is not None:
+            delay = max(delay, min(retry_after_s, self.backoff_max_s))
+        return delay
+
+
+class Router:
+    def __init__(
+        self,
+        breaker: CircuitBreaker,
+        clock: Clock,
+        policy: RetryPolicy,
+        on_disable: Callable[[Channel, str], Awaitable[None]],
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.breaker = breaker
+        self.clock = clock
+        self.policy = policy
+        self.on_disable = on_disable
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+
+    def order(self, routes: list[Route]) -> list[Route]:
+        """Priority descending; within a priority, a weighted random order (Efraimidis-Spirakis)."""
+        keyed = [(-r.priority, -(self.rng.random() ** (1.0 / max(1, r.weight))), i, r)
+                 for i, r in enumerate(routes)]
+        return [r for *_, r in sorted(keyed)]
+
+    async def run(
+        self, job: ImageJob, routes: list[Route], report: RouteReport
+    ) -> AsyncIterator[EngineEvent]:
+        if not routes:
+            raise NoRouteAvailable(f"No enabled channel or engine serves the model '{job.model}'.")
+        ordered = self.order(routes)
+        deadline = time.monotonic() + self.policy.deadline_s
+        last: UpstreamError | None = None
+        while self._budget_left(report, deadline):
+            tried = False
+            for route in ordered:
+                if not self._budget_left(report, deadline):
+                    break
+                if not await self._allowed(route):
+                    continue  # its circuit is open: not an attempt
+                tried = True
+                report.attempts += 1
+                report.route = route
+                started = False
+                try:
+                    async for event in route.engine.run(job):
+                        started = True
+                        yield event
+                except UpstreamError as exc:
+                    await self._record(route, ok=not exc.retryable)
+                    if exc.disable_reason and route.channel is not None:
+                        await self.on_disable(route.channel, exc.disable_reason)
+                    if started or not exc.retryable:
+                        raise
+                    log.warning("route %s failed (%s); trying the next", route.engine.name, exc.message)
+                    last = exc
+                    if self._budget_left(report, deadline):
+                        await self.sleep(self.policy.delay(report.attempts, exc.retry_after_s, self.rng))
+                    continue
+                await self._record(route, ok=True)
+                return
+            if not tried:
+                break  # every circuit is open
+        raise NoRouteAvailable(
+            f"Every upstream for the model '{job.model}' failed or is cooling down "
+            f"({report.attempts} attempt{'s' if report.attempts != 1 else ''}). Try again shortly."
+            + (f" Last error: {last.message}" if last else "")
+        )
+
+    def _budget_left(self, report: RouteReport, deadline: float) -> bool:
+        return report.attempts < self.policy.max_attempts and time.monotonic() < deadline
+
+    async def _allowed(self, route: Route) -> bool:
+        name = route.breaker_name
+        if name is None:
+            return True
+        try:
+            return await self.breaker.allow(name, self.clock.now())
+        except BreakerUnavailable:
+            return True  # without shared breaker state, still try: failover covers failures
+
+    async def _record(self, route: Route, *, ok: bool) -> None:
+        name = route.breaker_name
+        if name is None:
+            return
+        try:
+            await self.breaker.record(name, ok, self.clock.now())
+        except BreakerUnavailable:
+            pass
