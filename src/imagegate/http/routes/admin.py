@@ -1,4 +1,4 @@
-"""The admin API under /admin/ (bearer IMAGEGATE_ADMIN_KEY): keys, credit, usage."""
+"""The admin API under /admin/ (bearer IMAGEGATE_ADMIN_KEY): keys, credit, usage, channels."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import hmac
 from decimal import Decimal
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from imagegate.accounts import Accounts
+from imagegate.channels import Channels
 from imagegate.errors import AuthenticationFailed, PermissionDenied
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -100,3 +102,72 @@ def usage(accounts: AdminDep, request: Request, key: str | None = None, days: in
           ) -> dict[str, Any]:
     now = request.app.state.flow.clock.now()
     return {"object": "list", "data": accounts.usage_totals(key, days, now)}
+
+
+# --- Upstream channels ----------------------------------------------------------------------
+
+
+def require_channels(request: Request, _accounts: AdminDep) -> Channels:
+    return request.app.state.channels  # type: ignore[no-any-return]
+
+
+ChannelsDep = Annotated[Channels, Depends(require_channels)]
+
+
+class _ChannelFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_map: dict[str, str] | None = Field(default=None, description="Client name -> upstream name.")
+    priority: int | None = Field(default=None, description="Higher first. Default 0.")
+    weight: int | None = Field(default=None, ge=1, description="Share among equal priorities. Default 1.")
+    timeout_s: float | None = Field(default=None, ge=1)
+    prices: dict[str, Any] | None = Field(default=None, description="What the operator pays (micro-USD).")
+
+
+class ChannelCreate(_ChannelFields):
+    name: str = Field(min_length=1, max_length=100)
+    base_url: str
+    api_key: str = Field(min_length=1)
+    models: list[str] = Field(min_length=1)
+
+
+class ChannelUpdate(_ChannelFields):
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, min_length=1)
+    models: list[str] | None = None
+    enabled: bool | None = None
+
+
+@router.post("/channels", status_code=201)
+async def create_channel(body: ChannelCreate, channels: ChannelsDep, request: Request) -> JSONResponse:
+    fields = body.model_dump(exclude={"name", "base_url", "api_key", "models"}, exclude_none=True)
+    view = await anyio.to_thread.run_sync(
+        lambda: channels.add(body.name, body.base_url, body.api_key, body.models, **fields))
+    await request.app.state.flow.reload_channels()
+    return JSONResponse(view, status_code=201)
+
+
+@router.get("/channels")
+def list_channels(channels: ChannelsDep) -> dict[str, Any]:
+    return {"object": "list", "data": channels.list()}
+
+
+@router.get("/channels/{ident}")
+def get_channel(ident: str, channels: ChannelsDep) -> dict[str, Any]:
+    return channels.get(ident)
+
+
+@router.patch("/channels/{ident}")
+async def update_channel(ident: str, body: ChannelUpdate, channels: ChannelsDep, request: Request
+                         ) -> dict[str, Any]:
+    fields = body.model_dump(exclude_unset=True)
+    view = await anyio.to_thread.run_sync(lambda: channels.update(ident, **fields))
+    await request.app.state.flow.reload_channels()
+    return view
+
+
+@router.delete("/channels/{ident}")
+async def remove_channel(ident: str, channels: ChannelsDep, request: Request) -> dict[str, Any]:
+    await anyio.to_thread.run_sync(channels.remove, ident)
+    await request.app.state.flow.reload_channels()
+    return {"id": ident, "deleted": True}
