@@ -13,9 +13,6 @@ Key TTLs run on Redis's clock; every breaker decision uses the caller's ``now``,
 
 from __future__ import annotations
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,6 +28,7 @@ from imagegate.breakers.base import (
     Circuit,
     view,
 )
+from imagegate.redis_pool import connect
 
 DAY_MS = 86_400_000
 
@@ -124,17 +122,7 @@ class RedisCircuitBreaker:
         self.prefix = prefix
         # Long enough to outlive any window, cooldown and silent probe, at least a day.
         self.key_ttl_ms = max(DAY_MS, int(2 * (self.config.window_s + 2 * self.config.cooldown_s) * 1000))
-        # As in the rate limiter: a bounded pool, and one retry on connection errors only (it replaces
-        # a pooled connection that Redis closed; the script had not run). Timeouts are not retried.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=socket_timeout_s,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=socket_timeout_s,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        self._redis = Redis.from_pool(pool)
+        self._redis = connect(url, socket_timeout_s=socket_timeout_s, max_connections=max_connections)
         self._allow = self._redis.register_script(ALLOW_LUA)
         self._record = self._redis.register_script(RECORD_LUA)
 

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import uuid
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -30,6 +27,7 @@ from imagegate.limits.base import (
     decide,
     utc_day,
 )
+from imagegate.redis_pool import connect
 
 BUCKET_TTL_MS = 120_000
 DAY_TTL_MS = 2 * DAY_S * 1000
@@ -116,20 +114,9 @@ class RedisRateLimiter:
     ) -> None:
         self.prefix = prefix
         self.lease_ttl_s = lease_ttl_s
-        # A bounded pool: past max_connections, callers wait (up to the timeout) for a free
-        # connection instead of opening one per in-flight request.
-        # One retry, on connection errors only: it replaces a pooled connection that Redis closed.
-        # A timeout is not retried (the script may have run). A retried acquire reuses its lease id,
-        # so at worst it takes one extra token; it never leaks a concurrency slot.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=socket_timeout_s,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=socket_timeout_s,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        self._redis = Redis.from_pool(pool)
+        # A retried command (connection errors only) reuses its arguments: an acquire keeps its
+        # lease id, so at worst it takes one extra token and never leaks a concurrency slot.
+        self._redis = connect(url, socket_timeout_s=socket_timeout_s, max_connections=max_connections)
         # EVALSHA, falling back to SCRIPT LOAD + EVALSHA when Redis does not know the script.
         self._acquire = self._redis.register_script(ACQUIRE_LUA)
 
