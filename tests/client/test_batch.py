@@ -18,18 +18,27 @@ BAD = ("status", 400, {"error": {"message": "bad prompt", "type": "invalid_reque
 
 
 class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
+    """A clock that moves only when the (recorded) sleep is called."""
+
+    def __init__(self, now: float = 1000.0, sleeps: SleepRecorder | None = None) -> None:
         self.now = now
+        self.sleeps = sleeps
 
     def __call__(self) -> float:
         return self.now
+
+    def sleep(self, seconds: float) -> None:
+        if self.sleeps is not None:
+            self.sleeps(seconds)
+        self.now += seconds
 
 
 def posted_prompts(fake: FakeUpstream) -> list[str]:
     return [r.prompt for r in fake.posts()]
 
 
-def test_results_keep_input_order_and_failures_stay_in_their_slot(fake: FakeUpstream, fake_client: Client) -> None:
+def test_results_keep_input_order_and_failures_stay_in_their_slot(
+        fake: FakeUpstream, fake_client: Client) -> None:
     prompts = [f"job {i}" for i in range(8)]
     for i, prompt in enumerate(prompts):
         fake.delay_by_prompt[prompt] = (8 - i) * 0.02  # early jobs finish last
@@ -84,7 +93,7 @@ def test_failed_jobs_are_retried_on_resume_with_the_same_key(
         fake: FakeUpstream, fake_client: Client, tmp_path: Path) -> None:
     results = tmp_path / "r.jsonl"
     fake.behaviour_by_prompt["flaky"] = BAD
-    first = fake_client.batch(["fine", "flaky"], results_file=results)
+    first = fake_client.batch(["fine", "flaky"], results_file=results, concurrency=1)
     assert [r.state for r in first] == ["done", "failed"]
     del fake.behaviour_by_prompt["flaky"]
     second = fake_client.batch(["fine", "flaky"], results_file=results)
@@ -95,7 +104,8 @@ def test_failed_jobs_are_retried_on_resume_with_the_same_key(
     assert lines[0]["type"] == "batch" and [line.get("ok") for line in lines[1:]] == [True, False, True]
 
 
-def test_priority_rule_runs_hero_images_first_at_high_quality(fake: FakeUpstream, fake_client: Client) -> None:
+def test_priority_rule_runs_hero_images_first_at_high_quality(
+        fake: FakeUpstream, fake_client: Client) -> None:
     jobs = ["banner", "hero image of the shoe", {"prompt": "main product shot", "quality": "medium"}, "icon"]
     outcome = fake_client.batch(jobs, concurrency=1, priority=True)
     assert posted_prompts(fake)[:2] == ["hero image of the shoe", "main product shot"]
@@ -106,17 +116,18 @@ def test_priority_rule_runs_hero_images_first_at_high_quality(fake: FakeUpstream
     assert apply_priority(Job("Main Product on white")).params["quality"] == "high"
 
 
-def test_unreadable_inputs_fail_only_their_job(fake: FakeUpstream, fake_client: Client, tmp_path: Path) -> None:
+def test_unreadable_inputs_fail_only_their_job(
+        fake: FakeUpstream, fake_client: Client, tmp_path: Path) -> None:
     outcome = fake_client.batch([{"prompt": "edit", "images": [str(tmp_path / "missing.png")]}, "ok"])
-    assert [r.state for r in outcome] == ["failed", "ok" and "done"]
+    assert [r.state for r in outcome] == ["failed", "done"]
     assert outcome[0].error_code == "FileNotFoundError"
 
 
 def test_rate_limit_spaces_requests(fake: FakeUpstream, sleeps: SleepRecorder) -> None:
-    clock = FakeClock()
-    with Client("sk", fake.api_base, sleep=sleeps, clock=clock) as client:
-        client.batch(["a", "b", "c"], concurrency=1, rate_limit=60)
-    assert sleeps.delays == [0.0, pytest.approx(1.0), pytest.approx(2.0)]
+    clock = FakeClock(sleeps=sleeps)
+    with Client("sk", fake.api_base, sleep=clock.sleep, clock=clock) as client:
+        client.batch(["a", "b", "c", "d"], concurrency=1, rate_limit=60)  # one a second, burst 1
+    assert sleeps.delays == [0.0, 1.0, 1.0, 1.0]
 
 
 def test_rate_gate_adapts_to_429_and_ratelimit_headers() -> None:
@@ -139,16 +150,24 @@ def test_rate_gate_adapts_to_429_and_ratelimit_headers() -> None:
 def test_a_429_pauses_the_following_jobs(fake: FakeUpstream, sleeps: SleepRecorder) -> None:
     fake.push(("status", 429, {"error": {"message": "slow down", "type": "requests", "param": None,
                                          "code": "rate_limit_exceeded"}}, {"retry-after": "3"}))
-    with Client("sk", fake.api_base, sleep=sleeps, clock=FakeClock()) as client:
+    clock = FakeClock(sleeps=sleeps)
+    fake.answer_headers = {}
+    with Client("sk", fake.api_base, sleep=clock.sleep, clock=clock) as client:
         outcome = client.batch(["a", "b"], concurrency=1)
     assert all(r.ok for r in outcome)
-    assert sleeps.delays.count(3.0) == 2  # the client's retry wait, then the gate's pause for "b"
+    # "a": the client waits 3 s and retries; the gate's pause has then passed, so "b" goes at once
+    assert sleeps.delays == [0.0, 3.0, 0.0]
+    fake.answer_headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"}
+    with Client("sk", fake.api_base, sleep=clock.sleep, clock=clock) as client:
+        client.batch(["c", "d"], concurrency=1)
+    assert sleeps.delays[3:] == [0.0, 2.0]  # "d" waits for the window to reset
 
 
 def test_load_jobs_from_jsonl_and_csv(tmp_path: Path) -> None:
     (tmp_path / "ref.png").write_bytes(b"x")
     jsonl = tmp_path / "jobs.jsonl"
-    jsonl.write_text('{"prompt": "a", "size": "1200x630", "id": "one"}\n\n{"prompt": "b", "images": ["ref.png"]}\n')
+    jsonl.write_text('{"prompt": "a", "size": "1200x630", "id": "one"}\n\n'
+                     '{"prompt": "b", "images": ["ref.png"]}\n')
     jobs = load_jobs(jsonl)
     assert jobs[0] == Job("a", {"size": "1200x630"}, id="one")
     assert jobs[1].images == (str(tmp_path / "ref.png"),)

@@ -75,6 +75,11 @@ def test_url_input_is_sent_as_json_with_image_url(live: Client, server: LiveServ
     assert edited.image.to_pil().size == (1536, 1024)
 
 
+def test_url_only_answers_are_downloaded(live: Client) -> None:
+    result = live.generate("by url", quality="low", response_format="url")
+    assert result.image.url and result.image.to_pil().size == (1024, 1024)
+
+
 def test_stream_yields_partials_then_completed(live: Client) -> None:
     events = list(live.stream("a city at night", partial_images=2, quality="low"))
     assert [e.partial for e in events] == [True, True, False]
@@ -137,3 +142,11 @@ def test_top_level_exports() -> None:
     assert imagegate.Client is Client and imagegate.AsyncClient.__name__ == "AsyncClient"
     with pytest.raises(AttributeError):
         imagegate.Nope  # noqa: B018
+
+
+def test_the_key_goes_only_to_the_apis_own_origin() -> None:
+    from imagegate.client._core import same_origin
+
+    assert same_origin("http://127.0.0.1:8000/v1/images/files/a.png", "http://127.0.0.1:8000/v1")
+    assert not same_origin("http://127.0.0.1:8001/a.png", "http://127.0.0.1:8000/v1")
+    assert not same_origin("https://cdn.example.com/a.png", "https://api.example.com/v1")

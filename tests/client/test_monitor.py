@@ -63,7 +63,8 @@ def test_exports_and_log_round_trip(fake: FakeUpstream, tmp_path: Path) -> None:
     loaded = Monitor.load(log)
     assert loaded.stats().total_requests == 2 and loaded.log_path is None
     rows = list(csv.DictReader(io.StringIO(loaded.to_csv(tmp_path / "calls.csv"))))
-    assert [r["prompt"] for r in rows] == ["one", "two"] and json.loads(rows[0]["params"]) == {"quality": "low"}
+    assert [r["prompt"] for r in rows] == ["one", "two"]
+    assert json.loads(rows[0]["params"]) == {"quality": "low"}
     assert (tmp_path / "calls.csv").exists()
     assert json.loads(loaded.to_json(tmp_path / "calls.json"))[1]["prompt"] == "two"
     log.write_text(log.read_text() + '{"torn": ')

@@ -14,7 +14,7 @@ import os
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, Unpack
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -65,6 +65,28 @@ def _cache(cache: ImageCache | str | os.PathLike[str] | bool | None) -> ImageCac
     if isinstance(cache, ImageCache):
         return cache
     return ImageCache(cache)
+
+
+class ClientOptions(TypedDict, total=False):
+    """Keyword options shared by `Client` and `AsyncClient`.
+
+    max_retries: retries after the first attempt (default 2, as openai-python).
+    cache: an ImageCache, a directory, or True for $IMAGEGATE_HOME/cache; off by default.
+    monitor: where calls are recorded (default: a fresh in-memory Monitor).
+    pricing: a PriceTable to use; default None = the server's GET /v1/pricing, else OpenAI's.
+    default_model: the model when a call names none (default gpt-image-1).
+    default_headers: extra headers on every request.
+    clock, random: injectable time.time and random.random (retry delays, latency, jitter).
+    """
+
+    max_retries: int
+    cache: ImageCache | str | os.PathLike[str] | bool | None
+    monitor: Monitor | None
+    pricing: PriceTable | None
+    default_model: str
+    default_headers: Mapping[str, str] | None
+    clock: Callable[[], float]
+    random: Callable[[], float]
 
 
 class _Shell:
@@ -123,7 +145,12 @@ class _Shell:
 
 
 class Client(_Shell):
-    """The synchronous imagegate client (works with any OpenAI-compatible images API)."""
+    """The synchronous imagegate client (works with any OpenAI-compatible images API).
+
+    `Client(api_key=None, base_url=None, *, timeout=600 s (5 s connect), http_client=None,
+    sleep=time.sleep, **ClientOptions)`; see the module docstring for the environment
+    fallbacks and `ClientOptions` for the rest. Use it as a context manager, or call close().
+    """
 
     def __init__(
         self,
@@ -133,7 +160,7 @@ class Client(_Shell):
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         http_client: httpx.Client | None = None,
         sleep: Callable[[float], Any] = time.sleep,
-        **options: Any,
+        **options: Unpack[ClientOptions],
     ) -> None:
         super().__init__(api_key, base_url, flavour="sync", **options)
         self._http = http_client or httpx.Client(timeout=timeout)
@@ -200,7 +227,10 @@ class Client(_Shell):
 
 
 class AsyncClient(_Shell):
-    """The asyncio imagegate client: the same methods as `Client`, awaited."""
+    """The asyncio imagegate client: the same arguments and methods as `Client`, awaited.
+
+    `sleep` must be awaitable (default asyncio.sleep); `stream` is an async iterator.
+    """
 
     def __init__(
         self,
@@ -210,7 +240,7 @@ class AsyncClient(_Shell):
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         http_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-        **options: Any,
+        **options: Unpack[ClientOptions],
     ) -> None:
         super().__init__(api_key, base_url, flavour="async", **options)
         self._http = http_client or httpx.AsyncClient(timeout=timeout)

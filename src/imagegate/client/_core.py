@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,6 +35,12 @@ ECHOED = ("size", "quality", "background", "output_format", "seed")
 def new_idempotency_key() -> str:
     """A fresh key for one logical request (reused by all of its retries)."""
     return f"ig-{uuid.uuid4().hex}"
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """Whether `url` has the scheme, host and port of `base_url`."""
+    a, b = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base_url)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
 def error_code(error: APIError) -> str:
@@ -156,7 +163,10 @@ class Core:
             self.record(call, started, error=exc)
             raise
         if self.cache is not None and key is not None:
-            self.cache.put(key, body, result.cost_micro_usd)
+            try:
+                self.cache.put(key, body, result.cost_micro_usd)
+            except OSError:
+                pass  # a full or read-only disk must not fail a call that was paid for
         self.record(call, started, result=result)
         return result
 
@@ -165,8 +175,8 @@ class Core:
         for item in body.get("data") or []:
             if isinstance(item, dict) and not item.get("b64_json") and item.get("url"):
                 url = str(item["url"])
-                same_host = url.startswith(self.base_url.rsplit("/v1", 1)[0])
-                outcome = yield Request("GET", url, self.headers() if same_host else {})
+                # The key goes only to the API's own origin, never to a third-party image host.
+                outcome = yield Request("GET", url, self.headers() if same_origin(url, self.base_url) else {})
                 if isinstance(outcome, Failure) or outcome is None:
                     raise APIConnectionError(f"Could not download {url}: "
                                              f"{outcome.message if outcome else 'no answer'}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 
@@ -112,7 +113,7 @@ class InternalServerError(APIStatusError):
     """>= 500: the server or its upstream failed; retried."""
 
 
-STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+STATUS_ERRORS: Mapping[int, type[APIStatusError]] = MappingProxyType({
     400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
@@ -120,7 +121,7 @@ STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     409: ConflictError,
     422: UnprocessableEntityError,
     429: RateLimitError,
-}
+})
 
 INSUFFICIENT_QUOTA = "insufficient_quota"
 

@@ -12,6 +12,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any, Union
 
 # Path, str (a path or a URL), raw bytes, a binary file object, or a PIL.Image.Image.
@@ -23,8 +24,8 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
-_EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
-               "gif": "image/gif"}
+_EXTENSIONS = MappingProxyType({"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
+                                "webp": "image/webp", "gif": "image/gif"})
 URL_PREFIXES = ("http://", "https://", "data:")
 
 

@@ -4,7 +4,8 @@
 `rate_per_minute` with a burst of `burst`, plus any pause in force). `observe(status, headers)`
 sees every answer: a 429 pauses everyone for its Retry-After (1 s if none) and halves the rate;
 `x-ratelimit-remaining-requests: 0` pauses until `x-ratelimit-reset-requests` (Go-style
-durations such as "1s", "6m0s", "20ms"); successes win the rate back 10% at a time. Time is
+durations such as "1s", "6m0s", "20ms"; the same for imagegate's `-images` and OpenAI's
+`-tokens` windows); successes win the rate back 10% at a time. Time is
 read from the injected clock, and the gate is thread-safe.
 """
 
@@ -13,12 +14,15 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from imagegate.client._retry import retry_after
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_UNIT_SECONDS = MappingProxyType({"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
+                                  "ns": 1e-9})
 DEFAULT_429_PAUSE = 1.0
+WINDOW_KINDS = ("requests", "images", "tokens")  # x-ratelimit-{remaining,reset}-<kind>
 
 
 def parse_duration(text: str) -> float | None:
@@ -87,7 +91,8 @@ class RateGate:
                     self.rate = max(self.rate / 2, 1 / 60.0)
             elif status < 400 and self.rate is not None and self.configured is not None:
                 self.rate = min(self.configured, self.rate + self.configured * 0.1)
-            remaining = headers.get("x-ratelimit-remaining-requests", "").strip()
-            reset = parse_duration(headers.get("x-ratelimit-reset-requests", ""))
-            if remaining.isdigit() and int(remaining) == 0 and reset:
-                self.paused_until = max(self.paused_until, now + reset)
+            for kind in WINDOW_KINDS:
+                remaining = headers.get(f"x-ratelimit-remaining-{kind}", "").strip()
+                reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
+                if remaining.isdigit() and int(remaining) == 0 and reset:
+                    self.paused_until = max(self.paused_until, now + reset)

@@ -33,7 +33,6 @@ from imagegate.client.recipes import (
     ui_mockup,
 )
 
-recipe_app = typer.Typer(no_args_is_help=True, help="The guide's eight use cases, ready to run.")
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Directory for the images.")]
 ImageArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The reference image.")]
 
@@ -60,7 +59,6 @@ def _run(recipe: Recipe, out: Path, json_out: bool, api_key: str | None, base_ur
             typer.echo(f"wrote {path}  {result.size} {result.quality}  ${result.cost_usd:.4f}")
 
 
-@recipe_app.command("social-media")
 def social_media_cmd(
     theme: Annotated[str, typer.Option("--theme", help="The campaign theme.")],
     out: OutDirOpt,
@@ -76,7 +74,6 @@ def social_media_cmd(
     _run(recipe, out, json_out, api_key, base_url)
 
 
-@recipe_app.command("logo-variations")
 def logo_variations_cmd(
     brand: Annotated[str, typer.Option("--brand", help="Brand name.")],
     industry: Annotated[str, typer.Option("--industry")],
@@ -90,7 +87,6 @@ def logo_variations_cmd(
          api_key, base_url)
 
 
-@recipe_app.command("clothing-try-on")
 def clothing_try_on_cmd(
     garment: ImageArg,
     model_description: Annotated[str, typer.Option("--model-description", help="Who wears it.")],
@@ -103,7 +99,6 @@ def clothing_try_on_cmd(
          api_key, base_url)
 
 
-@recipe_app.command("tutorial-diagram")
 def tutorial_diagram_cmd(
     subject: Annotated[str, typer.Option("--subject")],
     steps: Annotated[list[str], typer.Option("--step", help="One step (repeat the option).")],
@@ -116,7 +111,6 @@ def tutorial_diagram_cmd(
     _run(recipe, out, json_out, api_key, base_url)
 
 
-@recipe_app.command("ui-mockup")
 def ui_mockup_cmd(
     app_type: Annotated[str, typer.Option("--app-type")],
     features: Annotated[list[str], typer.Option("--features", help="Comma-separated key features.")],
@@ -130,7 +124,6 @@ def ui_mockup_cmd(
          api_key, base_url)
 
 
-@recipe_app.command("floor-plan")
 def floor_plan_cmd(
     plan: ImageArg,
     style: Annotated[str, typer.Option("--style")],
@@ -144,7 +137,6 @@ def floor_plan_cmd(
          api_key, base_url)
 
 
-@recipe_app.command("game-asset")
 def game_asset_cmd(
     asset_type: Annotated[str, typer.Option("--type", help="character, environment or item.")],
     art_style: Annotated[str, typer.Option("--art-style")],
@@ -159,7 +151,6 @@ def game_asset_cmd(
     _run(recipe, out, json_out, api_key, base_url)
 
 
-@recipe_app.command("avatar")
 def avatar_cmd(
     description: Annotated[str, typer.Option("--description", help="Who the avatar shows.")],
     style: Annotated[str, typer.Option("--style")],
@@ -169,3 +160,17 @@ def avatar_cmd(
 ) -> None:
     """A personalised profile picture, 1024x1024 png."""
     _run(avatar(description, style, quality=_quality(quality, "high")), out, json_out, api_key, base_url)
+
+
+def recipe_app() -> typer.Typer:
+    """The `imagegate recipe` sub-app with one command per recipe."""
+    app = typer.Typer(no_args_is_help=True, help="The guide's eight use cases, ready to run.")
+    app.command("social-media")(social_media_cmd)
+    app.command("logo-variations")(logo_variations_cmd)
+    app.command("clothing-try-on")(clothing_try_on_cmd)
+    app.command("tutorial-diagram")(tutorial_diagram_cmd)
+    app.command("ui-mockup")(ui_mockup_cmd)
+    app.command("floor-plan")(floor_plan_cmd)
+    app.command("game-asset")(game_asset_cmd)
+    app.command("avatar")(avatar_cmd)
+    return app

@@ -9,13 +9,15 @@ import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from imagegate.client._inputs import sniff_type
 from imagegate.client.pricing import micro_to_usd
 
-FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
-EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+FORMATS: Mapping[str, str] = MappingProxyType(
+    {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"})
+EXTENSIONS: Mapping[str, str] = MappingProxyType({"png": ".png", "jpeg": ".jpg", "webp": ".webp"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,7 +132,7 @@ def batch(
         results_file = results or out / "results.jsonl"
         options: dict[str, Any] = {"concurrency": concurrency, "rate_limit": rate_limit, "priority": priority,
                                    "results_file": results_file, "out_dir": out, "max_jobs": max_jobs}
-        with client, _progress(len(jobs), enabled=not json_out) as on_progress:
+        with client, _ProgressBar(len(jobs), enabled=not json_out) as on_progress:
             outcome = client.batch(jobs, on_progress=on_progress, **options)
     summary = {
         "total": len(outcome), "done": len(outcome.succeeded), "failed": len(outcome.failed),
@@ -152,7 +152,7 @@ def batch(
         raise typer.Exit(EXIT_FAILED_JOBS)
 
 
-class _progress:
+class _ProgressBar:
     """A rich progress bar (done/failed/cost/ETA) on stderr, as an on_progress callback."""
 
     def __init__(self, total: int, *, enabled: bool) -> None:
@@ -165,7 +165,7 @@ class _progress:
         )
         self.task = self.bar.add_task("batch", total=total, failed=0, cost=0.0)
 
-    def __enter__(self) -> _progress:
+    def __enter__(self) -> _ProgressBar:
         if self.enabled:
             self.bar.start()
         return self
@@ -249,5 +249,5 @@ def register(app: typer.Typer) -> None:
     app.command("batch")(batch)
     app.command("stats")(stats)
     app.command("cost")(cost)
-    app.add_typer(recipe_app, name="recipe")
+    app.add_typer(recipe_app(), name="recipe")
 

@@ -123,15 +123,19 @@ class Monitor:
         self.log_path = Path(log_path).expanduser() if log_path is not None else None
         self._records: list[CallRecord] = []
         self._lock = threading.Lock()
+        self.log_errors = 0
 
     def record(self, record: CallRecord) -> None:
         """Keep `record` (and append it to the log, if there is one)."""
         with self._lock:
             self._records.append(record)
             if self.log_path is not None:
-                self.log_path.parent.mkdir(parents=True, exist_ok=True)
-                with self.log_path.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+                try:
+                    self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                    with self.log_path.open("a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+                except OSError:
+                    self.log_errors += 1  # never fail a call because its log line could not be written
 
     @property
     def records(self) -> list[CallRecord]:

@@ -26,7 +26,7 @@ from typing import Any
 MICRO = 1_000_000
 DEFAULT_MODEL = "gpt-image-1"
 PARTIAL_IMAGE_TOKENS = 100
-_OUTPUT_BASE = {"low": 16, "medium": 32, "high": 64}
+_OUTPUT_BASE = MappingProxyType({"low": 16, "medium": 32, "high": 64})
 _CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
 
