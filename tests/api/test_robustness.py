@@ -2,7 +2,8 @@
 
 Hypothesis drives the real app (the session's uvicorn server on loopback) with generated
 requests. Every answer must be below 500; every 4xx must carry OpenAI's error body
-(exactly message/type/param/code, a non-empty message) and, for errors about a
+(message/type/param/code, a non-empty message; moderation_details only on a moderation
+block) and, for errors about a
 parameter, a `param` that names a field the request sent (or the one it lacked). Errors
 logged by the server (imagegate's "unhandled error", uvicorn's "Exception in ASGI
 application") fail the test too, so failures after the response has started count.
@@ -13,10 +14,13 @@ Successful requests are kept cheap: sizes are small, quality mostly "low".
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
+import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +29,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 
 from imagegate.flow.validate import EDIT_FIELDS, GENERATION_FIELDS
@@ -35,11 +39,9 @@ from tests.conftest import LiveServer, make_settings, run_server
 from tests.imaging import encode, mask_png, noise
 from tests.schemas import validate
 
-import os
-from hypothesis import Phase
+# IMAGEGATE_FUZZ_EXAMPLES=2000 for a deeper run than CI's.
 FUZZ = settings(
-    phases=[Phase.generate, Phase.shrink] if os.environ.get("NOEX") else list(Phase),
-    max_examples=int(os.environ.get("FUZZ_N", "100")),
+    max_examples=int(os.environ.get("IMAGEGATE_FUZZ_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -99,10 +101,16 @@ def assert_error_body(resp: httpx.Response) -> dict[str, Any]:
     assert ERROR_KEYS <= set(err) and extra <= allowed, err
     assert isinstance(err["message"], str) and err["message"].strip(), err
     assert isinstance(err["type"], str) and err["type"], err
-    assert err["param"] is None or isinstance(err["param"], str), err  # '' for a key 
+    assert err["param"] is None or isinstance(err["param"], str), err  # (a key "" is named "")
     assert err["code"] is None or isinstance(err["code"], str), err
     validate("Error", err)
     return err  # type: ignore[no-any-return]
+
+
+def _event(label: str) -> None:
+    """The mix of answers, shown by pytest --hypothesis-show-statistics."""
+    if currently_in_test_context():
+        event(label)
 
 
 def check(
@@ -116,8 +124,10 @@ def check(
     assert resp.status_code < 500, (resp.status_code, resp.text[:2000])
     assert not (logged := log.take()), logged
     if resp.status_code < 400:
+        _event(f"{resp.status_code}")
         return None
     err = assert_error_body(resp)
+    _event(f"{resp.status_code} {err['code']} {err['param']}")
     if fields is not None and err["code"] in PARAM_CODES:
         assert err["param"] is not None, err
         root = re.split(r"[\[.]", err["param"], maxsplit=1)[0]
@@ -187,7 +197,11 @@ image_bytes = st.one_of(
 
 odd_text = st.text(st.characters(categories=["Cs", "Cc", "Nd", "No", "Zs", "So"]), min_size=1, max_size=6)
 texts = st.one_of(st.text(max_size=24), odd_text)
-huge_ints = st.sampled_from([2**31, 2**63, -(2**63) - 1, 2**64 + 1, 10**40, -(10**40), 10**4000])
+huge_ints = st.one_of(
+    st.sampled_from([2**31, 2**63, -(2**63) - 1, 2**64 + 1]),
+    # 4001 digits: Python's JSON reads up to 4300
+    st.builds(pow, st.sampled_from([10, -10]), st.sampled_from([40, 4001])),
+)
 json_scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -251,7 +265,12 @@ image_refs = st.one_of(
     st.builds(lambda url, k, v: {"image_url": url, k: v}, image_urls, st.text(max_size=5), json_scalars),
     json_values,
 )
+good_refs = st.lists(
+    st.sampled_from(VALID_IMAGES).map(lambda data: {"image_url": data_url(data)}), min_size=1, max_size=3
+)
 images_values = st.one_of(
+    good_refs,
+    good_refs,
     st.lists(image_refs, max_size=4),
     st.lists(st.just({"image_url": data_url(IMAGES["png"])}), min_size=15, max_size=40),
     st.lists(st.just("data:image/png;base64,!!!"), min_size=100, max_size=2000),
@@ -284,7 +303,8 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "input_fidelity": st.sampled_from(["low", "high"]),
     "image": st.one_of(image_urls, st.lists(image_urls, max_size=3)),
     "images": images_values,
-    "mask": st.builds(lambda url: {"image_url": url}, image_urls),
+    "mask": st.one_of(st.just({"image_url": data_url(IMAGES["mask"])}),
+                      st.builds(lambda url: {"image_url": url}, image_urls)),
 }
 
 
@@ -401,12 +421,15 @@ def test_json_edits(
         check_stream(resp)
 
 
+TEXT_FIELDS = sorted(EDIT_FIELDS - {"image", "image[]", "mask", "images"})
 FILE_FIELDS = ["image", "image", "image[]", "image[0]", "image[3]", "mask", "images", "file", "prompt"]
 PART_TYPES = ["image/png", "image/jpeg", "image/webp", "application/octet-stream", "text/plain",
               "image/gif", "IMAGE/PNG; charset=binary", ""]
 printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=10)
 # Part names as httpx sends them unchanged (it escapes '"' and '\\' in names).
-part_names = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters='"\\'), max_size=10)
+part_names = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters='"\\'), max_size=10
+)
 
 
 @st.composite
@@ -418,20 +441,24 @@ def multipart_parts(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[str, An
         data["size"] = draw(st.sampled_from(["64x64", "auto", "80x64"]))
     if draw(st.integers(0, 2)):
         data["quality"] = "low"
-    for name in draw(st.lists(st.sampled_from(sorted(EDIT_FIELDS)), max_size=5, unique=True)):
+    for name in draw(st.lists(st.sampled_from(TEXT_FIELDS), max_size=5, unique=True)):
         value = draw(st.one_of(GOOD.get(name, st.nothing()).map(_form_value), printable, digit_strings))
         data[name] = value
-    if draw(st.integers(0, 5)) == 0:
-        data[draw(part_names)] = draw(printable)
-    files = draw(
-        st.lists(
-            st.tuples(
-                st.sampled_from(FILE_FIELDS) | part_names,
-                st.tuples(printable, image_bytes, st.sampled_from(PART_TYPES)),
-            ),
-            max_size=4,
-        )
+    if draw(st.integers(0, 5)) == 0:  # a file field sent as text, or an unknown one
+        data[draw(st.sampled_from(["image", "image[]", "mask", "images"]) | part_names)] = draw(printable)
+    good_file = st.tuples(
+        st.sampled_from(["image", "image[]"]),
+        # (httpx sends a part with an empty filename as a text field)
+        st.tuples(st.sampled_from(["a.png", "photo", "x.jpg"]), st.sampled_from(VALID_IMAGES),
+                  st.sampled_from(PART_TYPES)),
     )
+    any_file = st.tuples(
+        st.sampled_from(FILE_FIELDS) | part_names,
+        st.tuples(printable.filter(bool) | st.just(""), image_bytes, st.sampled_from(PART_TYPES)),
+    )
+    files = draw(st.lists(good_file, min_size=1, max_size=2) | st.lists(any_file, max_size=4))
+    if draw(st.integers(0, 3)) == 0:
+        files.append(("mask", ("m.png", IMAGES["mask"], "image/png")))
     return data, files
 
 
@@ -483,7 +510,7 @@ def raw_multipart(draw: st.DrawFn) -> tuple[str, bytes]:
             "",
         ]))
         value = draw(st.sampled_from([b"a cat", IMAGES["png"], b"\xff\xfe"]) | st.binary(max_size=30))
-        parts.append(f"--{boundary}\r\n{header}\r\n\r\n".encode("utf-8") + value + b"\r\n")
+        parts.append(f"--{boundary}\r\n{header}\r\n\r\n".encode() + value + b"\r\n")
     body = b"".join(parts) + draw(st.sampled_from([f"--{boundary}--\r\n".encode(), b"", b"--"]))
     if draw(st.booleans()):
         body = body[: draw(st.integers(0, len(body)))]
@@ -499,8 +526,17 @@ def raw_multipart(draw: st.DrawFn) -> tuple[str, bytes]:
     return content_type, body
 
 
+CUT_SHORT = (  # a multipart body without its closing boundary
+    b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na cat\r\n'
+    b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+    b"Content-Type: image/png\r\n\r\n" + IMAGES["png"]
+)
+
+
 @FUZZ
 @given(request=raw_multipart())
+@example(request=("multipart/form-data; boundary=b", CUT_SHORT))
+@example(request=("multipart/form-data; boundary=b", CUT_SHORT + b"\r\n--b--\r\n"))
 def test_raw_multipart(api: httpx.Client, server_log: _ErrorLog, request: tuple[str, bytes]) -> None:
     content_type, body = request
     try:
@@ -509,6 +545,74 @@ def test_raw_multipart(api: httpx.Client, server_log: _ErrorLog, request: tuple[
     except httpx.LocalProtocolError:
         return  # a header the client library itself refuses to send
     check(resp, server_log)
+
+
+# --- answers that used to lose data or name the wrong field -------------------------------
+
+PNG_URL = data_url(IMAGES["png"])
+ONE_IMAGE = [("image", ("a.png", IMAGES["png"], "image/png"))]
+
+
+@pytest.mark.parametrize(
+    ("path", "request_kwargs", "code", "param"),
+    [
+        # The guide's `image` on a generation: errors name `image`, not `images[0]`.
+        ("/v1/images/generations", {"json": {"prompt": "x", "image": "data:image/png;base64,!!!"}},
+         "invalid_image_file", "image"),
+        ("/v1/images/generations", {"json": {"prompt": "x", "image": [PNG_URL, "data:,"]}},
+         "invalid_value", "image[1]"),
+        ("/v1/images/generations", {"json": {"prompt": "x", "image": [PNG_URL] * 17}},
+         "invalid_value", "image"),
+        # Both spellings at once: one of them was silently ignored.
+        ("/v1/images/edits", {"json": {"prompt": "x", "images": [{"image_url": PNG_URL}], "image": PNG_URL}},
+         "invalid_value", "image"),
+        # A JSON edit lacks `images`, the field it sends.
+        ("/v1/images/edits", {"json": {"prompt": "x", "images": []}}, "missing_required_parameter", "images"),
+        ("/v1/images/edits", {"json": {"prompt": "x", "image[]": [PNG_URL]}}, "unknown_parameter", "image[]"),
+        # transparency=true implies the background: the error names the field that was sent.
+        ("/v1/images/generations", {"json": {"prompt": "x", "transparency": True, "output_format": "jpeg"}},
+         "invalid_value", "transparency"),
+        # A falsy model of the wrong type was quietly the default model.
+        ("/v1/images/generations", {"json": {"prompt": "x", "model": False}}, "invalid_type", "model"),
+        ("/v1/images/generations", {"json": {"prompt": "x", "model": []}}, "invalid_type", "model"),
+        # A generation's mask is refused by name, not fetched first.
+        ("/v1/images/generations", {"json": {"prompt": "x", "mask": {"image_url": "http://127.0.0.1:1/m"}}},
+         "unknown_parameter", "mask"),
+        ("/v1/images/edits", {"json": {"prompt": "x", "images": [{"image_url": "http://[::1"}]}},
+         "invalid_value", "images[0]"),
+        ("/v1/images/edits", {"json": {"prompt": "x", "images": [{"image_url": "http://127.0.0.1:99999/"}]}},
+         "invalid_value", "images[0]"),
+        # Multipart parts that were silently dropped.
+        ("/v1/images/edits", {"data": {"prompt": "x", "mask": PNG_URL}, "files": ONE_IMAGE},
+         "invalid_type", "mask"),
+        ("/v1/images/edits", {"data": {"prompt": "x", "images": "a"}, "files": ONE_IMAGE},
+         "unknown_parameter", "images"),
+        ("/v1/images/edits", {"data": {"prompt": "x"},
+                              "files": [*ONE_IMAGE, ("images", ("b.png", IMAGES["png"]))]},
+         "unknown_parameter", "images"),
+        ("/v1/images/edits", {"data": {"prompt": "x"}, "files": [*ONE_IMAGE, ("n", ("n.txt", b"2"))]},
+         "invalid_type", "n"),
+        ("/v1/images/edits", {"data": {"prompt": "x"}, "files": [
+            *ONE_IMAGE, ("mask", ("m.png", IMAGES["mask"])), ("mask", ("n.png", IMAGES["mask"]))]},
+         "invalid_value", "mask"),
+        # Multipart numbers too long to convert.
+        ("/v1/images/edits", {"data": {"prompt": "x", "n": "9" * 5000}, "files": ONE_IMAGE},
+         "invalid_value", "n"),
+    ],
+)
+def test_fixed_answers(
+    api: httpx.Client, server_log: _ErrorLog, path: str, request_kwargs: dict[str, Any], code: str, param: str
+) -> None:
+    resp = api.post(path, **request_kwargs)
+    err = check(resp, server_log)
+    assert err is not None and (err["code"], err["param"]) == (code, param), err
+
+
+def test_multipart_cut_short_is_refused(api: httpx.Client, server_log: _ErrorLog) -> None:
+    """Starlette returns the parts before the cut and drops the rest without a word."""
+    resp = post_raw(api, "/v1/images/edits", CUT_SHORT, "multipart/form-data; boundary=b")
+    err = check(resp, server_log)
+    assert err is not None and "closing boundary" in err["message"], err
 
 
 # --- the other routes, headers --------------------------------------------------------------
@@ -539,7 +643,7 @@ def test_signed_file_route(
         del params[drop]
     resp = api.get(f"/v1/images/files/{quote(name, safe='')}", params=params, headers={"authorization": ""})
     check(resp, server_log)
-    assert resp.status_code in (200, 403, 404), resp.text
+    assert resp.status_code in (200, 307, 403, 404), resp.text  # 307: a "/" at the end
 
 
 @FUZZ
@@ -552,7 +656,9 @@ def test_model_ids(api: httpx.Client, server_log: _ErrorLog, model_id: str, slas
     check(resp, server_log)
 
 
-latin1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=30)
+latin1 = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=30
+)
 
 
 @st.composite
@@ -577,6 +683,9 @@ def header_sets(draw: st.DrawFn, key: str) -> dict[str, bytes]:
     ))
     if content_type is not None:
         headers["content-type"] = content_type.encode("latin-1")
+    if draw(st.integers(0, 3)) == 0:
+        idempotency_key = draw(st.sampled_from(["k", "x" * 5000, " ", "é"]) | latin1)
+        headers["idempotency-key"] = idempotency_key.encode("latin-1")
     if draw(st.integers(0, 4)) == 0:
         headers["host"] = draw(st.sampled_from(["[::1", "a b", "\u00e9", "x:99999", ":", "[", "h:1:2"])
                                | latin1).encode("latin-1")
@@ -595,10 +704,11 @@ REQUEST_BODIES = [
 @FUZZ
 @given(
     data=st.data(),
-    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "HEAD"]),
-    path=st.sampled_from(["/v1/images/generations", "/v1/images/edits", "/v1/models", "/v1/models/gpt-image-1",
-                          "/v1/images/files/x.png", "/healthz", "/v1/nothing", "/v1/images/edits/",
-                          "/openapi.json"]),
+    method=st.sampled_from(["GET", "POST", "POST", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"]),
+    path=st.sampled_from([
+        "/v1/images/generations", "/v1/images/edits", "/v1/models", "/v1/models/gpt-image-1",
+        "/v1/images/files/x.png", "/healthz", "/v1/nothing", "/v1/images/edits/", "/openapi.json",
+    ]),
     body=st.sampled_from(REQUEST_BODIES),
 )
 def test_headers(
@@ -623,7 +733,7 @@ def test_headers(
 
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, str]]:
-    settings = make_settings(tmp_path_factory.mktemp("small"), max_body_bytes=2048)
+    settings = make_settings(tmp_path_factory.mktemp("small"), max_body_bytes=2048, fetch_timeout_s=1.0)
     with run_server(settings) as live:
         yield live, live.new_key()
 
@@ -654,6 +764,52 @@ def test_body_limit(
         assert resp.status_code == 413 and assert_error_body(resp)["code"] == "request_too_large"
     else:
         assert resp.status_code != 413
+
+
+@contextlib.contextmanager
+def trickling_server() -> Iterator[str]:
+    """An image URL whose server promises 100 kB and sends a byte every 0.1 s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+                while not stop.wait(0.1):
+                    try:
+                        conn.sendall(b"\x89")
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/slow.png"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def test_slow_image_url_times_out(small_server: tuple[LiveServer, str], server_log: _ErrorLog) -> None:
+    """fetch_timeout_s bounds the whole download, not each read (here 1 s)."""
+    live, key = small_server
+    with trickling_server() as url:
+        started = time.monotonic()
+        resp = httpx.post(live.base_url + "/v1/images/edits", timeout=30,
+                          json={"prompt": "x", "images": [{"image_url": url}]},
+                          headers={"authorization": f"Bearer {key}"})
+        elapsed = time.monotonic() - started
+    err = check(resp, server_log)
+    assert err is not None and (err["code"], err["param"]) == ("invalid_image_file", "images[0]"), err
+    assert elapsed < 5, elapsed
 
 
 def _port(live: LiveServer) -> int:
@@ -704,12 +860,13 @@ def test_odd_content_length(
 def test_client_leaving_a_stream_is_not_a_server_error(
     server: LiveServer, api_key: str, server_log: _ErrorLog
 ) -> None:
-    body = {"prompt": "a cat", "size": "256x256", "quality": "low", "stream": True, "partial_images": 3, "n": 4}
+    body = {"prompt": "a cat", "size": "256x256", "quality": "low", "stream": True, "partial_images": 3,
+            "n": 4}
     with httpx.stream("POST", server.base_url + "/v1/images/generations", json=body, timeout=30,
                       headers={"Authorization": f"Bearer {api_key}"}) as resp:
         assert resp.status_code == 200
         next(resp.iter_bytes())  # the first event, then hang up
-    time.sleep(1.0)
+    time.sleep(0.5)
     assert not (logged := server_log.take()), logged
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 
 from imagegate.config import Settings
@@ -143,23 +144,31 @@ async def _resolve(url: str, param: str, http: httpx.AsyncClient, settings: Sett
 
 async def _fetch(url: httpx.URL, param: str, http: httpx.AsyncClient, settings: Settings) -> RawImage:
     limit = settings.max_image_bytes
+    timeout = settings.fetch_timeout_s
     try:
-        async with http.stream("GET", url, timeout=settings.fetch_timeout_s) as resp:
-            if resp.status_code != 200:
-                raise InvalidImage(
-                    f"Could not fetch '{param}': the server answered HTTP {resp.status_code}.",
-                    param=param,
-                )
-            chunks: list[bytes] = []
-            total = 0
-            async for chunk in resp.aiter_bytes():
-                total += len(chunk)
-                if total > limit:
-                    raise PayloadTooLarge(
-                        f"The image at '{param}' is larger than {limit} bytes.", param=param
+        # httpx's timeout bounds each read, not the download: a server trickling a byte at a
+        # time would hold the request (and its worker) for as long as it liked.
+        with anyio.fail_after(timeout):
+            async with http.stream("GET", url, timeout=timeout) as resp:
+                if resp.status_code != 200:
+                    raise InvalidImage(
+                        f"Could not fetch '{param}': the server answered HTTP {resp.status_code}.",
+                        param=param,
                     )
-                chunks.append(chunk)
-            declared = resp.headers.get("content-type", "").split(";")[0] or None
+                chunks: list[bytes] = []
+                total = 0
+                async for chunk in resp.aiter_bytes():
+                    total += len(chunk)
+                    if total > limit:
+                        raise PayloadTooLarge(
+                            f"The image at '{param}' is larger than {limit} bytes.", param=param
+                        )
+                    chunks.append(chunk)
+                declared = resp.headers.get("content-type", "").split(";")[0] or None
+    except TimeoutError as exc:
+        raise InvalidImage(
+            f"Could not fetch '{param}': the download took longer than {timeout:g} s.", param=param
+        ) from exc
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise InvalidImage(
             f"Could not fetch '{param}': {type(exc).__name__}.", param=param

@@ -87,7 +87,7 @@ class Router:
         last: UpstreamError | None = None
         while self._budget_left(report, deadline):
             tried = False
-            for route in ordered:
+            for position, route in enumerate(ordered, 1):
                 if not self._budget_left(report, deadline):
                     break
                 if not await self._allowed(route):
@@ -109,7 +109,10 @@ class Router:
                     log.warning("route %s failed (%s); trying the next", route.engine.name, exc.message)
                     last = exc
                     if self._budget_left(report, deadline):
-                        await self.sleep(self.policy.delay(report.attempts, exc.retry_after_s, self.rng))
+                        # A Retry-After speaks for the channel that sent it: it delays a retry of the
+                        # routes already tried (the next round), never the move to another channel.
+                        retry_after = exc.retry_after_s if position == len(ordered) else None
+                        await self.sleep(self.policy.delay(report.attempts, retry_after, self.rng))
                     continue
                 await self._record(route, ok=True)
                 return

@@ -302,6 +302,10 @@ class ImageFlow:
         except GatewayError as exc:
             error = exc
             yield {"type": "error", **exc.body()}
+        except Exception:  # the 200 is already sent: end the stream with an error event
+            log.exception("stream of request %s failed", ctx.request_id)
+            error = GatewayError("The server had an error while processing your request.")
+            yield {"type": "error", **error.body()}
         finally:
             with anyio.CancelScope(shield=True):
                 if trace.images:

@@ -239,8 +239,10 @@ def _prompt(p: dict[str, Any]) -> str:
 
 
 def _model(p: dict[str, Any], models: Collection[str], default_model: str) -> str:
-    model = p.get("model") or default_model
-    if not isinstance(model, str):
+    model = p.get("model")
+    if model is None or model == "":
+        model = default_model
+    if not isinstance(model, str):  # (false, 0, [] and {} too: not silently the default)
         raise InvalidType("Invalid type for 'model': expected a string.", param="model")
     if model not in models:
         raise ModelNotFound(
