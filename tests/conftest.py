@@ -56,6 +56,8 @@ def run_server(settings: Settings, clock: Clock | None = None) -> Iterator[LiveS
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    # The tests serve reference images from loopback servers, which production refuses (SSRF).
+    overrides.setdefault("fetch_private_urls", True)
     return Settings(data_dir=data_dir, create_initial_key=False, **overrides)  # type: ignore[arg-type]
 
 

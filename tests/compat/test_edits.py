@@ -102,3 +102,19 @@ def test_reference_image_fetched_from_http_url(http: httpx.Client, server) -> No
     resp = http.post("/v1/images/edits", json={"prompt": "variation", "images": [{"image_url": url}]})
     assert resp.status_code == 200, resp.text
     assert resp.json()["size"] == "1024x1024"
+
+
+def test_private_urls_are_refused_by_default(tmp_path, server, http: httpx.Client) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import make_settings, run_server
+
+    first = http.post("/v1/images/generations", json={"prompt": "a dress", "quality": "low",
+                                                      "response_format": "url"})
+    loopback_url = first.json()["data"][0]["url"]  # a real image, on 127.0.0.1
+    with run_server(make_settings(tmp_path, fetch_private_urls=False)) as guarded:
+        secret = guarded.new_key()
+        resp = httpx.post(guarded.api_base + "/images/edits", json={
+            "prompt": "variation", "images": [{"image_url": loopback_url}]},
+            headers={"Authorization": f"Bearer {secret}"})
+    assert resp.status_code == 400
+    assert resp.json()["error"]["param"] == "images[0]"
+    assert "private" in resp.json()["error"]["message"]

@@ -8,6 +8,7 @@ data URL, or a list of them). http(s) URLs are fetched with a timeout and a size
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +143,9 @@ async def _resolve(url: str, param: str, http: httpx.AsyncClient, settings: Sett
     )
 
 
+MAX_REDIRECTS = 5
+
+
 async def _fetch(url: httpx.URL, param: str, http: httpx.AsyncClient, settings: Settings) -> RawImage:
     limit = settings.max_image_bytes
     timeout = settings.fetch_timeout_s
@@ -149,22 +153,31 @@ async def _fetch(url: httpx.URL, param: str, http: httpx.AsyncClient, settings: 
         # httpx's timeout bounds each read, not the download: a server trickling a byte at a
         # time would hold the request (and its worker) for as long as it liked.
         with anyio.fail_after(timeout):
-            async with http.stream("GET", url, timeout=timeout) as resp:
-                if resp.status_code != 200:
-                    raise InvalidImage(
-                        f"Could not fetch '{param}': the server answered HTTP {resp.status_code}.",
-                        param=param,
-                    )
-                chunks: list[bytes] = []
-                total = 0
-                async for chunk in resp.aiter_bytes():
-                    total += len(chunk)
-                    if total > limit:
-                        raise PayloadTooLarge(
-                            f"The image at '{param}' is larger than {limit} bytes.", param=param
+            for _ in range(MAX_REDIRECTS + 1):
+                if not settings.fetch_private_urls:
+                    await _check_public(url, param)
+                # Redirects are followed here, one hop at a time, so each target is checked.
+                async with http.stream("GET", url, timeout=timeout, follow_redirects=False) as resp:
+                    if resp.is_redirect and "location" in resp.headers:
+                        url = resp.url.join(resp.headers["location"])
+                        continue
+                    if resp.status_code != 200:
+                        raise InvalidImage(
+                            f"Could not fetch '{param}': the server answered HTTP {resp.status_code}.",
+                            param=param,
                         )
-                    chunks.append(chunk)
-                declared = resp.headers.get("content-type", "").split(";")[0] or None
+                    chunks: list[bytes] = []
+                    total = 0
+                    async for chunk in resp.aiter_bytes():
+                        total += len(chunk)
+                        if total > limit:
+                            raise PayloadTooLarge(
+                                f"The image at '{param}' is larger than {limit} bytes.", param=param
+                            )
+                        chunks.append(chunk)
+                    declared = resp.headers.get("content-type", "").split(";")[0] or None
+                    return RawImage(param, b"".join(chunks), declared)
+            raise InvalidImage(f"Could not fetch '{param}': too many redirects.", param=param)
     except TimeoutError as exc:
         raise InvalidImage(
             f"Could not fetch '{param}': the download took longer than {timeout:g} s.", param=param
@@ -173,7 +186,23 @@ async def _fetch(url: httpx.URL, param: str, http: httpx.AsyncClient, settings: 
         raise InvalidImage(
             f"Could not fetch '{param}': {type(exc).__name__}.", param=param
         ) from exc
-    return RawImage(param, b"".join(chunks), declared)
+
+
+async def _check_public(url: httpx.URL, param: str) -> None:
+    """Refuse URLs whose host resolves to this gateway's own networks (SSRF). A DNS answer that
+    changes between this check and the connection (rebinding) is not covered."""
+    try:
+        infos = await anyio.getaddrinfo(url.host, url.port or (443 if url.scheme == "https" else 80))
+    except OSError as exc:
+        raise InvalidImage(f"Could not fetch '{param}': the host does not resolve.", param=param) from exc
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if not address.is_global:
+            raise InvalidValue(
+                f"Invalid value for '{param}': this server does not fetch images from private, "
+                "loopback or link-local addresses.",
+                param=param,
+            )
 
 
 def _too_many(count: int, param: str) -> InvalidValue:
