@@ -11,9 +11,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import httpx
+from pydantic import ValidationError
 
 from imagegate.errors import Conflict, InvalidValue, NotFound
+from imagegate.pricing import ModelPrice
 from imagegate.storage.channels import Channel, ChannelRepo, DuplicateChannel
 
 log = logging.getLogger("imagegate.channels")
@@ -55,7 +58,7 @@ class Channels:
     async def probe(self, http: httpx.AsyncClient) -> list[str]:
         """Try each auto-disabled channel; re-enable those that answer. Returns their names."""
         revived = []
-        for channel in self.repo.list():
+        for channel in await anyio.to_thread.run_sync(self.repo.list):  # never block the event loop
             if channel.enabled or not (channel.disabled_reason or "").startswith(AUTO):
                 continue
             try:
@@ -64,7 +67,8 @@ class Channels:
             except httpx.HTTPError:
                 continue
             if resp.status_code == 200:
-                self.repo.update(str(channel.id), enabled=True, disabled_reason=None)
+                await anyio.to_thread.run_sync(
+                    lambda c=channel: self.repo.update(str(c.id), enabled=True, disabled_reason=None))
                 log.info("channel %s answers again: re-enabled", channel.name)
                 revived.append(channel.name)
         return revived
@@ -96,3 +100,13 @@ def _check(**fields: Any) -> None:
         value = fields.get(name)
         if value is not None and value < lo:
             raise InvalidValue(f"'{name}' must be at least {lo}.", param=name)
+    prices = fields.get("prices")
+    if prices is not None:
+        try:
+            ModelPrice.model_validate(prices)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise InvalidValue(f"Invalid 'prices' ({where}): {first['msg']}. Expected micro-dollars: "
+                               "text_in_per_1m, image_in_per_1m, image_out_per_1m and optionally per_image.",
+                               param="prices") from None

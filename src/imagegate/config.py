@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(
         default=50_000_000, description="Decoded input images beyond this are refused (bombs)."
     )
+    fetch_private_urls: bool = Field(
+        default=False,
+        description="Allow reference-image URLs that resolve to loopback, private or link-local "
+        "addresses (off: a client cannot make the gateway fetch from its own network).",
+    )
     fetch_timeout_s: float = Field(
         default=20.0, description="Timeout for fetching reference images given as http(s) URLs."
     )
@@ -179,6 +184,11 @@ class Settings(BaseSettings):
     )
     channel_probe_interval_s: float = Field(
         default=60.0, gt=0, description="How often auto-disabled channels are probed for re-enabling."
+    )
+    local_fallback_models: list[str] = Field(
+        default_factory=list,
+        description="Models the placeholder engine still serves when channels serve them too: the "
+        "last route, tried when every channel fails or is cooling down.",
     )
     frozen_time: float | None = Field(
         default=None, description="Testing and benchmarks only: every clock read returns this."

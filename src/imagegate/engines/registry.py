@@ -3,7 +3,8 @@
 A model can be served by several routes: upstream channels (priority and weight from the
 channel) and local engines. The placeholder engine serves the configured model names that
 no channel lists, at the lowest priority, so a fresh install works and a configured channel
-replaces it for the models it serves.
+replaces it for the models it serves; for the models in `local_fallback_models` it stays, as
+the last route, tried when every channel has failed or is cooling down.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def build_registry(settings: Settings, channels: Iterable[Channel] = (),
                 registry.add(Route(model, engine, channel.priority, max(1, channel.weight), channel))
     served_by_channels = {m for c in channels for m in c.models}
     placeholder = FACTORIES["placeholder"](settings)
-    for model in settings.models:
-        if model not in served_by_channels:
+    fallback = set(settings.local_fallback_models)
+    for model in dict.fromkeys([*settings.models, *settings.local_fallback_models]):
+        if model not in served_by_channels or model in fallback:
             registry.add(Route(model, placeholder))
     return registry

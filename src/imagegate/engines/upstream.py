@@ -87,17 +87,21 @@ class UpstreamEngine:
         raw = await response.aread()
         try:
             body = json.loads(raw)
-            items = body["data"]
+            items = body["data"][:job.n]
             images = [_image_bytes(item) for item in items]
+            if not images:
+                raise KeyError("data")
         except (ValueError, KeyError, TypeError) as exc:
             raise self._error("answered with a malformed body", retryable=True) from exc
         fetched = [img if isinstance(img, bytes) else await self._fetch(img) for img in images]
         usage = _usage(body.get("usage"))
         echo = {k: body[k] for k in ("size", "quality", "background", "output_format") if k in body}
         fmt = body.get("output_format") or job.output_format
+        # The usage is the request's: on the first image. Without one, the gateway's own token math bills.
         return [
             FinalImage(index=i, encoded=data, media_type=MEDIA_TYPES.get(fmt, "image/png"),
-                       extra={"usage": usage if i == 0 else Usage(), "echo": echo})
+                       extra={"echo": echo} if usage is None else
+                       {"usage": usage if i == 0 else Usage(), "echo": echo})
             for i, data in enumerate(fetched)
         ]
 
@@ -117,6 +121,8 @@ class UpstreamEngine:
             kind = str(event.get("type", ""))
             if "error" in event and not kind.endswith(("partial_image", "completed")):
                 raise self._error("failed mid-stream", retryable=False, body={"error": event["error"]})
+            if not kind.endswith((".partial_image", ".completed")):
+                continue  # an event type this relay does not know (keep-alives, future ones)
             try:
                 data = base64.b64decode(event["b64_json"], validate=True)
             except (KeyError, TypeError, binascii.Error) as exc:
@@ -124,11 +130,16 @@ class UpstreamEngine:
             if kind.endswith(".partial_image"):
                 yield PartialImage(index=index, partial_index=int(event.get("partial_image_index", 0)),
                                    encoded=data)
-            elif kind.endswith(".completed"):
+            else:
                 fmt = event.get("output_format") or job.output_format
+                usage = _usage(event.get("usage"))
                 yield FinalImage(index=index, encoded=data, media_type=MEDIA_TYPES.get(fmt, "image/png"),
-                                 extra={"usage": _usage(event.get("usage"))})
+                                 extra={} if usage is None else {"usage": usage})
                 index += 1
+                if index == job.n:
+                    return
+        if index < job.n:  # the stream ended (cleanly) before every image was delivered
+            raise self._error("ended the stream before the image was complete", retryable=True)
 
     async def _raise_for(self, response: httpx.Response) -> None:
         raw = await response.aread()
@@ -138,11 +149,17 @@ class UpstreamEngine:
             body = None
         status = response.status_code
         message = json.dumps(body).lower() if body is not None else raw[:500].decode("utf-8", "replace")
+        if status == 400:
+            # A 400 is the client's fault unless its code or type says the account cannot pay; its
+            # message may quote the client's own words ("... balance ..."), which must not disable a channel.
+            error = body.get("error") if isinstance(body, dict) else None
+            message = " ".join(str(error.get(k) or "") for k in ("code", "type")).lower() \
+                if isinstance(error, dict) else ""
         disable = None
         if status in (401, 403):
             disable = f"the provider answered {status} (key rejected)"
-        elif any(word in message for word in OUT_OF_BALANCE) and status in (400, 402, 403, 429):
-            disable = "the provider account is out of balance"
+        elif status == 402 or (any(word in message for word in OUT_OF_BALANCE) and status in (400, 429)):
+            disable = "the provider account is out of balance"  # 402 Payment Required: whatever it says
         retryable = status in RETRYABLE_STATUS or disable is not None
         retry_after = _retry_after(response.headers)
         raise UpstreamError(
@@ -184,9 +201,10 @@ def _image_bytes(item: Mapping[str, Any]) -> bytes | str:
     raise KeyError("b64_json")
 
 
-def _usage(raw: Any) -> Usage:
+def _usage(raw: Any) -> Usage | None:
+    """The provider's usage block; None when it sent none (or an unreadable one)."""
     if not isinstance(raw, dict):
-        return Usage()
+        return None
     details = raw.get("input_tokens_details") or {}
     try:
         return Usage(
@@ -194,8 +212,8 @@ def _usage(raw: Any) -> Usage:
             image_in=int(details.get("image_tokens", 0)),
             image_out=int(raw.get("output_tokens", 0)),
         )
-    except (TypeError, ValueError):
-        return Usage()
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

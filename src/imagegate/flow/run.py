@@ -178,8 +178,11 @@ class ImageFlow:
             raise
         headers = rate_limit.headers(admission.decision)
         if prepared.options.stream:
-            return Outcome(events=self._stream(key, ctx, request, prepared, admission, trace),
-                           headers=headers)
+            events = self._stream(key, ctx, request, prepared, admission, trace)
+            # Wait for the first event: a failure before it (every route down, an upstream 4xx) is
+            # still an HTTP error with its own status, as for a request without `stream`.
+            first = await anext(events, None)
+            return Outcome(events=_prepend(first, events), headers=headers)
         try:
             body, names = await self._generate(prepared, self._base(ctx), trace)
         except BaseException as exc:
@@ -281,12 +284,14 @@ class ImageFlow:
         job = prepared.job
         per_image_out = prepared.usage.image_out // job.n
         error: GatewayError | None = None
+        sent = False
         try:
             async for event in self._engine_events(prepared, trace):
                 now = int(self.clock.now())
                 if isinstance(event, PartialImage):
                     data = event.encoded if event.encoded is not None else await store_image.encode(
                         event.image, job)  # type: ignore[arg-type]
+                    sent = True
                     yield respond.partial_event(job, _b64(data), event.partial_index, now)
                     continue
                 data, name = await self._keep(event, job)
@@ -297,10 +302,13 @@ class ImageFlow:
                     image_out=per_image_out,
                 )
                 url = self.signer.url(self._base(ctx), name) if prepared.options.include_url else None
+                sent = True
                 yield respond.completed_event(job, _b64(data), url, usage, now)
                 trace.add_image(event, usage)
         except GatewayError as exc:
             error = exc
+            if not sent:
+                raise  # nothing sent yet: handle() answers with the error's status (settled below)
             yield {"type": "error", **exc.body()}
         except Exception:  # the 200 is already sent: end the stream with an error event
             log.exception("stream of request %s failed", ctx.request_id)
@@ -429,6 +437,17 @@ def _params(job: ImageJob) -> dict[str, Any]:
         "seed": job.seed, "partial_images": job.partial_images, "stream": job.stream,
         "input_images": len(job.images), "mask": job.mask is not None, "user": job.user,
     }
+
+
+async def _prepend(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]
+                   ) -> AsyncIterator[dict[str, Any]]:
+    try:
+        if first is not None:
+            yield first
+        async for event in rest:
+            yield event
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]
 
 
 def _b64(data: bytes) -> str:
