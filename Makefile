@@ -26,8 +26,12 @@ test: $(STAMP)  ## run the whole suite
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check src tests bench
 
-bench: $(STAMP)  ## print the benchmark figures
+bench: $(STAMP)  ## print the benchmark figures (needs PostgreSQL and Redis for the side-by-side rows)
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/limits.py
+	$(BIN)/python bench/admission.py
+	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/relay_memory.py
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis
