@@ -75,6 +75,7 @@ class PartialImage:
     partial_index: int
     image: Image.Image | None = None
     encoded: bytes | None = None
+    b64: str | None = None  # `encoded` as base64, when it arrived so (see FinalImage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,9 @@ class FinalImage:
     encoded: bytes | None = None
     media_type: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # `encoded` as standard base64 text, when it arrived so (an upstream's b64_json): the response
+    # reuses it rather than encoding `encoded` again (a 1024x1024 PNG: 1.5 MB of text).
+    b64: str | None = None
 
 
 EngineEvent = PartialImage | FinalImage

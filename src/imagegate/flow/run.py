@@ -10,17 +10,17 @@ full, releases the concurrency slot and leaves a usage record with the error cod
 
 from __future__ import annotations
 
-import base64
 import logging
 import random
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import httpx
+import pybase64
 
 from imagegate.channels import Channels
 from imagegate.clock import Clock
@@ -184,13 +184,13 @@ class ImageFlow:
             first = await anext(events, None)
             return Outcome(events=_prepend(first, events), headers=headers)
         try:
-            body, names = await self._generate(prepared, self._base(ctx), trace)
+            finals, echo = await self._generate(prepared, trace)
+            kept = await self._complete(key, ctx, request, prepared, admission, trace, finals)
         except BaseException as exc:
             await self._fail(key, ctx, request, prepared, admission, trace, exc, claimed)
             raise
-        await self._settle(admission, prepared, trace)
         await self._finish(key, admission)
-        await self._record(key, ctx, request, prepared, trace, 200, None)
+        body, names = self._response(prepared, self._base(ctx), trace, finals, kept, echo)
         if claimed:
             await anyio.to_thread.run_sync(self.stores.idempotency.complete, key.id,
                                            ctx.idempotency_key, idempotency.stored_form(body, names))
@@ -198,8 +198,9 @@ class ImageFlow:
 
     async def prepare(self, request: ImageRequest, request_id: str) -> Prepared:
         raw_images, raw_mask = await fetch_images.collect(request, self.http, self.settings)
-        job, options = await anyio.to_thread.run_sync(
-            lambda: validate.validate(
+
+        def check() -> tuple[ImageJob, ResponseOptions]:
+            return validate.validate(
                 request,
                 raw_images,
                 raw_mask,
@@ -208,7 +209,11 @@ class ImageFlow:
                 new_seed=lambda: self._seeds.randrange(2**32),
                 max_input_pixels=self.settings.max_input_pixels,
             )
-        )
+
+        # Decoding input images is worth a worker thread; checking a plain generation's fields
+        # (about 30 us) is not worth the hop (about 60 us).
+        has_images = bool(raw_images) or raw_mask is not None
+        job, options = await anyio.to_thread.run_sync(check) if has_images else check()
         moderate.check(job.prompt, job.moderation, self.settings.moderation_rules, request_id)
         routes = self.registry.routes_for(job.model)
 
@@ -252,20 +257,52 @@ class ImageFlow:
         return reserve_quota.quote(price, usage, prepared.job, images, multiplier_ppm)[1]
 
     async def _generate(
-        self, prepared: Prepared, base_url: str, trace: Trace
-    ) -> tuple[dict[str, Any], list[str]]:
-        """Run the job to completion: the ImagesResponse body and the stored blob names."""
-        job, options = prepared.job, prepared.options
-        items: list[dict[str, Any]] = [{} for _ in range(job.n)]
-        names = ["" for _ in range(job.n)]
+        self, prepared: Prepared, trace: Trace
+    ) -> tuple[list[FinalImage | None], dict[str, Any]]:
+        """Run the job to completion: its final images by index, and the values an upstream echoed."""
+        job = prepared.job
+        finals: list[FinalImage | None] = [None] * job.n
         echo: dict[str, Any] = {}
         async for event in self._engine_events(prepared, trace):
             if isinstance(event, FinalImage):
-                data, names[event.index] = await self._keep(event, job)
-                url = self.signer.url(base_url, names[event.index])
-                items[event.index] = respond.data_item(_b64(data), url, options)
+                if event.encoded is None and event.image is not None:
+                    # Pixels (a local engine): encoded now, so that n pictures' pixels are not all held.
+                    event = replace(event, image=None, encoded=await store_image.encode(event.image, job))
+                finals[event.index] = event
                 trace.add_image(event)
                 echo.update(event.extra.get("echo") or {})
+        return finals, echo
+
+    async def _complete(
+        self, key: ApiKey, ctx: RequestContext, request: ImageRequest, prepared: Prepared,
+        admission: Admission, trace: Trace, finals: list[FinalImage | None],
+    ) -> settle.Kept:
+        """Write the image files, then index them, settle and record the request: one worker-thread
+        call, one transaction (they were three of each)."""
+        job = prepared.job
+        charge = self._charge(admission, prepared, trace)
+        record = self._usage_record(key, ctx, request, prepared, trace, 200, None)
+        kept, trace.cost = await settle.finish(
+            self.stores.ledger, self.stores.usage, self.images, reservation=admission.reservation,
+            charge_micros=charge, record=record,
+            write=lambda: [None if f is None else store_image.write(f, job, self.images) for f in finals],
+        )
+        return kept
+
+    def _response(
+        self, prepared: Prepared, base_url: str, trace: Trace, finals: list[FinalImage | None],
+        kept: settle.Kept, echo: dict[str, Any],
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The ImagesResponse body and the stored blob names."""
+        job, options = prepared.job, prepared.options
+        items: list[dict[str, Any]] = [{} for _ in range(job.n)]
+        names = ["" for _ in range(job.n)]
+        for index, (final, item) in enumerate(zip(finals, kept, strict=True)):
+            if final is not None and item is not None:
+                data, stored = item
+                names[index] = stored.name
+                url = self.signer.url(base_url, stored.name)
+                items[index] = respond.data_item(final.b64 or _b64(data), url, options)
         created = int(self.clock.now())
         usage = trace.usage if trace.reported else prepared.usage
         return respond.images_response(job, items, usage, created, options, echo), names
@@ -292,7 +329,7 @@ class ImageFlow:
                     data = event.encoded if event.encoded is not None else await store_image.encode(
                         event.image, job)  # type: ignore[arg-type]
                     sent = True
-                    yield respond.partial_event(job, _b64(data), event.partial_index, now)
+                    yield respond.partial_event(job, event.b64 or _b64(data), event.partial_index, now)
                     continue
                 data, name = await self._keep(event, job)
                 first = trace.images == 0
@@ -303,7 +340,7 @@ class ImageFlow:
                 )
                 url = self.signer.url(self._base(ctx), name) if prepared.options.include_url else None
                 sent = True
-                yield respond.completed_event(job, _b64(data), url, usage, now)
+                yield respond.completed_event(job, event.b64 or _b64(data), url, usage, now)
                 trace.add_image(event, usage)
         except GatewayError as exc:
             error = exc
@@ -316,27 +353,28 @@ class ImageFlow:
             yield {"type": "error", **error.body()}
         finally:
             with anyio.CancelScope(shield=True):
-                if trace.images:
-                    await self._settle(admission, prepared, trace)
-                else:
-                    await settle.refund(self.stores.ledger, admission.reservation)
-                await self._finish(key, admission)
+                # Settled for the delivered images, or refunded when none was, with the usage record.
+                charge = self._charge(admission, prepared, trace) if trace.images else None
                 complete = trace.images == job.n and error is None
                 status = 200 if complete else (status_of(error) if error else 499)
                 code = None if complete else (error.code if error else "client_disconnected")
-                await self._record(key, ctx, request, prepared, trace, status, code)
+                record = self._usage_record(key, ctx, request, prepared, trace, status, code)
+                _, trace.cost = await settle.finish(
+                    self.stores.ledger, self.stores.usage, self.images,
+                    reservation=admission.reservation, charge_micros=charge, record=record)
+                await self._finish(key, admission)
 
-    async def _settle(self, admission: Admission, prepared: Prepared, trace: Trace) -> None:
-        """Charge what was delivered: the engine's reported usage, else our own token math."""
+    def _charge(self, admission: Admission, prepared: Prepared, trace: Trace) -> int:
+        """What the delivered images cost the key: the engine's reported usage, else our own token
+        math. Also notes what the operator pays the channel, when its prices are known."""
         if not trace.reported and not prepared.options.stream:
             trace.usage = prepared.usage  # a local engine: our own token math is the usage
         usage = trace.usage
-        trace.cost = await settle.settle(self.stores.ledger, admission.reservation, self._price(
-            prepared, usage, trace.images, admission.multiplier_ppm))
         channel = trace.report.route.channel if trace.report.route else None
         if channel is not None and channel.prices is not None:
             trace.upstream_cost = reserve_quota.quote(channel.prices, usage, prepared.job, trace.images,
                                                       1_000_000)[0]
+        return self._price(prepared, usage, trace.images, admission.multiplier_ppm)
 
     async def _engine_events(
         self, prepared: Prepared, trace: Trace
@@ -363,14 +401,16 @@ class ImageFlow:
         admission: Admission, trace: Trace, exc: BaseException, claimed: bool,
     ) -> None:
         with anyio.CancelScope(shield=True):
-            await settle.refund(self.stores.ledger, admission.reservation)
+            err = exc if isinstance(exc, GatewayError) else None
+            trace.usage, trace.images = Usage(), 0
+            record = self._usage_record(key, ctx, request, prepared, trace, status_of(err) if err else 500,
+                                        err.code if err else "internal_error")
+            # The refund and the usage record in one transaction.
+            await settle.finish(self.stores.ledger, self.stores.usage, self.images,
+                                reservation=admission.reservation, charge_micros=None, record=record)
             await self._finish(key, admission)
             if claimed:
                 await self._abandon(key, ctx)
-            err = exc if isinstance(exc, GatewayError) else None
-            trace.usage, trace.images = Usage(), 0
-            await self._record(key, ctx, request, prepared, trace, status_of(err) if err else 500,
-                               err.code if err else "internal_error")
 
     async def _finish(self, key: ApiKey, admission: Admission) -> None:
         await self._release_lease(key, admission.decision)
@@ -390,9 +430,18 @@ class ImageFlow:
         self, key: ApiKey, ctx: RequestContext, request: ImageRequest, prepared: Prepared | None,
         trace: Trace, status: int, error_code: str | None,
     ) -> None:
+        """The usage record of a request that failed before its reservation."""
+        rec = self._usage_record(key, ctx, request, prepared, trace, status, error_code)
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.stores.usage.record, rec)
+
+    def _usage_record(
+        self, key: ApiKey, ctx: RequestContext, request: ImageRequest, prepared: Prepared | None,
+        trace: Trace, status: int, error_code: str | None,
+    ) -> UsageRecord:
         job = prepared.job if prepared else None
         route = trace.report.route
-        rec = UsageRecord(
+        return UsageRecord(
             request_id=ctx.request_id, key_id=key.id, created_at=self.clock.now(),
             endpoint="edits" if request.kind == "edit" else "generations", status=status,
             model=job.model if job else None, engine=route.engine.name if route else None,
@@ -402,8 +451,6 @@ class ImageFlow:
             channel=route.channel.name if route and route.channel else None,
             upstream_cost_micros=trace.upstream_cost, attempts=max(1, trace.report.attempts),
         )
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self.stores.usage.record, rec)
 
     async def reload_channels(self) -> None:
         """Rebuild the routes from the channels table (every replica, every few seconds)."""
@@ -451,4 +498,5 @@ async def _prepend(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, A
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    # pybase64 (SIMD): the same text as base64.b64encode, 0.03 ms instead of 0.7 ms for a 1024x1024 PNG.
+    return pybase64.b64encode(data).decode("ascii")

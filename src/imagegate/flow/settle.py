@@ -4,13 +4,24 @@ Contract: `settle(ledger, reservation, actual)` charges min(actual, reserved) an
 rest; `refund(ledger, reservation)` returns everything. Both are exactly-once: a reservation
 the sweeper already released is neither charged nor refunded again. They never raise for a
 closed reservation, so a failing request always ends with its credit returned.
+`finish(...)` is how a request ends, in one worker-thread call: `write` the image files, then
+one transaction with their rows, the settlement (or the refund, when `charge_micros` is None)
+and the usage record (storage/finish.py). It returns what `write` kept and the amount charged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+import anyio
 import anyio.to_thread
 
+from imagegate.storage import finish as finish_tx
+from imagegate.storage.blobs import ImageStore, StoredImage
 from imagegate.storage.ledger import Ledger, Reservation
+from imagegate.storage.usage import UsageRecord, UsageRepo
+
+Kept = Sequence[tuple[bytes, StoredImage] | None]  # each image's bytes and blob (None: missing)
 
 
 async def settle(ledger: Ledger, reservation: Reservation, actual_micros: int) -> int:
@@ -22,3 +33,19 @@ async def refund(ledger: Ledger, reservation: Reservation) -> None:
     # Shielded: a cancelled request (client gone) must still give its credit back.
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(ledger.release, reservation)
+
+
+async def finish(
+    ledger: Ledger, usage: UsageRepo, images: ImageStore, *, reservation: Reservation,
+    charge_micros: int | None, record: UsageRecord, write: Callable[[], Kept] | None = None,
+) -> tuple[Kept, int]:
+    def run() -> tuple[Kept, int]:
+        kept = write() if write is not None else ()
+        stored = [item[1] for item in kept if item is not None]
+        charged = finish_tx.finish(ledger, usage, images, reservation=reservation,
+                                   charge_micros=charge_micros, record=record, stored=stored)
+        return kept, charged
+
+    # Shielded, as refund: a cancelled request still settles (or refunds) and is recorded.
+    with anyio.CancelScope(shield=True):
+        return await anyio.to_thread.run_sync(run)

@@ -2,7 +2,9 @@
 
 Contract: `encode(image, job)` renders pixels to the job's output format (worker thread);
 `store(final, job, images)` returns the encoded bytes and the StoredImage row, so the
-response can carry both b64_json and a signed URL.
+response can carry both b64_json and a signed URL. `write(final, job, images)` is `store`
+without the row, synchronous, for the worker-thread call that ends a request (flow/settle.py
+indexes the rows in the transaction that settles it).
 """
 
 from __future__ import annotations
@@ -16,23 +18,37 @@ from imagegate.images.encode import MEDIA_TYPES, encode_image
 from imagegate.storage.blobs import ImageStore, StoredImage
 
 
-async def encode(image: Image.Image, job: ImageJob) -> bytes:
-    return await anyio.to_thread.run_sync(
-        lambda: encode_image(
-            image,
-            job.output_format,
-            compression=job.output_compression,
-            transparent=job.background == "transparent",
-        )
+def _encode(image: Image.Image, job: ImageJob) -> bytes:
+    return encode_image(
+        image,
+        job.output_format,
+        compression=job.output_compression,
+        transparent=job.background == "transparent",
     )
 
 
-async def store(final: FinalImage, job: ImageJob, images: ImageStore) -> tuple[bytes, StoredImage]:
+async def encode(image: Image.Image, job: ImageJob) -> bytes:
+    return await anyio.to_thread.run_sync(_encode, image, job)
+
+
+def _bytes(final: FinalImage, job: ImageJob) -> bytes:
     if final.encoded is not None:
-        data, fmt = final.encoded, job.output_format
-    elif final.image is not None:
-        data, fmt = await encode(final.image, job), job.output_format
-    else:
-        raise EngineFailed("The engine returned an empty image.")
-    stored = await anyio.to_thread.run_sync(images.put, data, fmt, MEDIA_TYPES[fmt])
-    return data, stored
+        return final.encoded
+    if final.image is not None:
+        return _encode(final.image, job)
+    raise EngineFailed("The engine returned an empty image.")
+
+
+async def store(final: FinalImage, job: ImageJob, images: ImageStore) -> tuple[bytes, StoredImage]:
+    # Encoding and storing in one worker-thread call (they were two).
+    def run() -> tuple[bytes, StoredImage]:
+        data = _bytes(final, job)
+        return data, images.put(data, job.output_format, MEDIA_TYPES[job.output_format])
+
+    return await anyio.to_thread.run_sync(run)
+
+
+def write(final: FinalImage, job: ImageJob, images: ImageStore) -> tuple[bytes, StoredImage]:
+    """Encode (pixels) and write the blob file, without its row (ImageStore.index adds it)."""
+    data = _bytes(final, job)
+    return data, images.write(data, job.output_format, MEDIA_TYPES[job.output_format])

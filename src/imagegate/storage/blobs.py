@@ -2,6 +2,11 @@
 
 A blob lives at blobs/<sha[:2]>/<sha>.<ext>. Storing the same bytes twice writes once and
 extends the expiry. The sweeper deletes rows and files whose retention has passed.
+
+`put` = `write` (hash, file: no database) + `index` (the row, on the caller's connection), so
+the end of a request indexes its images in the transaction that settles it (storage/finish.py).
+The row is one upsert where the backend has one (SQLite, PostgreSQL): an UPDATE, and for new
+bytes a SAVEPOINT and an INSERT, took 4 statements.
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from imagegate.clock import Clock
@@ -31,17 +39,39 @@ class StoredImage:
         return f"{self.sha256}.{self.ext}"
 
 
+_REFRESHED = ("ext", "media_type", "size_bytes", "expires_at")  # a second store keeps created_at
+_TOUCH = update(images).where(images.c.sha256 == bindparam("sha"))
+
+
+def _upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (sha256) DO UPDATE, or None where the dialect has none here."""
+    module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect)
+    if module is None:
+        return None
+    stmt = module.insert(images)
+    return stmt.on_conflict_do_update(index_elements=[images.c.sha256],
+                                      set_={name: stmt.excluded[name] for name in _REFRESHED})
+
+
 class ImageStore:
     def __init__(self, root: Path, engine: Engine, clock: Clock, retention_s: int) -> None:
         self.root = root
         self.engine = engine
         self.clock = clock
         self.retention_s = retention_s
+        self._upsert = _upsert(engine.dialect.name)
 
     def path(self, sha256: str, ext: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}.{ext}"
 
     def put(self, data: bytes, ext: str, media_type: str) -> StoredImage:
+        stored = self.write(data, ext, media_type)
+        with self.engine.begin() as conn:
+            self.index(conn, stored)
+        return stored
+
+    def write(self, data: bytes, ext: str, media_type: str) -> StoredImage:
+        """The blob file alone; not findable (nor swept) until `index`ed."""
         sha = hashlib.sha256(data).hexdigest()
         path = self.path(sha, ext)
         if not path.exists():
@@ -51,20 +81,23 @@ class ImageStore:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
-        now = self.clock.now()
-        expires = now + self.retention_s
-        values = dict(ext=ext, media_type=media_type, size_bytes=len(data), expires_at=expires)
-        with self.engine.begin() as conn:
-            updated = conn.execute(
-                update(images).where(images.c.sha256 == sha).values(**values)
-            ).rowcount
-            if not updated:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(images.insert().values(sha256=sha, created_at=now, **values))
-                except IntegrityError:  # a concurrent writer stored the same bytes first
-                    conn.execute(update(images).where(images.c.sha256 == sha).values(**values))
         return StoredImage(sha, ext, media_type, len(data))
+
+    def index(self, conn: Connection, stored: StoredImage) -> None:
+        """The row of a written blob (new, or its expiry extended), in the caller's transaction."""
+        now = self.clock.now()
+        values = {"ext": stored.ext, "media_type": stored.media_type, "size_bytes": stored.size_bytes,
+                  "expires_at": now + self.retention_s}
+        if self._upsert is not None:
+            conn.execute(self._upsert, {"sha256": stored.sha256, "created_at": now, **values})
+            return
+        if conn.execute(_TOUCH, {"sha": stored.sha256, **values}).rowcount:
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(images.insert(), {"sha256": stored.sha256, "created_at": now, **values})
+        except IntegrityError:  # a concurrent writer stored the same bytes first
+            conn.execute(_TOUCH, {"sha": stored.sha256, **values})
 
     def find(self, sha256: str, ext: str) -> tuple[Path, str] | None:
         """The file and media type of a stored, unexpired image."""

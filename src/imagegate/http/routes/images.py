@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartParser
 
@@ -16,6 +16,7 @@ from imagegate.flow.request import ImageRequest, Upload
 from imagegate.flow.run import RequestContext
 from imagegate.http import wire
 from imagegate.http.deps import FlowDep, KeyDep, base_url, request_id
+from imagegate.http.fastjson import FastJSONResponse
 from imagegate.storage.keys import ApiKey
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -75,7 +76,7 @@ async def _run(image_request: ImageRequest, request: Request, flow: FlowDep, key
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no", **outcome.headers},
         )
-    return JSONResponse(outcome.body, headers=outcome.headers)
+    return FastJSONResponse(outcome.body, headers=outcome.headers)
 
 
 async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
