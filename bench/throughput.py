@@ -91,7 +91,7 @@ def main() -> None:
         settings = Settings(data_dir=Path(tmp), create_initial_key=False)
         with serve_in_thread(create_app(settings)) as base:
             repo = KeyRepo(make_engine(settings.resolved_database_url), SystemClock())
-            key = repo.create("bench", tier="internal")[1]
+            key = repo.create("bench", tier="internal", credit_micros=10**12)[1]
             for fmt in FORMATS:
                 for rf in ("b64_json", "url"):
                     for conc in (1, args.concurrency):
