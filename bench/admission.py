@@ -316,7 +316,7 @@ def report(setups: list[Setup], adm: dict[str, Figures], http: dict[str, dict[st
     print(f"{'stage':<34}" + "".join(f"{n:>9}" for n in names) + (f"{'b/a':>8}" if len(names) == 2 else ""))
     labels = {"rate limit": "rate limit (acquire + release)"}
     rows = [(labels.get(stage, stage), [adm[n].stages[i] for n in names]) for i, stage in enumerate(STAGES)]
-    rows.append(("acquire(Limits()): internal key pays", [adm[n].bare_acquire for n in names]))
+    rows.append(("acquire(Limits()) (the flow skips it)", [adm[n].bare_acquire for n in names]))
     for label, vals in rows:
         line = f"{label:<34}" + "".join(f"{v:>9.3f}" for v in vals)
         if len(vals) == 2:
@@ -334,10 +334,9 @@ def report(setups: list[Setup], adm: dict[str, Figures], http: dict[str, dict[st
     print("both rows: the whole request (auth, validation, moderation, rate limit, reserve, placeholder "
           "render,\njpeg encode, blob store, settle, usage record, JSON) plus the httpx client, in one "
           "process (server in a\nthread: client and server share the GIL and this machine's cores). "
-          "An internal key still calls\nlimiter.acquire(Limits()) (in Redis: one EVALSHA that checks "
-          "nothing) but has no lease to release, so\n'difference' (p50 - p50) and 'paired' (median of "
-          "per-pair differences) are what a key with real\nlimits adds over that, not the limiter's whole "
-          "cost: add the acquire(Limits()) row above for that.")
+          "An internal key skips the\nlimiter (flow/rate_limit.py: no limits, no round trip), so "
+          "'difference' (p50 - p50) and 'paired'\n(median of per-pair differences) are the whole cost "
+          "of checking a key's limits.")
     if len(setups) < 2:
         print("(PostgreSQL or Redis unreachable: setup b skipped)")
 
