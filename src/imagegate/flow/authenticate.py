@@ -2,17 +2,21 @@
 
 Contract: `authenticate(authorization_header, keys)` returns an active ApiKey; a missing,
 malformed, unknown or revoked key raises AuthenticationFailed (the message masks the key).
+The lookup runs on a worker thread, under `limiter` when given (ImageFlow.db).
 """
 
 from __future__ import annotations
 
+import anyio
 import anyio.to_thread
 
 from imagegate.errors import AuthenticationFailed
 from imagegate.storage.keys import ApiKey, KeyRepo
 
 
-async def authenticate(authorization: str | None, keys: KeyRepo) -> ApiKey:
+async def authenticate(
+    authorization: str | None, keys: KeyRepo, limiter: anyio.CapacityLimiter | None = None
+) -> ApiKey:
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -20,7 +24,7 @@ async def authenticate(authorization: str | None, keys: KeyRepo) -> ApiKey:
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
         )
-    key = await anyio.to_thread.run_sync(keys.authenticate, token)
+    key = await anyio.to_thread.run_sync(keys.authenticate, token, limiter=limiter)
     if key is None:
         raise AuthenticationFailed(
             f"Incorrect API key provided: {mask(token)}. Ask this gateway's operator for a key "

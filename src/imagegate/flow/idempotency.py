@@ -14,6 +14,7 @@ import hashlib
 import json
 from typing import Any
 
+import anyio
 import anyio.to_thread
 
 from imagegate.errors import Conflict
@@ -33,8 +34,11 @@ def body_hash(request: ImageRequest) -> str:
     return h.hexdigest()
 
 
-async def claim(repo: IdempotencyRepo, key_id: int, idem_key: str, digest: str) -> dict[str, Any] | None:
-    result = await anyio.to_thread.run_sync(repo.begin, key_id, idem_key, digest)
+async def claim(
+    repo: IdempotencyRepo, key_id: int, idem_key: str, digest: str,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> dict[str, Any] | None:
+    result = await anyio.to_thread.run_sync(repo.begin, key_id, idem_key, digest, limiter=limiter)
     if result.outcome == "new":
         return None
     if result.outcome == "replay":

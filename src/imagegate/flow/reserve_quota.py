@@ -8,6 +8,7 @@ raises InsufficientQuota (429 insufficient_quota) before anything is generated.
 
 from __future__ import annotations
 
+import anyio
 import anyio.to_thread
 
 from imagegate.domain import ImageJob
@@ -25,9 +26,13 @@ def quote(
     return base, charge(base, multiplier_ppm)
 
 
-async def reserve(ledger: Ledger, key_id: int, micros: int, request_id: str, timeout_s: float) -> Reservation:
+async def reserve(
+    ledger: Ledger, key_id: int, micros: int, request_id: str, timeout_s: float,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> Reservation:
     try:
-        return await anyio.to_thread.run_sync(ledger.reserve, key_id, micros, request_id, timeout_s)
+        return await anyio.to_thread.run_sync(ledger.reserve, key_id, micros, request_id, timeout_s,
+                                              limiter=limiter)
     except InsufficientBalance as exc:
         raise InsufficientQuota(
             "You exceeded your current quota, please check your plan and billing details: this "

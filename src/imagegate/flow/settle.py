@@ -38,6 +38,7 @@ async def refund(ledger: Ledger, reservation: Reservation) -> None:
 async def finish(
     ledger: Ledger, usage: UsageRepo, images: ImageStore, *, reservation: Reservation,
     charge_micros: int | None, record: UsageRecord, write: Callable[[], Kept] | None = None,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> tuple[Kept, int]:
     def run() -> tuple[Kept, int]:
         kept = write() if write is not None else ()
@@ -48,4 +49,4 @@ async def finish(
 
     # Shielded, as refund: a cancelled request still settles (or refunds) and is recorded.
     with anyio.CancelScope(shield=True):
-        return await anyio.to_thread.run_sync(run)
+        return await anyio.to_thread.run_sync(run, limiter=limiter)

@@ -14,7 +14,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def make_engine(url: str) -> Engine:
     """An engine with the settings each backend needs for concurrent use."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # LIFO: the connection just returned is the one taken next. SQLite keeps a page cache
+        # per connection and drops it when another connection has written since; handing out the
+        # pooled connections in turn (FIFO) re-read every page of every transaction (34 preads per
+        # request): auth + reserve + settle 461 -> 416 us.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_use_lifo=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
