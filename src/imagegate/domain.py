@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
 from PIL import Image
+
+from imagegate.payload import Payload
 
 Quality = Literal["low", "medium", "high"]
 Background = Literal["transparent", "opaque"]
@@ -18,17 +20,39 @@ Effort = Literal["low", "medium", "high"]
 JobKind = Literal["generation", "edit"]
 
 
-@dataclass(frozen=True, slots=True)
 class InputImage:
-    """A decoded, checked upload or reference image."""
+    """A checked upload or reference image: its bytes as received, the facts its header gives,
+    and its pixels, decoded on first use. A relayed edit never decodes them: the upstream gets
+    the bytes; a local engine reads `image` (mode RGB or RGBA, EXIF orientation applied)."""
 
-    image: Image.Image  # fully loaded, mode RGB or RGBA
-    data: bytes  # the bytes as received (for hashing and relaying)
-    media_type: str  # image/png, image/jpeg or image/webp
+    __slots__ = ("_decode", "_pixels", "filename", "has_alpha", "media_type", "size", "source")
+
+    def __init__(
+        self, source: Payload, media_type: str, size: tuple[int, int], has_alpha: bool,
+        decode: Callable[[], Image.Image], filename: str | None = None,
+    ) -> None:
+        self.source = source  # for hashing and relaying
+        self.media_type = media_type  # image/png, image/jpeg or image/webp
+        self.size = size  # (width, height) as displayed, after the EXIF orientation
+        self.has_alpha = has_alpha
+        self.filename = filename  # the client's, relayed as it came
+        self._decode = decode
+        self._pixels: Image.Image | None = None
 
     @property
-    def size(self) -> tuple[int, int]:
-        return self.image.size
+    def image(self) -> Image.Image:
+        """The pixels (decoded now, once). A corrupt or truncated file raises InvalidImage."""
+        if self._pixels is None:
+            self._pixels = self._decode()
+        return self._pixels
+
+    @property
+    def decoded(self) -> bool:
+        return self._pixels is not None
+
+    def alpha(self) -> Image.Image:
+        """The alpha channel (mode "L"); for a mask: 0 = edit here, 255 = keep."""
+        return self.image.getchannel("A") if self.image.mode == "RGBA" else Image.new("L", self.size, 255)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +71,7 @@ class ImageJob:
     output_compression: int = 100
     moderation: Moderation = "auto"
     images: tuple[InputImage, ...] = ()  # reference images; the first is the one edited
-    mask: Image.Image | None = None  # mode "L": 0 = edit here, 255 = keep; size of images[0]
+    mask: InputImage | None = None  # a PNG with alpha, the size of images[0]; see InputImage.alpha
     input_fidelity: Fidelity = "low"
     seed: int = 0
     partial_images: int = 0
@@ -55,10 +79,9 @@ class ImageJob:
     effort: Effort | None = None  # engine knob (placeholder: detail level; diffusers: steps)
     user: str | None = None
     # For relaying engines: the OpenAI parameters as the client sent them (aliases renamed,
-    # multipart strings coerced, imagegate-only fields removed), the mask's PNG bytes, and
-    # whether the edit came as JSON (image URLs) rather than files.
+    # multipart strings coerced, imagegate-only fields removed), and whether the edit came as
+    # JSON (image URLs) rather than files.
     passthrough: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    mask_data: bytes | None = None
     relay_json: bool = False
 
     @property

@@ -42,6 +42,7 @@ from tests.fakes.upstream import (
     always,
     error,
     every,
+    noise_png,
     tiny_png,
 )
 from tests.imaging import mask_png, open_image, png
@@ -236,10 +237,48 @@ def test_multipart_edit_relays_every_file_and_field_as_the_upstream_expects(
         "size": ["1024x1024"], "output_format": ["webp"], "output_compression": ["50"],
         "input_fidelity": ["high"], "stream": ["false"],
     }
-    assert [(f.name, f.data, f.content_type) for f in post.files()] == [
-        ("image[]", first, "image/png"), ("image[]", second, "image/png"), ("mask", mask, "image/png")]
+    assert [(f.name, f.filename, f.data, f.content_type) for f in post.files()] == [
+        ("image[]", "first.png", first, "image/png"), ("image[]", "second.png", second, "image/png"),
+        ("mask", "mask.png", mask, "image/png")]
+    assert "content-length" in post.headers  # a sized body, not chunked: some providers refuse those
     assert result.data and b64(result.data[0].b64_json) == tiny_png(0)
     assert spent_micros(gateway, secret) == UPSTREAM_COST
+
+
+def test_a_large_upload_is_streamed_from_its_temporary_file_byte_for_byte(
+    gateway: LiveServer, admin: Admin, primary: FakeUpstream
+) -> None:
+    """3 MB: over the 1 MiB that the multipart parser keeps in memory, so the relayed part is read
+    from the spooled file on disk. Sent as application/octet-stream (as the SDK sends raw bytes);
+    the upstream gets the media type sniffed from the bytes."""
+    admin.add("large", primary, PRIMARY_KEY)
+    image = noise_png(1000, 1000, seed=5)
+    assert len(image) > 2_900_000
+    secret = gateway.new_key("relay-large")
+    resp = httpx.post(gateway.api_base + "/images/edits", headers={"Authorization": f"Bearer {secret}"},
+                      data={"model": "gpt-image-1", "prompt": "sharpen"},
+                      files={"image": ("holiday photo.png", image, "application/octet-stream")}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    [post] = primary.posts("/images/edits")
+    [part] = post.files()
+    assert (part.name, part.filename, part.content_type) == ("image[]", "holiday photo.png", "image/png")
+    assert part.data == image and int(post.headers["content-length"]) == len(post.body)
+
+
+def test_a_relayed_edit_reads_only_the_image_header(
+    gateway: LiveServer, admin: Admin, primary: FakeUpstream
+) -> None:
+    """The pixels of a relayed upload are the provider's to decode: a PNG whose pixel data is
+    cut short is sent on (a local engine refuses it with a 400, tests/compat/test_errors.py)."""
+    admin.add("header-only", primary, PRIMARY_KEY)
+    image = png(64, 64, seed=6)
+    cut = image[: len(image) - 40]  # the header and size survive, the pixel data does not
+    secret = gateway.new_key("relay-header")
+    resp = httpx.post(gateway.api_base + "/images/edits", headers={"Authorization": f"Bearer {secret}"},
+                      data={"model": "gpt-image-1", "prompt": "sharpen"},
+                      files={"image": ("cut.png", cut, "image/png")}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert primary.posts("/images/edits")[0].files()[0].data == cut
 
 
 def test_single_image_multipart_stream_becomes_image_array_with_true_and_decimal_strings(

@@ -74,12 +74,16 @@ class UpstreamEngine:
         timeout = httpx.Timeout(self.channel.timeout_s, connect=min(10.0, self.channel.timeout_s))
         body = {**job.passthrough, "model": self.channel.upstream_model(job.model)}
         if job.kind == "edit" and not job.relay_json:
-            files: list[tuple[str, tuple[str, bytes, str]]] = [
-                ("image[]", (f"image-{i}.{_ext(img.media_type)}", img.data, img.media_type))
-                for i, img in enumerate(job.images)
+            # The files as the client named them, streamed from their temporary files in 64 KiB
+            # chunks (never read whole); the media type is the one sniffed from the bytes.
+            parts = [("image[]", f"image-{i}", img) for i, img in enumerate(job.images)]
+            if job.mask is not None:
+                parts.append(("mask", "mask", job.mask))
+            files = [
+                (name, (img.filename or f"{stem}.{_ext(img.media_type)}", img.source.relayable(),
+                        img.media_type))
+                for name, stem, img in parts
             ]
-            if job.mask_data is not None:
-                files.append(("mask", ("mask.png", job.mask_data, "image/png")))
             data = {k: _form_value(v) for k, v in body.items()}
             return self.http.build_request("POST", url, headers=headers, data=data, files=files,
                                            timeout=timeout)

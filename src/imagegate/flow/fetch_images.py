@@ -19,6 +19,7 @@ from imagegate.config import Settings
 from imagegate.errors import InvalidImage, InvalidType, InvalidValue, PayloadTooLarge
 from imagegate.flow.request import ImageRequest
 from imagegate.images.decode import parse_data_url
+from imagegate.payload import Payload
 
 MAX_IMAGES = 16
 
@@ -26,8 +27,9 @@ MAX_IMAGES = 16
 @dataclass(frozen=True, slots=True)
 class RawImage:
     param: str
-    data: bytes
+    source: Payload
     declared_type: str | None
+    filename: str | None = None
 
 
 async def collect(
@@ -62,7 +64,7 @@ def _from_uploads(request: ImageRequest) -> tuple[list[RawImage], RawImage | Non
     if len(files) > MAX_IMAGES:
         raise _too_many(len(files), "image")
     images = [
-        RawImage(f"image[{i}]" if len(files) > 1 else "image", u.data, u.content_type)
+        RawImage(f"image[{i}]" if len(files) > 1 else "image", u.payload, u.content_type, u.filename)
         for i, u in enumerate(files)
     ]
     masks = [u for u in request.uploads if u.field == "mask"]
@@ -70,7 +72,7 @@ def _from_uploads(request: ImageRequest) -> tuple[list[RawImage], RawImage | Non
         raise InvalidValue(
             f"Invalid value for 'mask': expected one file, but got {len(masks)}.", param="mask"
         )
-    mask = RawImage("mask", masks[0].data, masks[0].content_type) if masks else None
+    mask = RawImage("mask", masks[0].payload, masks[0].content_type, masks[0].filename) if masks else None
     return images, mask
 
 
@@ -128,7 +130,7 @@ def _ref_url(ref: Any, param: str) -> str:
 async def _resolve(url: str, param: str, http: httpx.AsyncClient, settings: Settings) -> RawImage:
     if url.startswith("data:"):
         data, media_type = parse_data_url(url, param=param)
-        return RawImage(param, data, media_type)
+        return RawImage(param, Payload(data), media_type)
     if url.startswith(("http://", "https://")):
         try:
             parsed = httpx.URL(url)
@@ -176,7 +178,7 @@ async def _fetch(url: httpx.URL, param: str, http: httpx.AsyncClient, settings: 
                             )
                         chunks.append(chunk)
                     declared = resp.headers.get("content-type", "").split(";")[0] or None
-                    return RawImage(param, b"".join(chunks), declared)
+                    return RawImage(param, Payload(b"".join(chunks)), declared)
             raise InvalidImage(f"Could not fetch '{param}': too many redirects.", param=param)
     except TimeoutError as exc:
         raise InvalidImage(

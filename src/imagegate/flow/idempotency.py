@@ -30,7 +30,7 @@ def body_hash(request: ImageRequest) -> str:
     h.update(json.dumps(request.params, sort_keys=True, default=str).encode("utf-8", "surrogatepass"))
     for upload in request.uploads:
         h.update(upload.field.encode("utf-8", "surrogatepass"))
-        h.update(hashlib.sha256(upload.data).digest())
+        h.update(upload.payload.sha256())  # read in chunks from the upload's temporary file
     return h.hexdigest()
 
 

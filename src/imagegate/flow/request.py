@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from imagegate.payload import Payload
+
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """One file part of a multipart body."""
+    """One file part of a multipart body, left in the temporary file the parser wrote."""
 
     field: str  # "image", "image[]", "image[0]" or "mask"
     filename: str | None
     content_type: str | None
-    data: bytes
+    payload: Payload
 
 
 @dataclass(frozen=True, slots=True)

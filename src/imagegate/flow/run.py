@@ -219,12 +219,16 @@ class ImageFlow:
                 max_input_pixels=self.settings.max_input_pixels,
             )
 
-        # Decoding input images is worth a worker thread; checking a plain generation's fields
-        # (about 30 us) is not worth the hop (about 60 us).
+        # Reading input images' headers is worth a worker thread; checking a plain generation's
+        # fields (about 30 us) is not worth the hop (about 60 us).
         has_images = bool(raw_images) or raw_mask is not None
         job, options = await anyio.to_thread.run_sync(check) if has_images else check()
         moderate.check(job.prompt, job.moderation, self.settings.moderation_rules, request_id)
         routes = self.registry.routes_for(job.model)
+        if has_images and routes and routes[0].channel is None:
+            # A local engine will need the pixels: decode them now, so that a corrupt file is a 400
+            # before anything is reserved. A relayed edit sends the bytes and never decodes them.
+            await anyio.to_thread.run_sync(_decode_inputs, job)
 
         def usage_at(quality: str) -> Usage:
             return job_usage(
@@ -489,6 +493,11 @@ class ImageFlow:
             "reservations": await anyio.to_thread.run_sync(self.stores.ledger.sweep),
             "idempotency_keys": await anyio.to_thread.run_sync(self.stores.idempotency.sweep),
         }
+
+
+def _decode_inputs(job: ImageJob) -> None:
+    for image in (*job.images, *([job.mask] if job.mask else [])):
+        image.image  # noqa: B018 - decodes and keeps the pixels
 
 
 def _params(job: ImageJob) -> dict[str, Any]:

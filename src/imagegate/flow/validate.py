@@ -31,7 +31,7 @@ from imagegate.errors import (
 )
 from imagegate.flow.fetch_images import RawImage, is_image_field
 from imagegate.flow.request import ImageRequest, ResponseOptions
-from imagegate.images.decode import decode_image, decode_mask
+from imagegate.images.decode import inspect_image, inspect_mask
 from imagegate.images.sizes import auto_edit_size, auto_generation_size, parse_size
 
 MAX_PROMPT_CHARS = 32_000
@@ -79,26 +79,29 @@ def validate(
     prompt = _prompt(p)
     model = _model(p, models, default_model)
 
-    decoded = [
-        decode_image(r.data, param=r.param, declared_type=r.declared_type, max_pixels=max_input_pixels)
+    # Checked from their headers; the pixels are decoded only for a local engine (ImageFlow.prepare).
+    checked = [
+        inspect_image(r.source, param=r.param, declared_type=r.declared_type, max_pixels=max_input_pixels,
+                      filename=r.filename)
         for r in images
     ]
-    kind = "edit" if (request.kind == "edit" or decoded) else "generation"
-    if request.kind == "edit" and not decoded:
+    kind = "edit" if (request.kind == "edit" or checked) else "generation"
+    if request.kind == "edit" and not checked:
         # Multipart edits upload `image` files; JSON edits list `images` (or the guide's `image`).
         raise MissingParameter("image" if request.multipart or "image" in p else "images")
     _check_uploads(request)
     mask_image = None
     if mask is not None:
-        if not decoded:
+        if not checked:
             raise InvalidValue("A mask needs an image to apply to.", param="mask")
-        mask_image = decode_mask(
-            mask.data, first=decoded[0], param="mask", declared_type=mask.declared_type
+        mask_image = inspect_mask(
+            mask.source, first=checked[0], param="mask", declared_type=mask.declared_type,
+            filename=mask.filename,
         )
 
     output_format = _choice(p, "output_format", FORMATS, alias="format") or "png"
     background = _background(p, prompt, output_format)
-    width, height = _size(p, prompt, decoded)
+    width, height = _size(p, prompt, checked)
     partial_images = _or(_int(p, "partial_images", 0, 3), 0)
     stream = _bool(p, "stream") or False
     response_format = _choice(p, "response_format", ("url", "b64_json"))
@@ -117,7 +120,7 @@ def validate(
         output_format=output_format,  # type: ignore[arg-type]
         output_compression=_or(_int(p, "output_compression", 0, 100, alias="compression"), 100),
         moderation=_choice(p, "moderation", ("auto", "low")) or "auto",  # type: ignore[arg-type]
-        images=tuple(decoded),
+        images=tuple(checked),
         mask=mask_image,
         input_fidelity=_choice(p, "input_fidelity", ("low", "high")) or "low",  # type: ignore[arg-type]
         seed=_seed(p, new_seed),
@@ -125,7 +128,6 @@ def validate(
         stream=stream,
         effort=_choice(p, "effort", LEVELS) or _choice(p, "complexity", LEVELS),  # type: ignore[arg-type]
         user=_str(p, "user"),
-        mask_data=mask.data if mask is not None else None,
         relay_json=kind == "edit" and not request.multipart,
     )
     job = replace(job, passthrough=_passthrough(p, job))

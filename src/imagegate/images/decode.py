@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
 import struct
 import warnings
 import zlib
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TypeVar
 from urllib.parse import unquote_to_bytes
 
-from PIL import Image, ImageFile, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
+from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from imagegate.domain import InputImage
 from imagegate.errors import InvalidImage, InvalidValue, UnsupportedMimetype
 from imagegate.images.encode import MEDIA_TYPES, sniff_format
+from imagegate.payload import Payload
+
+_T = TypeVar("_T")
 
 ALLOWED_MEDIA_TYPES: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
 MAX_INPUT_PIXELS = 50_000_000
@@ -144,7 +146,7 @@ def _to_rgb_or_rgba(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _run(step: Callable[[], Image.Image], *, param: str, message: str) -> Image.Image:
+def _run(step: Callable[[], _T], *, param: str, message: str) -> _T:
     """Run a decoding step; any decoder failure (or bomb warning) becomes InvalidImage.
 
     Other warnings (Pillow's "Corrupt EXIF data" and the like, common in phone photos)
@@ -159,72 +161,143 @@ def _run(step: Callable[[], Image.Image], *, param: str, message: str) -> Image.
         raise InvalidImage(f"Invalid image file '{param}': {message}", param=param) from exc
 
 
-def decode_image(
-    data: bytes,
+# EXIF orientation -> the transpose that displays the image upright (ImageOps.exif_transpose's).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_HEAD = 64  # enough bytes to sniff the format and read a WebP header
+
+
+def inspect_image(
+    source: Payload | bytes,
     *,
     param: str,
     declared_type: str | None = None,
     max_pixels: int = MAX_INPUT_PIXELS,
+    filename: str | None = None,
 ) -> InputImage:
-    """Decode and check one uploaded image (png, jpeg or webp, sniffed from the bytes).
+    """Check one uploaded image (png, jpeg or webp, sniffed from the bytes) from its header,
+    without decoding its pixels: they are decoded on first use of `InputImage.image`.
 
     - Not one of the three (text, gif, pdf, empty...): UnsupportedMimetype naming the
       sniffed type (image/gif, application/pdf, image/bmp, image/tiff, image/avif,
       image/heic), else the declared type, else application/octet-stream. When the
       bytes are unrecognised but declared as image/png, image/jpeg or image/webp,
       InvalidImage instead ("... the file is not a valid image/png file.").
-    - Wider or taller than MAX_INPUT_EDGE, or more than `max_pixels`: InvalidImage,
-      checked from the header before decoding pixels.
-    - Truncated or corrupt: InvalidImage.
+    - Wider or taller than MAX_INPUT_EDGE, or more than `max_pixels`: InvalidImage.
+    - A header that does not parse: InvalidImage. A file that is truncated or corrupt after
+      its header is found out only when the pixels are decoded (decode_image does at once).
 
-    The EXIF orientation is applied. The image is RGBA when it has any alpha (RGBA,
-    LA, PA, or a palette/greyscale/RGB image with a transparent colour), else RGB.
-    Only the first frame of an animated PNG or WebP is used.
+    The EXIF orientation (JPEG, WebP, and PNG when its eXIf chunk precedes the pixels) is
+    applied. The pixels are RGBA when the image has any alpha (RGBA, LA, PA, or a
+    palette/greyscale/RGB image with a transparent colour), else RGB. Only the first frame
+    of an animated PNG or WebP is used.
     """
+    payload = source if isinstance(source, Payload) else Payload(source)
+    head = payload.head(_HEAD)
     declared = _clean_type(declared_type)
-    fmt = sniff_format(data)
+    fmt = sniff_format(head)
     if fmt is None or fmt not in _OPENERS:
-        raise _not_supported(data, fmt, declared, param)
+        raise _not_supported(head, fmt, declared, param)
     media_type = MEDIA_TYPES[fmt]
-    if fmt == "webp" and (header_size := _webp_size(data)) is not None:
-        _check_size(header_size, param=param, max_pixels=max_pixels)
-
     opener = _OPENERS[fmt]
-    image = _run(
-        lambda: opener(io.BytesIO(data)),
-        param=param,
-        message=f"the file is not a valid {media_type} file.",
-    )
-    _check_size(image.size, param=param, max_pixels=max_pixels)
+    invalid = f"the file is not a valid {media_type} file."
+    webp = _webp_header(head) if fmt == "webp" else None
+    if webp is not None:
+        # Pillow's WebP opener reads the whole file and allocates the canvas: the header suffices.
+        size, has_alpha, orientation = webp[0], webp[1], 1
+        _check_size(size, param=param, max_pixels=max_pixels)
+    else:
+        if fmt == "webp" and (header_size := _webp_size(head)) is not None:
+            _check_size(header_size, param=param, max_pixels=max_pixels)  # before the canvas exists
+        image = _run(lambda: opener(payload.open()), param=param, message=invalid)
+        _check_size(image.size, param=param, max_pixels=max_pixels)
+        has_alpha = image.mode in _ALPHA_MODES or image.has_transparency_data
+        orientation = _run(lambda: _orientation(image, fmt), param=param, message=invalid)
+        size = image.size
+    if orientation in (5, 6, 7, 8):
+        size = (size[1], size[0])
 
-    def load() -> Image.Image:
-        image.load()
-        return _to_rgb_or_rgba(ImageOps.exif_transpose(image))
+    def decode() -> Image.Image:
+        def load() -> Image.Image:
+            image = opener(payload.open())
+            image.load()
+            if orientation in _TRANSPOSE:
+                image = image.transpose(_TRANSPOSE[orientation])
+            return _to_rgb_or_rgba(image)
 
-    pixels = _run(load, param=param, message="the file is truncated or corrupt.")
-    return InputImage(image=pixels, data=data, media_type=media_type)
+        return _run(load, param=param, message="the file is truncated or corrupt.")
+
+    return InputImage(payload, media_type, size, has_alpha, decode, filename)
 
 
-def decode_mask(
-    data: bytes,
+def decode_image(
+    source: Payload | bytes,
+    *,
+    param: str,
+    declared_type: str | None = None,
+    max_pixels: int = MAX_INPUT_PIXELS,
+) -> InputImage:
+    """inspect_image, then decode the pixels at once (so a corrupt file fails here)."""
+    image = inspect_image(source, param=param, declared_type=declared_type, max_pixels=max_pixels)
+    image.image  # noqa: B018 - decodes now
+    return image
+
+
+def _orientation(image: ImageFile.ImageFile, fmt: str) -> int:
+    if fmt == "png":  # PngImageFile.getexif() would decode the pixels to find a late eXIf chunk
+        raw = image.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+    else:
+        exif = image.getexif()
+    value = exif.get(0x0112, 1)
+    return value if isinstance(value, int) else 1
+
+
+def _webp_header(head: bytes) -> tuple[tuple[int, int], bool, int] | None:
+    """(size, has_alpha) from a simple WebP header; None for one with EXIF or animation, or
+    one not understood (Pillow then reads the file)."""
+    size = _webp_size(head)
+    if size is None:
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X":
+        flags = head[20]
+        if flags & 0x0A:  # EXIF (orientation) or animation: let Pillow read it
+            return None
+        return size, bool(flags & 0x10), 1
+    if chunk == b"VP8L":
+        return size, bool((int.from_bytes(head[21:25], "little") >> 28) & 1), 1
+    return size, False, 1
+
+
+def inspect_mask(
+    source: Payload | bytes,
     *,
     first: InputImage,
     param: str = "mask",
     declared_type: str | None = None,
-) -> Image.Image:
-    """Decode an edit mask for `first`; returns its alpha channel (mode "L").
+    filename: str | None = None,
+) -> InputImage:
+    """Check an edit mask for `first` from its header; `InputImage.alpha()` gives its alpha.
 
-    Alpha 0 marks the area to edit, 255 the area to keep (OpenAI's convention,
-    and ImageJob.mask's). The mask must be a PNG with an alpha channel (a palette
-    or greyscale PNG with a transparent colour counts), the same size as `first`.
+    Alpha 0 marks the area to edit, 255 the area to keep (OpenAI's convention). The mask
+    must be a PNG with an alpha channel (a palette or greyscale PNG with a transparent
+    colour counts), the same size as `first`.
     """
-    if sniff_format(data) in ("jpeg", "webp"):
+    payload = source if isinstance(source, Payload) else Payload(source)
+    if sniff_format(payload.head(_HEAD)) in ("jpeg", "webp"):
         raise InvalidImage(
             "Invalid mask image: the mask must be a PNG image with an alpha channel.",
             param=param,
         )
-    mask = decode_image(data, param=param, declared_type=declared_type)
-    if mask.image.mode != "RGBA":
+    mask = inspect_image(payload, param=param, declared_type=declared_type, filename=filename)
+    if not mask.has_alpha:
         raise InvalidImage(
             "Invalid mask image: the mask must have an alpha channel (RGBA or LA PNG); "
             "fully transparent pixels mark the area to edit.",
@@ -236,7 +309,18 @@ def decode_mask(
             f"Invalid mask image: mask size {mw}x{mh} does not match image size {iw}x{ih}.",
             param=param,
         )
-    return mask.image.getchannel("A")
+    return mask
+
+
+def decode_mask(
+    source: Payload | bytes,
+    *,
+    first: InputImage,
+    param: str = "mask",
+    declared_type: str | None = None,
+) -> Image.Image:
+    """inspect_mask, then its alpha channel (mode "L"), decoded at once."""
+    return inspect_mask(source, first=first, param=param, declared_type=declared_type).alpha()
 
 
 _DATA_URL_RE = re.compile(r"data:([^,]*),(.*)", re.IGNORECASE | re.DOTALL)

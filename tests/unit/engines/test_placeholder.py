@@ -16,6 +16,7 @@ from imagegate.engines.placeholder import PlaceholderEngine, palette_for, partia
 from imagegate.engines.placeholder.context import LAYOUTS, context_for, detail_level
 from imagegate.engines.placeholder.layouts import LAYOUT_FUNCTIONS
 from imagegate.engines.placeholder.text import load_font, wrap_text
+from imagegate.images.decode import decode_image
 
 CAT = "一只可爱的卡通猫咪坐在笔记本电脑前编程,背景是现代化的办公室"
 FOX = "a red fox in a blue forest, watercolor"
@@ -30,7 +31,14 @@ def job(**kwargs: object) -> ImageJob:
 def as_input(image: Image.Image) -> InputImage:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
-    return InputImage(image=image, data=buffer.getvalue(), media_type="image/png")
+    return decode_image(buffer.getvalue(), param="image")
+
+
+def as_mask(alpha: Image.Image) -> InputImage:
+    """An edit mask as a client uploads it: a PNG whose alpha channel is `alpha`."""
+    mask = Image.new("RGBA", alpha.size, (0, 0, 0, 255))
+    mask.putalpha(alpha)
+    return as_input(mask)
 
 
 def noise(size: tuple[int, int], seed: int = 1, mode: str = "RGB") -> Image.Image:
@@ -64,7 +72,7 @@ def test_same_edit_gives_identical_pixels() -> None:
     base = as_input(noise((300, 200)))
     mask = Image.new("L", (300, 200), 255)
     ImageDraw.Draw(mask).rectangle((50, 40, 250, 160), fill=0)
-    the_job = job(kind="edit", images=(base,), mask=mask, width=300, height=200)
+    the_job = job(kind="edit", images=(base,), mask=as_mask(mask), width=300, height=200)
     assert render(the_job, 0).tobytes() == render(the_job, 0).tobytes()
 
 
@@ -166,7 +174,7 @@ def test_mask_keeps_every_pixel_outside_the_edit_area(background: str, base_mode
         job(
             kind="edit",
             images=(as_input(base),),
-            mask=mask,
+            mask=as_mask(mask),
             width=size[0],
             height=size[1],
             background=background,
@@ -185,7 +193,7 @@ def test_mask_values_other_than_zero_all_mean_keep() -> None:
     size = (200, 200)
     base = noise(size, seed=3)
     mask = noise(size, seed=4, mode="L")  # every value 0..255; only 0 is editable
-    image = render(job(kind="edit", images=(as_input(base),), mask=mask, width=200, height=200), 0)
+    image = render(job(kind="edit", images=(as_input(base),), mask=as_mask(mask), width=200, height=200), 0)
     keep = mask.point([0] + [255] * 255)
     kept = Image.composite(image, Image.new("RGBA", size, 0), keep)
     original = Image.composite(base.convert("RGBA"), Image.new("RGBA", size, 0), keep)
@@ -196,7 +204,7 @@ def test_mask_is_resized_with_the_base_when_the_job_size_differs() -> None:
     base = noise((256, 256), seed=9)
     mask = Image.new("L", (256, 256), 255)
     ImageDraw.Draw(mask).rectangle((64, 64, 191, 191), fill=0)
-    image = render(job(kind="edit", images=(as_input(base),), mask=mask, width=512, height=512), 0)
+    image = render(job(kind="edit", images=(as_input(base),), mask=as_mask(mask), width=512, height=512), 0)
     resized = base.resize((512, 512), Image.Resampling.LANCZOS).convert("RGBA")
     rect = (128, 128, 384, 384)
     for box in outside_regions((512, 512), rect):
@@ -207,7 +215,7 @@ def test_mask_is_resized_with_the_base_when_the_job_size_differs() -> None:
 def test_mask_with_nothing_to_edit_returns_the_base() -> None:
     base = noise((128, 96), seed=2)
     mask = Image.new("L", (128, 96), 200)
-    image = render(job(kind="edit", images=(as_input(base),), mask=mask, width=128, height=96), 0)
+    image = render(job(kind="edit", images=(as_input(base),), mask=as_mask(mask), width=128, height=96), 0)
     assert image.tobytes() == base.convert("RGBA").tobytes()
 
 

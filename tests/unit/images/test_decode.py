@@ -19,6 +19,8 @@ from imagegate.images.decode import (
     MAX_INPUT_PIXELS,
     decode_image,
     decode_mask,
+    inspect_image,
+    inspect_mask,
     parse_data_url,
 )
 from imagegate.images.encode import encode_image
@@ -67,7 +69,7 @@ def test_round_trip_rgba_exact(image: Image.Image, fmt: str) -> None:
     decoded = decode_image(data, param="image")
     assert isinstance(decoded, InputImage)
     assert decoded.media_type == f"image/{fmt}"
-    assert decoded.data == data
+    assert decoded.source.read() == data
     assert decoded.image.mode == "RGBA"
     assert decoded.image.tobytes() == image.tobytes()
 
@@ -384,3 +386,65 @@ def test_data_url_arbitrary_text(text: str) -> None:
         parse_data_url("data:image/png;base64," + text, param="p")
     except (InvalidImage, InvalidValue) as exc:
         assert exc.param == "p"
+
+
+# --- header-only inspection (relayed uploads are never decoded) ---------------------------
+
+
+def test_inspect_reads_the_header_and_decodes_the_pixels_on_first_use() -> None:
+    data = _save(Image.effect_noise((64, 48), 50).convert("RGB"), "PNG")
+    cut = data[: len(data) // 2]
+    inspected = inspect_image(cut, param="image[1]")  # a truncated file passes the header check
+    assert (inspected.size, inspected.media_type, inspected.has_alpha) == ((64, 48), "image/png", False)
+    assert not inspected.decoded
+    with pytest.raises(InvalidImage) as info:
+        inspected.image  # noqa: B018
+    assert (info.value.param, info.value.message) == (
+        "image[1]", "Invalid image file 'image[1]': the file is truncated or corrupt.")
+    whole = inspect_image(data, param="image")
+    assert whole.image.size == (64, 48) and whole.decoded
+
+
+@pytest.mark.parametrize(
+    ("mode", "options", "alpha"),
+    [("RGB", {}, False), ("RGBA", {}, True), ("LA", {}, True), ("P", {"transparency": 0}, True),
+     ("L", {}, False)],
+)
+def test_inspect_tells_alpha_from_the_png_header_as_decoding_does(
+    mode: str, options: dict[str, object], alpha: bool
+) -> None:
+    data = _save(Image.new(mode, (5, 4)), "PNG", **options)
+    assert inspect_image(data, param="image").has_alpha is alpha
+    assert (decode_image(data, param="image").image.mode == "RGBA") is alpha
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [("RGB", {"lossless": True}), ("RGBA", {"lossless": True}), ("RGB", {"quality": 80}),
+     ("RGBA", {"quality": 80})],
+)
+def test_inspect_reads_webp_size_and_alpha_from_the_header(mode: str, options: dict[str, object]) -> None:
+    image = Image.new(mode, (30, 20), (10, 20, 30, 128)[: len(mode)])
+    data = _save(image, "WEBP", **options)
+    inspected = inspect_image(data, param="image")
+    assert inspected.size == (30, 20) and inspected.has_alpha is (mode == "RGBA")
+    assert inspected.image.mode == mode
+
+
+def test_inspect_applies_the_exif_orientation_without_decoding() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    data = _save(Image.new("RGB", (20, 10)), "JPEG", exif=exif)
+    inspected = inspect_image(data, param="image")
+    assert inspected.size == (10, 20) and not inspected.decoded
+    assert inspected.image.size == (10, 20)
+
+
+def test_inspect_mask_checks_alpha_and_size_from_headers() -> None:
+    first = inspect_image(_png((16, 8)), param="image")
+    mask = inspect_mask(_save(Image.new("RGBA", (16, 8), (0, 0, 0, 0)), "PNG"), first=first)
+    assert not mask.decoded and mask.alpha().getextrema() == (0, 0)
+    with pytest.raises(InvalidValue):
+        inspect_mask(_save(Image.new("RGBA", (8, 8)), "PNG"), first=first)
+    with pytest.raises(InvalidImage):
+        inspect_mask(_png((16, 8)), first=first)

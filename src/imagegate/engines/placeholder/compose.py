@@ -155,7 +155,7 @@ def _edit_mask(job: ImageJob) -> Image.Image | None:
     """Binary "L" mask, 255 where the edit may paint (the job mask is 0 there)."""
     if job.mask is None:
         return None
-    mask = job.mask if job.mask.mode == "L" else job.mask.convert("L")
+    mask = job.mask.alpha()
     if mask.size != (job.width, job.height):
         mask = mask.resize((job.width, job.height), Resampling.NEAREST)
     return mask.point([255] + [0] * 255)

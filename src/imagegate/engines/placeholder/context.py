@@ -56,10 +56,9 @@ def _job_digest(job: ImageJob, index: int) -> bytes:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x1f")
     for image in job.images:
-        h.update(hashlib.sha256(image.data).digest())
+        h.update(image.source.sha256())
     if job.mask is not None:
-        h.update(job.mask.mode.encode() + repr(job.mask.size).encode())
-        h.update(hashlib.sha256(job.mask.tobytes()).digest())
+        h.update(b"mask" + job.mask.source.sha256())
     return h.digest()
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.datastructures import UploadFile
+from starlette.background import BackgroundTask
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartParser
 
 from imagegate.errors import GatewayError, InvalidRequest
@@ -17,6 +18,7 @@ from imagegate.flow.run import RequestContext
 from imagegate.http import wire
 from imagegate.http.deps import FlowDep, KeyDep, base_url, request_id
 from imagegate.http.fastjson import FastJSONResponse
+from imagegate.payload import Payload
 from imagegate.storage.keys import ApiKey
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -50,17 +52,23 @@ async def generations(request: Request, flow: FlowDep, key: KeyDep) -> Response:
 )
 async def edits(request: Request, flow: FlowDep, key: KeyDep) -> Response:
     content_type = request.headers.get("content-type", "").strip().lower()  # media types ignore case
-    if content_type.startswith("multipart/form-data"):
-        image_request = await _multipart(request)
-    elif content_type.startswith("application/json"):
-        image_request = ImageRequest("edit", await _json_body(request))
-    else:
+    if content_type.startswith("application/json"):
+        return await _run(ImageRequest("edit", await _json_body(request)), request, flow, key)
+    if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest(
             "Unsupported Content-Type for /v1/images/edits: send multipart/form-data "
             "(files) or application/json (image URLs).",
             code="unsupported_content_type",
         )
-    return await _run(image_request, request, flow, key)
+    image_request, form = await _multipart(request)
+    # The uploads stay in their temporary files until the response (or its stream) is sent.
+    try:
+        response = await _run(image_request, request, flow, key)
+    except BaseException:
+        await form.close()
+        raise
+    response.background = BackgroundTask(form.close)
+    return response
 
 
 async def _run(image_request: ImageRequest, request: Request, flow: FlowDep, key: ApiKey) -> Response:
@@ -117,7 +125,7 @@ class _MultiPartParser(MultiPartParser):
         self.complete = True
 
 
-async def _multipart(request: Request) -> ImageRequest:
+async def _multipart(request: Request) -> tuple[ImageRequest, FormData]:
     parser = _MultiPartParser(
         request.headers, request.stream(), max_files=MAX_FILES, max_fields=MAX_FIELDS
     )
@@ -130,21 +138,18 @@ async def _multipart(request: Request) -> ImageRequest:
         raise InvalidRequest(f"Could not parse the multipart body: {detail}.") from exc
     params: dict[str, Any] = {}
     uploads: list[Upload] = []
-    try:
-        if not parser.complete:
-            raise InvalidRequest(
-                "Could not parse the multipart body: it is empty or ends before its closing "
-                "boundary."
-            )
-        for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                data = await value.read()
-                uploads.append(Upload(name, value.filename, value.content_type, data))
-            else:
-                params[name] = value
-    finally:
+    if not parser.complete:
         await form.close()
         # The spool file of a part cut short is in no form item: close it too.
         for file in getattr(parser, "_files_to_close_on_error", ()):
             file.close()
-    return ImageRequest("edit", params, uploads, multipart=True)
+        raise InvalidRequest(
+            "Could not parse the multipart body: it is empty or ends before its closing boundary."
+        )
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            # Not read into memory: a relayed file is streamed from its temporary file.
+            uploads.append(Upload(name, value.filename, value.content_type, Payload(file=value.file)))
+        else:
+            params[name] = value
+    return ImageRequest("edit", params, uploads, multipart=True), form

@@ -1,0 +1,59 @@
+"""Payload: the bytes of an upload, in memory or in its spooled temporary file."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import tempfile
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from imagegate.payload import CHUNK, Payload
+
+Spool = Callable[..., "tempfile.SpooledTemporaryFile[bytes]"]
+
+
+@pytest.fixture
+def spooled() -> Iterator[Spool]:
+    """Makes spooled temporary files holding some bytes (as the multipart parser does); closes them."""
+    with contextlib.ExitStack() as stack:
+        def make(data: bytes, max_size: int = 1024) -> tempfile.SpooledTemporaryFile[bytes]:
+            file = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=max_size))
+            file.write(data)
+            return file
+
+        yield make
+
+
+@pytest.mark.parametrize("size", [0, 10, CHUNK - 1, CHUNK, 3 * CHUNK + 7])
+def test_bytes_and_files_read_alike(size: int, spooled: Spool) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    for payload in (Payload(data), Payload(file=spooled(data))):
+        assert len(payload) == size
+        assert payload.head(5) == data[:5] and payload.read() == data
+        assert b"".join(payload.chunks()) == data
+        assert payload.sha256() == hashlib.sha256(data).digest()
+        assert payload.open().read() == data  # from the start, whatever was read before
+
+
+def test_exactly_one_of_bytes_and_file(spooled: Spool) -> None:
+    with pytest.raises(TypeError):
+        Payload()
+    with pytest.raises(TypeError):
+        Payload(b"x", file=spooled(b"x"))
+
+
+def test_httpx_streams_a_file_with_a_content_length_and_no_rollover(spooled: Spool) -> None:
+    """httpx sizes a file part by fstat(fileno()) when it can, and fileno() rolls a spooled file
+    onto disk. The reader has no fileno, so httpx seeks instead; the bytes and the length match."""
+    data = b"\x89PNG" + bytes(5000)
+    file = spooled(data, max_size=10_000)
+    request = httpx.Request("POST", "http://upstream.test/v1/images/edits", data={"prompt": "p"},
+                            files=[("image[]", ("a.png", Payload(file=file).relayable(), "image/png"))])
+    assert not file._rolled  # type: ignore[attr-defined]  # still in memory
+    body = b"".join(request.stream)  # type: ignore[arg-type]
+    assert int(request.headers["content-length"]) == len(body) and data in body
+    assert b"".join(request.stream) == body  # a retry sends the same bytes: the part seeks back  # type: ignore[arg-type]
+    assert not file._rolled  # type: ignore[attr-defined]
