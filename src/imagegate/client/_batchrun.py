@@ -9,7 +9,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,16 @@ class BatchRun:
             items = items[: max(0, self.max_jobs)]
         self.scheduled = len(items)
         return items
+
+    def waits(self) -> Iterator[float]:
+        """The pauses before a job's request: its turn in the token bucket, then while a 429 lasts.
+
+        Lazy, so each is worked out after the runner slept the one before. Unlike the other
+        methods it runs on the sync runner's worker threads: it touches only the locked gate.
+        """
+        yield self.gate.reserve()
+        while (left := self.gate.pause_left()) > 0:
+            yield left
 
     def _key(self, ident: str) -> str:
         if self.batch_id is None:

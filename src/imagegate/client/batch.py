@@ -58,9 +58,8 @@ def run_sync(client: Client, jobs: JobsArg, **options: Unpack[BatchOptions]) -> 
     run = BatchRun(jobs, clock=client._core.env.clock, **options)
 
     def work(item: WorkItem) -> Outcome:
-        client._sleep(run.gate.reserve())
-        while (left := run.gate.pause_left()) > 0:
-            client._sleep(left)
+        for delay in run.waits():
+            client._sleep(delay)
         try:
             return client._execute(item.to_call(client.default_model), observe=run.gate.observe)
         except Exception as exc:  # reported in the job's slot
@@ -85,9 +84,8 @@ async def run_async(client: AsyncClient, jobs: JobsArg, **options: Unpack[BatchO
 
     async def work(item: WorkItem) -> tuple[WorkItem, Outcome]:
         async with slots:
-            await client._sleep(run.gate.reserve())
-            while (left := run.gate.pause_left()) > 0:
-                await client._sleep(left)
+            for delay in run.waits():
+                await client._sleep(delay)
             try:
                 call = item.to_call(client.default_model)
                 return item, await client._execute(call, observe=run.gate.observe)

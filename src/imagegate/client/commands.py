@@ -6,6 +6,7 @@ See `_cli_common.py` for the shared options and the exit codes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,16 +36,29 @@ from imagegate.client._cli_common import (
     report_result,
     reporting,
 )
-from imagegate.client._client import resolve_connection
+from imagegate.client._client import Client, resolve_connection
 from imagegate.client._errors import ImagegateError
 from imagegate.client._jobs import BatchProgress, JobResult, load_jobs
 from imagegate.client._recipe_commands import recipe_app
+from imagegate.client._types import ImageResult
 from imagegate.client.monitor import LOG_NAME, Monitor
 from imagegate.client.pricing import DEFAULT_MODEL, micro_to_usd
 
 
 def _params(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _write_images(
+    call: Callable[[Client], ImageResult], output: Path, *, json_out: bool, api_key: str | None,
+    base_url: str | None, cache: bool, max_retries: int,
+) -> None:
+    """What generate and edit share: a client, `call(client)`, its images written to -o, a report."""
+    with reporting(json_out):
+        client = make_client(api_key, base_url, cache=cache, max_retries=max_retries, json_out=json_out)
+        with client:
+            result = call(client)
+            report_result(result, result.save(output), json_out)
 
 
 def generate(
@@ -64,13 +78,10 @@ def generate(
     base_url: BaseUrlOpt = None,
 ) -> None:
     """Generate images from a prompt and write them to -o (out.png; n > 1: out-1.png, out-2.png ...)."""
-    with reporting(json_out):
-        client = make_client(api_key, base_url, cache=cache, max_retries=max_retries, json_out=json_out)
-        with client:
-            params = _params(size=size, quality=quality, output_format=format_from_path(output, fmt),
-                             background=background, n=n, seed=seed, model=model)
-            result = client.generate(prompt, **params)
-            report_result(result, result.save(output), json_out)
+    params = _params(size=size, quality=quality, output_format=format_from_path(output, fmt),
+                     background=background, n=n, seed=seed, model=model)
+    _write_images(lambda client: client.generate(prompt, **params), output, json_out=json_out,
+                  api_key=api_key, base_url=base_url, cache=cache, max_retries=max_retries)
 
 
 def edit(
@@ -96,14 +107,10 @@ def edit(
     base_url: BaseUrlOpt = None,
 ) -> None:
     """Edit or combine reference images with a prompt (and optionally a mask)."""
-    with reporting(json_out):
-        client = make_client(api_key, base_url, cache=cache, max_retries=max_retries, json_out=json_out)
-        with client:
-            params = _params(size=size, quality=quality, output_format=format_from_path(output, fmt),
-                             background=background, n=n, seed=seed, model=model,
-                             input_fidelity=input_fidelity)
-            result = client.edit(list(images), prompt, mask=mask, **params)
-            report_result(result, result.save(output), json_out)
+    params = _params(size=size, quality=quality, output_format=format_from_path(output, fmt),
+                     background=background, n=n, seed=seed, model=model, input_fidelity=input_fidelity)
+    _write_images(lambda client: client.edit(list(images), prompt, mask=mask, **params), output,
+                  json_out=json_out, api_key=api_key, base_url=base_url, cache=cache, max_retries=max_retries)
 
 
 def batch(

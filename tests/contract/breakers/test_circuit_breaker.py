@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
-import anyio
 import pytest
-import redis
 
 from imagegate.breakers import (
     BreakerConfig,
@@ -24,39 +21,22 @@ from imagegate.breakers import (
     build_circuit_breaker,
 )
 from imagegate.breakers.redis import RedisCircuitBreaker
+from tests.contract.conftest import RedisStore, concurrently, pttls
 
 T0 = 1_800_000_000.0  # a multiple of the 6 s bucket: windows below start on a bucket edge
 CONFIG = BreakerConfig(failure_threshold=5, window_s=60, failure_rate=0.5, min_requests=20, cooldown_s=30)
 CLOSED = BreakerState("closed", 0, 0, 0, None, None)
 
 
-def _delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
 @pytest.fixture
-def redis_prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"imagegate-test:{uuid.uuid4().hex}:"
-    yield prefix
-    _delete_prefix(redis_url, prefix)
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def replicas(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[list[CircuitBreaker]]:
+async def replicas(store: RedisStore | None, anyio_backend: str) -> AsyncIterator[list[CircuitBreaker]]:
     """Two views of one breaker: two Redis clients (two replicas), or one in-process breaker twice."""
-    if request.param == "memory":
+    if store is None:
         one = MemoryCircuitBreaker(CONFIG)
         yield [one, one]
         return
-    url: str = request.getfixturevalue("redis_url")
-    prefix: str = request.getfixturevalue("redis_prefix")
-    pair: list[CircuitBreaker] = [RedisCircuitBreaker(url, CONFIG, prefix=prefix) for _ in range(2)]
+    pair: list[CircuitBreaker] = [RedisCircuitBreaker(store.url, CONFIG, prefix=store.prefix)
+                                  for _ in range(2)]
     yield pair
     for breaker in pair:
         await breaker.close()
@@ -75,15 +55,7 @@ async def open_circuit(replicas: list[CircuitBreaker], now: float = T0, name: st
 
 
 async def concurrent_allows(replicas: list[CircuitBreaker], calls: int, now: float) -> list[bool]:
-    results: list[bool] = []
-
-    async def one(i: int) -> None:
-        results.append(await replicas[i % 2].allow("ch", now))
-
-    async with anyio.create_task_group() as tg:
-        for i in range(calls):
-            tg.start_soon(one, i)
-    return results
+    return await concurrently(calls, lambda i: replicas[i % 2].allow("ch", now))
 
 
 # -- closed: the two rules -------------------------------------------------------------------------
@@ -304,11 +276,7 @@ async def test_keys_expire(redis_url: str, redis_prefix: str, anyio_backend: str
         await breaker.allow("ch", T0)
     finally:
         await breaker.close()
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        ttls = {key: client.pttl(key) for key in client.scan_iter(match=redis_prefix + "*")}
-    finally:
-        client.close()
+    ttls = pttls(redis_url, redis_prefix)
     assert list(ttls) == [redis_prefix + "breaker:ch"]
     assert 86_000_000 < ttls[redis_prefix + "breaker:ch"] <= 86_400_000
 

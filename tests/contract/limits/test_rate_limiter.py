@@ -7,12 +7,9 @@ import math
 import random
 import socket
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
-import anyio
 import pytest
-import redis
 
 from imagegate.limits import (
     CONCURRENT_REQUESTS,
@@ -27,6 +24,7 @@ from imagegate.limits import (
     build_rate_limiter,
 )
 from imagegate.limits.redis import RedisRateLimiter
+from tests.contract.conftest import RedisStore, concurrently, pttls
 
 T0 = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC: far from midnight
 MIDNIGHT = math.ceil(T0 / 86_400) * 86_400.0
@@ -34,31 +32,12 @@ MIDNIGHT = math.ceil(T0 / 86_400) * 86_400.0
 Factory = Callable[..., RateLimiter]
 
 
-def _delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
 @pytest.fixture
-def redis_prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"imagegate-test:{uuid.uuid4().hex}:"
-    yield prefix
-    _delete_prefix(redis_url, prefix)
-
-
-@pytest.fixture(params=["memory", "redis"])
-def new_limiter(request: pytest.FixtureRequest) -> Factory:
+def new_limiter(store: RedisStore | None) -> Factory:
     """Makes limiters of one backend; Redis ones share a prefix unique to the test."""
-    if request.param == "memory":
+    if store is None:
         return MemoryRateLimiter
-    url: str = request.getfixturevalue("redis_url")
-    prefix: str = request.getfixturevalue("redis_prefix")
-    return lambda **kw: RedisRateLimiter(url, prefix=prefix, **kw)
+    return lambda **kw: RedisRateLimiter(store.url, prefix=store.prefix, **kw)
 
 
 @pytest.fixture
@@ -320,15 +299,8 @@ async def test_invalid_arguments(limiter: RateLimiter) -> None:
 
 
 async def hammer(limiters: list[RateLimiter], limits: Limits, calls: int) -> list[Decision]:
-    results: list[Decision] = []
-
-    async def one(i: int) -> None:
-        results.append(await limiters[i % len(limiters)].acquire("k", limits, images=1, now=T0 + i * 1e-4))
-
-    async with anyio.create_task_group() as tg:
-        for i in range(calls):
-            tg.start_soon(one, i)
-    return results
+    return await concurrently(
+        calls, lambda i: limiters[i % len(limiters)].acquire("k", limits, images=1, now=T0 + i * 1e-4))
 
 
 @pytest.mark.anyio
@@ -419,12 +391,8 @@ async def test_keys_expire(redis_url: str, redis_prefix: str, anyio_backend: str
         assert (await lim.acquire("k", Limits(rpm=5, rpd=5, ipm=5, concurrency=5), images=1, now=T0)).allowed
     finally:
         await lim.close()
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        ttls = {key.rsplit(":", 1)[-1] if ":rpd:" not in key else "rpd": client.pttl(key)
-                for key in client.scan_iter(match=redis_prefix + "*")}
-    finally:
-        client.close()
+    ttls = {key.rsplit(":", 1)[-1] if ":rpd:" not in key else "rpd": ttl
+            for key, ttl in pttls(redis_url, redis_prefix).items()}
     assert set(ttls) == {"rpm", "ipm", "rpd", "leases"}
     assert 0 < ttls["rpm"] <= 120_000 and 0 < ttls["ipm"] <= 120_000
     assert 86_400_000 < ttls["rpd"] <= 2 * 86_400_000

@@ -1,0 +1,76 @@
+"""What the contract suites share: the backend a test runs on, Redis keys unique to each test, and
+concurrent callers.
+
+A suite over every backend takes `store` (litestar's `store` fixture is the model): None runs it
+in process, a `RedisStore` on Redis, under a prefix that no other test uses and that is emptied
+after the test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+import pytest
+import redis
+
+T = TypeVar("T")
+
+
+def _delete_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def pttls(url: str, prefix: str) -> dict[str, int]:
+    """The milliseconds to live of every key under `prefix`, by full key name."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return {key: client.pttl(key) for key in client.scan_iter(match=prefix + "*")}
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A prefix no other test uses (so backends can share one Redis); its keys go at teardown."""
+    prefix = f"imagegate-test:{uuid.uuid4().hex}:"
+    yield prefix
+    _delete_prefix(redis_url, prefix)
+
+
+@dataclass(frozen=True)
+class RedisStore:
+    """Where a Redis-backed implementation under test keeps its keys."""
+
+    url: str
+    prefix: str
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> RedisStore | None:
+    """The backend of one run: None (in process), or Redis (skipped when there is none)."""
+    if request.param == "memory":
+        return None
+    return RedisStore(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
+
+
+async def concurrently(calls: int, one: Callable[[int], Awaitable[T]]) -> list[T]:
+    """Run `one(0)` ... `one(calls - 1)` as concurrent tasks; their results in the order they ended."""
+    results: list[T] = []
+
+    async def run(i: int) -> None:
+        results.append(await one(i))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(calls):
+            tg.start_soon(run, i)
+    return results
