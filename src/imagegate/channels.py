@@ -2,20 +2,29 @@
 disable/re-enable of channels whose provider rejects their key or runs out of balance.
 
 A channel disabled automatically carries a reason starting with "auto:"; the probe re-enables
-only those (GET {base_url}/models answering 200). A channel the operator disabled stays off.
+only those. A channel the operator disabled stays off. A rejected key is re-tried with
+GET {base_url}/models, which costs nothing. An account out of balance is re-tried with one real
+low-quality generation, at most every `channel_balance_probe_s` per channel: a provider answers
+GET /models with 200 for a key whose account cannot pay, so only a paid request tells. A
+successful probe costs the operator one low-quality image.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from math import inf
+from types import MappingProxyType
 from typing import Any
 
 import anyio.to_thread
 import httpx
 from pydantic import ValidationError
 
-from imagegate.errors import Conflict, InvalidValue, NotFound
+from imagegate.clock import Clock
+from imagegate.domain import ImageJob
+from imagegate.engines.upstream import OUT_OF_BALANCE_REASON, UpstreamEngine
+from imagegate.errors import Conflict, InvalidValue, NotFound, UpstreamError
 from imagegate.pricing import ModelPrice
 from imagegate.storage.channels import Channel, ChannelRepo, DuplicateChannel
 
@@ -55,29 +64,71 @@ class Channels:
         log.warning("channel %s disabled: %s", channel.name, reason)
         self.repo.update(str(channel.id), enabled=False, disabled_reason=AUTO + reason)
 
-    async def probe(self, http: httpx.AsyncClient) -> list[str]:
-        """Try each auto-disabled channel; re-enable those that answer. Returns their names."""
+    def _get(self, ident: str) -> Channel:
+        channel = self.repo.get(ident)
+        if channel is None:
+            raise NotFound(f"No channel '{ident}'.", code="channel_not_found")
+        return channel
+
+
+class Prober:
+    """Re-enables auto-disabled channels whose provider serves again (see the module docstring)."""
+
+    PROMPT = "a small white circle on a grey background"
+
+    def __init__(
+        self, repo: ChannelRepo, http: httpx.AsyncClient, clock: Clock, balance_probe_s: float
+    ) -> None:
+        self.repo = repo
+        self.http = http
+        self.clock = clock
+        self.balance_probe_s = balance_probe_s
+        self._balance_probed: dict[int, float] = {}  # channel id -> when its account was last tried
+
+    async def run(self) -> list[str]:
+        """Probe each auto-disabled channel that is due; the names of those re-enabled."""
         revived = []
         for channel in await anyio.to_thread.run_sync(self.repo.list):  # never block the event loop
-            if channel.enabled or not (channel.disabled_reason or "").startswith(AUTO):
+            reason = channel.disabled_reason or ""
+            if channel.enabled or not reason.startswith(AUTO):
                 continue
-            try:
-                resp = await http.get(channel.base_url.rstrip("/") + "/models", timeout=10,
-                                      headers={"Authorization": f"Bearer {channel.api_key}"})
-            except httpx.HTTPError:
-                continue
-            if resp.status_code == 200:
+            if reason == AUTO + OUT_OF_BALANCE_REASON:
+                answers = await self._generates(channel)
+            else:
+                answers = await self._lists_models(channel)
+            if answers:
                 await anyio.to_thread.run_sync(
                     lambda c=channel: self.repo.update(str(c.id), enabled=True, disabled_reason=None))
                 log.info("channel %s answers again: re-enabled", channel.name)
                 revived.append(channel.name)
         return revived
 
-    def _get(self, ident: str) -> Channel:
-        channel = self.repo.get(ident)
-        if channel is None:
-            raise NotFound(f"No channel '{ident}'.", code="channel_not_found")
-        return channel
+    async def _lists_models(self, channel: Channel) -> bool:
+        try:
+            resp = await self.http.get(channel.base_url.rstrip("/") + "/models", timeout=10,
+                                       headers={"Authorization": f"Bearer {channel.api_key}"})
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
+    async def _generates(self, channel: Channel) -> bool:
+        now = self.clock.now()
+        last = self._balance_probed.get(channel.id, -inf)
+        if self.balance_probe_s <= 0 or now - last < self.balance_probe_s:
+            return False
+        self._balance_probed[channel.id] = now
+        params = {"prompt": self.PROMPT, "quality": "low", "size": "1024x1024", "n": 1}
+        job = ImageJob(model=channel.models[0], prompt=self.PROMPT, quality="low",
+                       passthrough=MappingProxyType(params))
+        try:
+            async for _ in UpstreamEngine(channel, self.http).run(job):
+                pass
+        except UpstreamError as exc:
+            log.info("channel %s: balance probe refused (%s)", channel.name, exc.message)
+            return False
+        log.info("channel %s: balance probe served one low-quality image (a cost to the operator)",
+                 channel.name)
+        return True
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:

@@ -185,6 +185,11 @@ class Settings(BaseSettings):
     channel_probe_interval_s: float = Field(
         default=60.0, gt=0, description="How often auto-disabled channels are probed for re-enabling."
     )
+    channel_balance_probe_s: float = Field(
+        default=600.0, ge=0, description="How often a channel disabled for lack of balance is probed with "
+        "one real low-quality generation (a cost to the operator when it succeeds); 0: never, the "
+        "operator re-enables it.",
+    )
     local_fallback_models: list[str] = Field(
         default_factory=list,
         description="Models the placeholder engine still serves when channels serve them too: the "

@@ -27,6 +27,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
+from imagegate.channels import Prober
 from imagegate.http.app import create_app
 from imagegate.http.serve import serve_in_thread
 from imagegate.storage.db import make_engine
@@ -93,7 +94,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = make_settings(
         tmp_path_factory.mktemp("relay"), admin_key=ADMIN, upstream_backoff_s=0.01,
         breaker_failure_threshold=3, breaker_cooldown_s=1.0, breaker_min_requests=1000,
-        channel_probe_interval_s=0.2, channel_refresh_s=0.3, local_fallback_models=["gpt-image-1-mini"],
+        channel_probe_interval_s=0.2, channel_balance_probe_s=0.2, channel_refresh_s=0.3,
+        local_fallback_models=["gpt-image-1-mini"],
     )
     with run_server(settings) as live:
         yield live
@@ -396,16 +398,22 @@ def test_failover_to_a_healthy_secondary(
         assert rec["upstream_cost_micros"] == priced(USAGE, 4, 8, 30)
 
 
-def test_a_slow_body_within_the_timeout_is_relayed(
-    gateway: LiveServer, admin: Admin, primary: FakeUpstream, secondary: FakeUpstream
+@pytest.mark.parametrize(("pause", "answers"), [(0.1, "primary"), (0.3, "secondary")])
+def test_the_channel_timeout_bounds_the_whole_body_not_each_read(
+    gateway: LiveServer, admin: Admin, primary: FakeUpstream, secondary: FakeUpstream, pause: float,
+    answers: str,
 ) -> None:
+    """A body in 4 pieces `pause` apart, on a channel with a 1 s timeout: 0.4 s in all is relayed;
+    1.2 s in all (never 1 s without a byte) is a timeout, and the secondary answers."""
     admin.add("slow", primary, PRIMARY_KEY, priority=10, timeout_s=1)
     admin.add("slow-backup", secondary, SECONDARY_KEY)
-    primary.push(("slow", 0.3, 4))  # 1.2 s in all, never 1 s without a byte
+    primary.push(("slow", pause, 4))
     with sdk(gateway, gateway.new_key("slow")) as client:
-        result, _ = generate(client)
-    assert result.data and b64(result.data[0].b64_json) == primary.result_png(0)
-    assert secondary.posts() == []
+        result, request_id = generate(client)
+    fake = primary if answers == "primary" else secondary
+    assert result.data and b64(result.data[0].b64_json) == fake.result_png(0)
+    assert len(secondary.posts()) == (answers == "secondary")
+    assert record(gateway, request_id)["attempts"] == (1 if answers == "primary" else 2)
 
 
 def test_a_400_is_relayed_unchanged_without_failover(
@@ -496,28 +504,42 @@ REFUSALS: dict[str, Behaviour] = {
 def test_a_refused_key_disables_the_channel_until_a_probe_answers(
     gateway: LiveServer, admin: Admin, primary: FakeUpstream, secondary: FakeUpstream, refusal: str
 ) -> None:
-    channel = admin.add("refused", primary, PRIMARY_KEY, priority=10)
+    """A rejected key is probed with GET /models. An account out of balance is probed with a real
+    low-quality generation, since GET /models answers 200 for it (as here) while it cannot pay."""
+    out_of_balance = refusal[:3] in ("402", "429", "400")
+    channel = admin.add("refused", primary, PRIMARY_KEY, priority=10, model_map={"gpt-image-1": "up-v2"})
     admin.add("refused-backup", secondary, SECONDARY_KEY)
     primary.rule = always(REFUSALS[refusal])
     primary.valid_keys = {"sk-not-this-one"} if refusal == "401" else None
-    primary.models_error = REFUSALS[refusal]  # the probe's GET /models fails too, for now
+    primary.models_error = None if out_of_balance else REFUSALS[refusal]
+
+    def served() -> list[Any]:  # the client's requests that reached the primary (not probes)
+        return [r for r in primary.posts() if r.prompt != Prober.PROMPT]
+
+    def probes() -> list[Any]:
+        if out_of_balance:
+            return [r for r in primary.posts() if r.prompt == Prober.PROMPT]
+        return [r for r in primary.received if r.method == "GET" and r.path.endswith("/models")]
+
     with sdk(gateway, gateway.new_key(f"refused-{refusal}")) as client:
         result, _ = generate(client)  # answered by the secondary
         assert result.data and b64(result.data[0].b64_json) == secondary.result_png(0)
         view = admin.channel(channel["id"])
         assert view["enabled"] is False and view["disabled_reason"].startswith("auto: ")
         assert ("401" in view["disabled_reason"]) if refusal == "401" else True
-        assert "out of balance" in view["disabled_reason"] if refusal[:3] in ("402", "429", "400") else True
+        assert ("out of balance" in view["disabled_reason"]) is out_of_balance
         generate(client)
-        assert len(primary.posts()) == 1  # disabled: not tried again
-        time.sleep(0.5)  # several probes, all refused
+        assert len(served()) == 1  # disabled: not tried again
+        wait_for(lambda: len(probes()) >= 2, what="two probes")  # refused: still disabled
         assert admin.channel(channel["id"])["enabled"] is False
         primary.rule, primary.valid_keys, primary.models_error = None, None, None
         wait_for(lambda: admin.channel(channel["id"])["enabled"], what="the probe to re-enable the channel")
         assert admin.channel(channel["id"])["disabled_reason"] is None
-        wait_for(lambda: bool(generate(client) and len(primary.posts()) == 2), what="the primary to serve")
-    probes = [r for r in primary.received if r.method == "GET" and r.path.endswith("/models")]
-    assert probes and all(r.bearer == PRIMARY_KEY for r in probes)
+        wait_for(lambda: bool(generate(client) and len(served()) == 2), what="the primary to serve")
+    assert all(r.bearer == PRIMARY_KEY for r in probes())
+    if out_of_balance:
+        assert probes()[0].json() == {"model": "up-v2", "prompt": Prober.PROMPT, "quality": "low",
+                                      "size": "1024x1024", "n": 1}
 
 
 def test_an_operator_disabled_channel_is_not_re_enabled_by_the_probe(

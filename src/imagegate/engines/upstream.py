@@ -18,6 +18,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import anyio
 import httpx
 import pybase64
 
@@ -30,6 +31,9 @@ from imagegate.storage.channels import Channel
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # Words in an upstream error that mean the provider account cannot pay (new-api's rule).
 OUT_OF_BALANCE = ("insufficient_quota", "billing", "balance", "credit", "quota exceeded")
+# Why a channel is disabled (channels.py probes the two kinds differently).
+KEY_REJECTED_REASON = "the provider answered {status} (key rejected)"
+OUT_OF_BALANCE_REASON = "the provider account is out of balance"
 
 
 class UpstreamEngine:
@@ -46,23 +50,32 @@ class UpstreamEngine:
     async def run(self, job: ImageJob) -> AsyncIterator[EngineEvent]:
         path = "/images/edits" if job.kind == "edit" else "/images/generations"
         request = self._build(path, job)
+        # The channel's timeout bounds the whole exchange up to the result (a stream: up to its
+        # headers; then each event must come within it). httpx's own timeout bounds each read, which
+        # a provider trickling its body a byte at a time would never trip.
+        deadline = anyio.current_time() + self.channel.timeout_s
         try:
-            response = await self.http.send(request, stream=True)
-        except httpx.TimeoutException as exc:
+            with _until(deadline):
+                response = await self.http.send(request, stream=True)
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise self._error(f"timed out ({type(exc).__name__})", retryable=True) from exc
         except httpx.TransportError as exc:
             raise self._error(f"could not be reached ({type(exc).__name__})", retryable=True) from exc
         try:
             if response.status_code != 200:
-                await self._raise_for(response)
+                with _until(deadline):
+                    await self._raise_for(response)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 async for event in self._stream(response, job):
                     yield event
             else:
-                for event in await self._complete(response, job):
+                with _until(deadline):
+                    events = await self._complete(response, job)
+                for event in events:
                     yield event
-        except httpx.TimeoutException as exc:
-            raise self._error("timed out while sending the result", retryable=True) from exc
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise self._error(f"timed out while sending the result (over {self.channel.timeout_s:g} s)",
+                              retryable=True) from exc
         except httpx.TransportError as exc:
             raise self._error(f"broke off the response ({type(exc).__name__})", retryable=True) from exc
         finally:
@@ -164,9 +177,9 @@ class UpstreamEngine:
                 if isinstance(error, dict) else ""
         disable = None
         if status in (401, 403):
-            disable = f"the provider answered {status} (key rejected)"
+            disable = KEY_REJECTED_REASON.format(status=status)
         elif status == 402 or (any(word in message for word in OUT_OF_BALANCE) and status in (400, 429)):
-            disable = "the provider account is out of balance"  # 402 Payment Required: whatever it says
+            disable = OUT_OF_BALANCE_REASON  # 402 Payment Required: whatever it says
         retryable = status in RETRYABLE_STATUS or disable is not None
         retry_after = _retry_after(response.headers)
         raise UpstreamError(
@@ -253,6 +266,11 @@ def _retry_after(headers: httpx.Headers) -> float | None:
             except ValueError:
                 continue
     return None
+
+
+def _until(deadline: float) -> anyio.CancelScope:
+    """A scope that raises TimeoutError at `deadline` (anyio.current_time())."""
+    return anyio.fail_after(max(0.0, deadline - anyio.current_time()))
 
 
 def _form_value(value: Any) -> str:

@@ -4,7 +4,8 @@ Contract: `Router.run(job, routes, report)` yields the engine events of the firs
 succeeds. Routes are tried highest priority first, weighted-random among equal priorities;
 a channel whose circuit is open is skipped. A retryable failure (connection error, timeout,
 408, 429, 5xx, malformed body) moves to the next route after an exponential, jittered
-backoff, up to `upstream_max_attempts` attempts and `upstream_deadline_s` in total; a 4xx is
+backoff, up to `upstream_max_attempts` attempts and `upstream_deadline_s` in total (an attempt
+still waiting for its first event at the deadline is abandoned); a 4xx is
 the client's fault and is raised at once (relayed unchanged). Once an engine has yielded its
 first event there is no failover: the failure surfaces to the client. An upstream 401/403 or
 out-of-balance answer disables its channel (`on_disable`). When every route fails or is
@@ -96,9 +97,12 @@ class Router:
                 report.attempts += 1
                 report.route = route
                 started = False
+                events = route.engine.run(job)
                 try:
-                    async for event in route.engine.run(job):
-                        started = True
+                    first = await self._first(events, deadline, route)
+                    started = True
+                    yield first
+                    async for event in events:
                         yield event
                 except UpstreamError as exc:
                     await self._record(route, ok=not exc.retryable)
@@ -114,6 +118,8 @@ class Router:
                         retry_after = exc.retry_after_s if position == len(ordered) else None
                         await self.sleep(self.policy.delay(report.attempts, retry_after, self.rng))
                     continue
+                finally:
+                    await events.aclose()  # type: ignore[attr-defined]
                 await self._record(route, ok=True)
                 return
             if not tried:
@@ -123,6 +129,22 @@ class Router:
             f"({report.attempts} attempt{'s' if report.attempts != 1 else ''}). Try again shortly."
             + (f" Last error: {last.message}" if last else "")
         )
+
+    async def _first(self, events: AsyncIterator[EngineEvent], deadline: float, route: Route) -> EngineEvent:
+        """The route's first event, within what is left of the deadline: until then the request
+        can still fail over; after it, the engine (its channel's own timeout) has the rest."""
+        with anyio.move_on_after(max(0.0, deadline - time.monotonic())) as scope:
+            first = await anext(events, None)
+        if scope.cancelled_caught:
+            raise UpstreamError(
+                f"The upstream provider did not answer within the request's deadline "
+                f"({self.policy.deadline_s:g} s).", status=504, retryable=True,
+                channel=route.channel.name if route.channel else route.engine.name,
+            )
+        if first is None:
+            raise UpstreamError("The engine ended without an image.", status=502, retryable=True,
+                                channel=route.channel.name if route.channel else route.engine.name)
+        return first
 
     def _budget_left(self, report: RouteReport, deadline: float) -> bool:
         return report.attempts < self.policy.max_attempts and time.monotonic() < deadline

@@ -22,7 +22,7 @@ import anyio.to_thread
 import httpx
 import pybase64
 
-from imagegate.channels import Channels
+from imagegate.channels import Channels, Prober
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.domain import FinalImage, ImageJob, PartialImage
@@ -152,6 +152,7 @@ class ImageFlow:
         self.http = http
         self.clock = clock
         self._seeds = random.SystemRandom()
+        self.prober = Prober(stores.channels, upstream_http, clock, settings.channel_balance_probe_s)
         # SQLite: the database calls of all requests take turns on DB_THREADS worker threads. A
         # thread per call (anyio's default lets 40 run) made 32 concurrent requests fight over the
         # GIL and over SQLite's one write lock, which a waiting writer polls for by sleeping 1, 2,
@@ -481,7 +482,7 @@ class ImageFlow:
         await self.reload_channels()
 
     async def probe_channels(self) -> dict[str, int]:
-        revived = await Channels(self.stores.channels).probe(self.http)
+        revived = await self.prober.run()
         if revived:
             await self.reload_channels()
         return {"channels re-enabled": len(revived)}

@@ -140,3 +140,37 @@ def test_a_refusing_channel_is_disabled_and_the_next_one_answers() -> None:
 def test_no_routes() -> None:
     with pytest.raises(NoRouteAvailable):
         Harness().run([])
+
+
+class Stalled(Scripted):
+    """An engine that waits `seconds` before its first event (a provider that does not answer)."""
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(name)
+        self.seconds = seconds
+
+    async def run(self, job: ImageJob) -> AsyncIterator[EngineEvent]:
+        self.calls += 1
+        await anyio.sleep(self.seconds)
+        yield FinalImage(index=0, encoded=self.name.encode())
+
+
+def test_an_attempt_still_waiting_at_the_deadline_is_abandoned() -> None:
+    stalled, backup = Stalled("stalled", 60), Scripted("backup")
+    harness = Harness(deadline_s=0.2, max_attempts=5)
+    with pytest.raises(NoRouteAvailable) as info:
+        harness.run([route(stalled, priority=1), route(backup)])
+    assert stalled.calls == 1 and backup.calls == 0  # no time was left to try the backup
+    assert "deadline (0.2 s)" in info.value.message
+
+
+def test_an_engine_that_ends_without_an_image_fails_over() -> None:
+    class Empty(Scripted):
+        async def run(self, job: ImageJob) -> AsyncIterator[EngineEvent]:
+            self.calls += 1
+            return
+            yield  # an async generator that yields nothing
+
+    empty, backup = Empty("empty"), Scripted("backup")
+    events, report = Harness().run([route(empty, priority=1), route(backup)])
+    assert [type(e) for e in events] == [PartialImage, FinalImage] and report.attempts == 2
