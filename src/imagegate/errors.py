@@ -151,6 +151,7 @@ class UpstreamError(GatewayError):
         upstream_body: dict[str, Any] | None = None,
         disable_reason: str | None = None,
         retry_after_s: float | None = None,
+        maybe_billed: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -159,6 +160,9 @@ class UpstreamError(GatewayError):
         self.upstream_body = upstream_body
         self.disable_reason = disable_reason
         self.retry_after_s = retry_after_s
+        # The provider got the whole request and may have made (and charged for) the image: a
+        # timeout or broken connection after sending, a malformed or cut-short answer.
+        self.maybe_billed = maybe_billed
 
     @property
     def client_status(self) -> int:

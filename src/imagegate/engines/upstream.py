@@ -31,6 +31,8 @@ from imagegate.storage.channels import Channel
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # Words in an upstream error that mean the provider account cannot pay (new-api's rule).
 OUT_OF_BALANCE = ("insufficient_quota", "billing", "balance", "credit", "quota exceeded")
+# Failures before the request reached the provider: it cannot have charged for them.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Why a channel is disabled (channels.py probes the two kinds differently).
 KEY_REJECTED_REASON = "the provider answered {status} (key rejected)"
 OUT_OF_BALANCE_REASON = "the provider account is out of balance"
@@ -58,9 +60,11 @@ class UpstreamEngine:
             with _until(deadline):
                 response = await self.http.send(request, stream=True)
         except (httpx.TimeoutException, TimeoutError) as exc:
-            raise self._error(f"timed out ({type(exc).__name__})", retryable=True) from exc
+            raise self._error(f"timed out ({type(exc).__name__})", retryable=True,
+                              maybe_billed=not isinstance(exc, _NOT_SENT)) from exc
         except httpx.TransportError as exc:
-            raise self._error(f"could not be reached ({type(exc).__name__})", retryable=True) from exc
+            raise self._error(f"could not be reached ({type(exc).__name__})", retryable=True,
+                              maybe_billed=not isinstance(exc, _NOT_SENT)) from exc
         try:
             if response.status_code != 200:
                 with _until(deadline):
@@ -139,7 +143,8 @@ class UpstreamEngine:
         async for event in _sse_events(response):
             kind = str(event.get("type", ""))
             if "error" in event and not kind.endswith(("partial_image", "completed")):
-                raise self._error("failed mid-stream", retryable=False, body={"error": event["error"]})
+                raise self._error("failed mid-stream", retryable=False, body={"error": event["error"]},
+                                  maybe_billed=False)
             if not kind.endswith((".partial_image", ".completed")):
                 continue  # an event type this relay does not know (keep-alives, future ones)
             try:
@@ -189,9 +194,11 @@ class UpstreamEngine:
             disable_reason=disable, retry_after_s=retry_after,
         )
 
-    def _error(self, what: str, *, retryable: bool, body: dict[str, Any] | None = None) -> UpstreamError:
+    def _error(self, what: str, *, retryable: bool, body: dict[str, Any] | None = None,
+               maybe_billed: bool = True) -> UpstreamError:
+        """A failure after the request went out (unless `maybe_billed` says otherwise)."""
         return UpstreamError(f"The upstream provider {what}.", status=502, retryable=retryable,
-                             channel=self.channel.name, upstream_body=body)
+                             channel=self.channel.name, upstream_body=body, maybe_billed=maybe_billed)
 
 
 async def _sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:

@@ -37,6 +37,7 @@ log = logging.getLogger("imagegate.route")
 class RouteReport:
     route: Route | None = None
     attempts: int = 0
+    maybe_billed: int = 0  # failed attempts the provider may have charged for (UpstreamError.maybe_billed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class Router:
                     async for event in events:
                         yield event
                 except UpstreamError as exc:
+                    report.maybe_billed += exc.maybe_billed
                     await self._record(route, ok=not exc.retryable)
                     if exc.disable_reason and route.channel is not None:
                         await self.on_disable(route.channel, exc.disable_reason)
@@ -139,7 +141,7 @@ class Router:
             raise UpstreamError(
                 f"The upstream provider did not answer within the request's deadline "
                 f"({self.policy.deadline_s:g} s).", status=504, retryable=True,
-                channel=route.channel.name if route.channel else route.engine.name,
+                channel=route.channel.name if route.channel else route.engine.name, maybe_billed=True,
             )
         if first is None:
             raise UpstreamError("The engine ended without an image.", status=502, retryable=True,

@@ -44,9 +44,9 @@ class Scripted:
 
 
 def upstream_error(status: int = 500, *, retryable: bool = True, retry_after: float | None = None,
-                   disable: str | None = None) -> UpstreamError:
+                   disable: str | None = None, maybe_billed: bool = False) -> UpstreamError:
     return UpstreamError(f"answered {status}", status=status, retryable=retryable, channel="x",
-                         retry_after_s=retry_after, disable_reason=disable)
+                         retry_after_s=retry_after, disable_reason=disable, maybe_billed=maybe_billed)
 
 
 def route(engine: Scripted, priority: int = 0, weight: int = 1) -> Route:
@@ -174,3 +174,21 @@ def test_an_engine_that_ends_without_an_image_fails_over() -> None:
     empty, backup = Empty("empty"), Scripted("backup")
     events, report = Harness().run([route(empty, priority=1), route(backup)])
     assert [type(e) for e in events] == [PartialImage, FinalImage] and report.attempts == 2
+
+
+def test_attempts_the_provider_may_have_charged_for_are_counted() -> None:
+    """A 500 is not charged; a timeout after the request went out may have been."""
+    timed_out = Scripted("timed-out", upstream_error(502, maybe_billed=True))
+    refused = Scripted("refused", upstream_error(500))
+    _, report = Harness(max_attempts=5).run([route(timed_out, 2), route(refused, 1), route(Scripted("ok"))])
+    assert (report.attempts, report.maybe_billed, report.route.engine.name) == (3, 1, "ok")  # type: ignore[union-attr]
+    stalled = Stalled("stalled", 60)
+    report = RouteReport()
+    with pytest.raises(NoRouteAvailable):
+        anyio.run(_drain, Harness(deadline_s=0.1).router, [route(stalled)], report)
+    assert report.maybe_billed == 1  # abandoned at the deadline after sending
+
+
+async def _drain(router: Router, routes: list[Route], report: RouteReport) -> None:
+    async for _ in router.run(JOB, routes, report):
+        pass
