@@ -23,13 +23,12 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import httpx
-import redis
+from _common import quantile
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -46,6 +45,7 @@ from imagegate.pricing import price_for
 from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.keys import KeyRepo
 from imagegate.storage.ledger import Ledger
+from tests.services import pg_schema, redis_available, redis_prefix
 
 # `free`-tier key whose overrides never deny: every limit is checked and consumed, none binds.
 HUGE = {"rpm": 10**9, "rpd": 10**9, "ipm": 10**9, "concurrency": 10**6}
@@ -75,9 +75,6 @@ class Figures:
     stages: list[float]  # median ms per STAGES entry, at 1 coroutine
     bare_acquire: float  # median ms
 
-
-def quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
 
 
 # --- part 1: the admission stages, called directly ------------------------------------------
@@ -240,45 +237,7 @@ def postgres_settings(url: str) -> str | None:
         engine.dispose()
 
 
-def redis_available(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
-
-@contextlib.contextmanager
-def pg_schema(server_url: str, name: str) -> Iterator[str]:
-    """A fresh schema for this run; dropped on exit."""
-    admin = create_engine(server_url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {name}"))
-    sep = "&" if "?" in server_url else "?"
-    try:
-        yield f"{server_url}{sep}options=-csearch_path%3D{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-        admin.dispose()
-
-
-@contextlib.contextmanager
-def redis_prefix(url: str) -> Iterator[str]:
-    """A unique key prefix; every key under it is deleted on exit."""
-    prefix = f"imagegate-bench-admission:{uuid.uuid4().hex}:"
-    try:
-        yield prefix
-    finally:
-        client = redis.Redis.from_url(url)
-        try:
-            keys = list(client.scan_iter(match=prefix + "*", count=1000))
-            for i in range(0, len(keys), 1000):
-                client.delete(*keys[i:i + 1000])
-        finally:
-            client.close()
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -363,7 +322,7 @@ def main() -> None:
                 "b", f"{pg} + RedisRateLimiter",
                 stack.enter_context(pg_schema(args.postgres_url, f"bench_adm_{tag}")),
                 stack.enter_context(pg_schema(args.postgres_url, f"bench_srv_{tag}")),
-                args.redis_url, stack.enter_context(redis_prefix(args.redis_url)),
+                args.redis_url, stack.enter_context(redis_prefix(args.redis_url, "bench-admission")),
             ))
         adm: dict[str, Figures] = {}
         http: dict[str, dict[str, float]] = {}

@@ -8,16 +8,15 @@ what a request pays for admission. Prints one table; every figure is measured in
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-import uuid
 from collections.abc import Callable
 
 import anyio
-import redis
+from _common import quantile
 
 from imagegate.limits import Limits, MemoryRateLimiter, RateLimiter
 from imagegate.limits.redis import RedisRateLimiter
+from tests.services import redis_available, redis_prefix
 
 LIMITS = Limits(rpm=10**9, rpd=10**12, ipm=10**9, concurrency=10**6)
 CONCURRENCY = (1, 32)
@@ -43,9 +42,6 @@ async def run(limiter: RateLimiter, ops: int, coroutines: int) -> tuple[float, l
     return len(latencies) / (time.perf_counter() - start), latencies
 
 
-def quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
-
 
 async def measure(make: Callable[[], RateLimiter], ops: int) -> dict[int, tuple[float, float, float]]:
     results = {}
@@ -60,15 +56,6 @@ async def measure(make: Callable[[], RateLimiter], ops: int) -> dict[int, tuple[
     return results
 
 
-def redis_available(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -78,13 +65,9 @@ def main() -> None:
 
     table = {"memory": anyio.run(measure, MemoryRateLimiter, args.ops)}
     if redis_available(args.redis_url):
-        prefix = f"imagegate-bench:{uuid.uuid4().hex}:"
-        table["redis"] = anyio.run(measure, lambda: RedisRateLimiter(args.redis_url, prefix=prefix), args.ops)
-        client = redis.Redis.from_url(args.redis_url)
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        with redis_prefix(args.redis_url, "bench-limits") as prefix:
+            table["redis"] = anyio.run(measure, lambda: RedisRateLimiter(args.redis_url, prefix=prefix),
+                                       args.ops)
 
     backends = list(table)
     print(f"acquire + release, {args.ops} operations each (latency in ms)")

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +15,10 @@ import pytest
 from imagegate.clock import Clock, ManualClock, SystemClock
 from imagegate.config import Settings
 from imagegate.http.app import create_app
-from imagegate.http.serve import free_port, serve_in_thread
+from imagegate.http.serve import serve_in_thread
 from imagegate.storage.db import make_engine
 from imagegate.storage.keys import KeyRepo
+from tests.services import pg_schema
 
 
 @dataclass
@@ -145,19 +142,8 @@ def postgres_server_url() -> str:
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh schema of the test database for one test, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = create_engine(postgres_server_url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in postgres_server_url else "?"
-    try:
-        yield f"{postgres_server_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with pg_schema(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -166,51 +152,3 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'imagegate.db'}"
     return str(request.getfixturevalue("postgres_url"))
-
-
-# --- Gateway processes: `imagegate serve` in a subprocess, as an operator runs it ------------
-CLI = [sys.executable, "-m", "imagegate.cli"]
-
-
-@dataclass
-class Process:
-    base_url: str
-    proc: subprocess.Popen[str]
-    env: dict[str, str]
-
-    @property
-    def api_base(self) -> str:
-        return self.base_url + "/v1"
-
-    def stop(self) -> str:
-        """Terminate and return what it printed."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.proc.communicate(timeout=20)[0]
-
-
-@contextlib.contextmanager
-def spawn_server(data_dir: Path, **env: str) -> Iterator[Process]:
-    """`imagegate serve` on a free port with IMAGEGATE_* settings from `env`; waits for /healthz."""
-    port = free_port()
-    full_env = {**os.environ, "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port),
-                "IMAGEGATE_CREATE_INITIAL_KEY": "false", **env}
-    proc = subprocess.Popen(CLI + ["serve"], env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    process = Process(f"http://127.0.0.1:{port}", proc, full_env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(process.base_url + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("imagegate serve did not start:\n" + process.stop())
-            time.sleep(0.1)
-        yield process
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=20)  # also closes the pipe

@@ -12,7 +12,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import LiveServer, make_settings, run_server, spawn_server
+from tests.conftest import LiveServer, make_settings, run_server
+from tests.services import spawn_server
 
 FROZEN = "1800000000"  # every clock read in these servers returns this instant
 SMALL = {"prompt": "tiny", "size": "64x64", "quality": "low", "output_format": "jpeg"}

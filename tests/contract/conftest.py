@@ -17,17 +17,9 @@ import anyio
 import pytest
 import redis
 
+from tests.services import delete_prefix
+
 T = TypeVar("T")
-
-
-def _delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def pttls(url: str, prefix: str) -> dict[str, int]:
@@ -44,7 +36,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     """A prefix no other test uses (so backends can share one Redis); its keys go at teardown."""
     prefix = f"imagegate-test:{uuid.uuid4().hex}:"
     yield prefix
-    _delete_prefix(redis_url, prefix)
+    delete_prefix(redis_url, prefix)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,123 @@
+"""Real backing services and gateway processes, shared by the test fixtures and bench/ scripts:
+a PostgreSQL schema or a Redis key prefix of one's own (removed afterwards), and `imagegate serve`
+in a subprocess, as an operator runs it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis
+from sqlalchemy import create_engine, text
+
+from imagegate.http.serve import free_port
+
+CLI = [sys.executable, "-m", "imagegate.cli"]
+
+
+def redis_available(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every Redis key under `prefix`."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i:i + 1000])
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def redis_prefix(url: str, label: str = "test") -> Iterator[str]:
+    """A key prefix nobody else uses; every key under it is deleted on exit."""
+    prefix = f"imagegate-{label}:{uuid.uuid4().hex}:"
+    try:
+        yield prefix
+    finally:
+        delete_prefix(url, prefix)
+
+
+@contextlib.contextmanager
+def pg_schema(server_url: str, name: str | None = None) -> Iterator[str]:
+    """A fresh schema (named `name`, or a random one), as a database URL that uses it; dropped on exit."""
+    schema = name or "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(server_url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in server_url else "?"
+    try:
+        yield f"{server_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@dataclass
+class Process:
+    base_url: str
+    proc: subprocess.Popen[str]
+    env: dict[str, str]
+
+    @property
+    def api_base(self) -> str:
+        return self.base_url + "/v1"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> str:
+        """Terminate and return what it printed."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.communicate(timeout=20)[0] or ""
+
+
+@contextlib.contextmanager
+def spawn_server(
+    data_dir: Path, *, own_env: bool = False, quiet: bool = False, **env: str
+) -> Iterator[Process]:
+    """`imagegate serve` on a free port with IMAGEGATE_* settings from `env`; waits for /healthz.
+
+    own_env: drop the IMAGEGATE_* variables of this process's environment (benchmarks).
+    quiet: discard its output (a long benchmark would fill the pipe) instead of keeping it for stop().
+    """
+    port = free_port()
+    base_env = {k: v for k, v in os.environ.items() if not (own_env and k.startswith("IMAGEGATE_"))}
+    full_env = {**base_env, "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port),
+                "IMAGEGATE_CREATE_INITIAL_KEY": "false", **env}
+    output = subprocess.DEVNULL if quiet else subprocess.PIPE
+    proc = subprocess.Popen(CLI + ["serve"], env=full_env, stdout=output, stderr=subprocess.STDOUT, text=True)
+    process = Process(f"http://127.0.0.1:{port}", proc, full_env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(process.base_url + "/healthz").status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("imagegate serve did not start:\n" + process.stop())
+            time.sleep(0.1)
+        yield process
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=20)  # also closes the pipe
