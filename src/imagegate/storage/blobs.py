@@ -16,7 +16,6 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from imagegate.clock import Clock
+from imagegate.storage.statements import Statement
 from imagegate.storage.tables import images
 
 
@@ -43,14 +43,15 @@ _REFRESHED = ("ext", "media_type", "size_bytes", "expires_at")  # a second store
 _TOUCH = update(images).where(images.c.sha256 == bindparam("sha"))
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: str) -> Statement | None:
     """INSERT ... ON CONFLICT (sha256) DO UPDATE, or None where the dialect has none here."""
     module = {"sqlite": sqlite, "postgresql": postgresql}.get(dialect)
     if module is None:
         return None
-    stmt = module.insert(images)
-    return stmt.on_conflict_do_update(index_elements=[images.c.sha256],
-                                      set_={name: stmt.excluded[name] for name in _REFRESHED})
+    stmt = module.insert(images).inline()
+    return Statement(stmt.on_conflict_do_update(index_elements=[images.c.sha256],
+                                                set_={name: stmt.excluded[name] for name in _REFRESHED}),
+                     ("sha256", "created_at", *_REFRESHED))
 
 
 class ImageStore:
@@ -89,7 +90,7 @@ class ImageStore:
         values = {"ext": stored.ext, "media_type": stored.media_type, "size_bytes": stored.size_bytes,
                   "expires_at": now + self.retention_s}
         if self._upsert is not None:
-            conn.execute(self._upsert, {"sha256": stored.sha256, "created_at": now, **values})
+            self._upsert.run(conn, {"sha256": stored.sha256, "created_at": now, **values})
             return
         if conn.execute(_TOUCH, {"sha": stored.sha256, **values}).rowcount:
             return

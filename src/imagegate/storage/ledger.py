@@ -13,8 +13,9 @@ settle racing the sweeper refunds once.
 
 The statements are built once, with bind parameters: building an UPDATE per call (SQLAlchemy's
 coercions and cache key) cost more than running it (reserve: 330 -> 150 us, settle: 310 -> 120 us
-on SQLite). `settle_in` and `release_in` run on the caller's connection, so the end of a request
-can settle in the same transaction as its usage record (storage/finish.py).
+on SQLite); the ones every request runs go straight to the driver (storage/statements.py).
+`settle_in` and `release_in` run on the caller's connection, so the end of a request can settle
+in the same transaction as its usage record (storage/finish.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from imagegate.clock import Clock
+from imagegate.storage.statements import Statement
 from imagegate.storage.tables import api_keys, ledger, reservations
 
 
@@ -43,22 +45,24 @@ class Reservation:
     amount_micros: int
 
 
-_HOLD = (
+_HOLD = Statement(
     update(api_keys)
     .where(api_keys.c.id == bindparam("k"), api_keys.c.balance_micros >= bindparam("amount"))
     .values(balance_micros=api_keys.c.balance_micros - bindparam("amount"))
 )
-_CREDIT = (
+_CREDIT = Statement(
     update(api_keys).where(api_keys.c.id == bindparam("k"))
     .values(balance_micros=api_keys.c.balance_micros + bindparam("amount"))
 )
-_CLOSE = (
+_CLOSE = Statement(
     update(reservations)
     .where(reservations.c.id == bindparam("rid"), reservations.c.status == "held")
     .values(status=bindparam("new_status"), charged_micros=bindparam("charged"))
 )
-_NEW_RESERVATION = insert(reservations)
-_ENTRY = insert(ledger)
+_NEW_RESERVATION = Statement(insert(reservations).inline(), (
+    "id", "key_id", "request_id", "amount_micros", "status", "created_at", "expires_at"))
+_ENTRY = Statement(insert(ledger).inline(), (
+    "key_id", "kind", "amount_micros", "reservation_id", "note", "created_at"))
 _BALANCE = select(api_keys.c.balance_micros).where(api_keys.c.id == bindparam("k"))
 
 
@@ -72,7 +76,7 @@ class Ledger:
         if micros <= 0:
             raise ValueError("a top-up must be positive")
         with self.engine.begin() as conn:
-            done = conn.execute(_CREDIT, {"k": key_id, "amount": micros}).rowcount
+            done = _CREDIT.run(conn, {"k": key_id, "amount": micros})
             if not done:
                 raise KeyError(key_id)
             self._entry(conn, key_id, "topup", micros, None, note)
@@ -83,10 +87,10 @@ class Ledger:
         now = self.clock.now()
         rid = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            held = conn.execute(_HOLD, {"k": key_id, "amount": micros}).rowcount
+            held = _HOLD.run(conn, {"k": key_id, "amount": micros})
             if not held:
                 raise InsufficientBalance(_balance(conn, key_id), micros)
-            conn.execute(_NEW_RESERVATION, {
+            _NEW_RESERVATION.run(conn, {
                 "id": rid, "key_id": key_id, "request_id": request_id, "amount_micros": micros,
                 "status": "held", "created_at": now, "expires_at": now + timeout_s})
             self._entry(conn, key_id, "reserve", -micros, rid, request_id)
@@ -169,14 +173,14 @@ class Ledger:
         return True
 
     def _close(self, conn: Connection, rid: str, status: str, charged: int) -> bool:
-        return bool(conn.execute(_CLOSE, {"rid": rid, "new_status": status, "charged": charged}).rowcount)
+        return bool(_CLOSE.run(conn, {"rid": rid, "new_status": status, "charged": charged}))
 
     def _credit(self, conn: Connection, key_id: int, micros: int) -> None:
-        conn.execute(_CREDIT, {"k": key_id, "amount": micros})
+        _CREDIT.run(conn, {"k": key_id, "amount": micros})
 
     def _entry(self, conn: Connection, key_id: int, kind: str, amount: int, rid: str | None,
                note: str | None) -> None:
-        conn.execute(_ENTRY, {"key_id": key_id, "kind": kind, "amount_micros": amount,
+        _ENTRY.run(conn, {"key_id": key_id, "kind": kind, "amount_micros": amount,
                               "reservation_id": rid, "note": note, "created_at": self.clock.now()})
 
 

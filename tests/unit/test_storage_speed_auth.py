@@ -1,0 +1,59 @@
+"""flow/authenticate.py looks keys up in place on SQLite (WAL), on a worker thread elsewhere."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import anyio
+import pytest
+from sqlalchemy import Engine
+
+from imagegate.clock import ManualClock
+from imagegate.errors import AuthenticationFailed
+from imagegate.flow.authenticate import authenticate
+from imagegate.storage.db import make_engine, migrate
+from imagegate.storage.keys import ApiKey, KeyRepo
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+class _Recorder(KeyRepo):
+    """A KeyRepo that notes the thread each lookup ran on."""
+
+    threads: list[threading.Thread]
+
+    def authenticate(self, secret: str) -> ApiKey | None:
+        self.threads.append(threading.current_thread())
+        return super().authenticate(secret)
+
+
+def test_sqlite_lookups_run_in_place_and_others_on_a_worker_thread(engine: Engine) -> None:
+    keys = _Recorder(engine, ManualClock())
+    keys.threads = []
+    key, secret = keys.create("app")
+    sqlite = engine.dialect.name == "sqlite"
+    assert keys.reads_in_place is sqlite
+
+    async def go() -> None:
+        assert await authenticate(f"Bearer {secret}", keys, anyio.CapacityLimiter(1)) == key
+        with pytest.raises(AuthenticationFailed):
+            await authenticate(f"Bearer {secret}x", keys, anyio.CapacityLimiter(1))
+
+    anyio.run(go)
+    here = threading.current_thread()
+    assert [t is here for t in keys.threads] == [sqlite, sqlite]
+
+
+def test_sqlite_without_wal_keeps_the_worker_thread(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
+    assert KeyRepo(engine, ManualClock()).reads_in_place is False
+    engine.dispose()
