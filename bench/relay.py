@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from _common import ROOT
 
 from imagegate.clock import SystemClock
-from imagegate.http.serve import free_port
 from imagegate.storage.db import make_engine
 from imagegate.storage.keys import KeyRepo
+from tests.services import spawn_server
 
-ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "bench-admin-key"
 UPSTREAM_KEY = "sk-bench-upstream"
 
@@ -67,29 +67,6 @@ def fake_upstream(image_size: int) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=20)
 
-
-@contextlib.contextmanager
-def gateway(data_dir: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")},
-           "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port),
-           "IMAGEGATE_CREATE_INITIAL_KEY": "false", "IMAGEGATE_ADMIN_KEY": ADMIN}
-    proc = subprocess.Popen([sys.executable, "-m", "imagegate.cli", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("imagegate serve did not start")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 class Connection:
@@ -166,7 +143,8 @@ def main() -> None:
     body = json.dumps({"prompt": "a red fox in a blue forest", "size": "1024x1024", "quality": "medium"})
 
     with tempfile.TemporaryDirectory() as tmp, fake_upstream(1024) as big, fake_upstream(0) as small, \
-            gateway(Path(tmp)) as base:
+            spawn_server(Path(tmp), own_env=True, quiet=True, IMAGEGATE_ADMIN_KEY=ADMIN) as server:
+        base = server.base_url
         admin = {"Authorization": f"Bearer {ADMIN}"}
         for name, fake, model in (("image-sized", big, "gpt-image-1"), ("small", small, "gpt-image-1-mini")):
             channel = {"name": name, "base_url": fake, "api_key": UPSTREAM_KEY, "models": [model]}

@@ -13,24 +13,18 @@ than the upload size.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+import _common  # noqa: F401 - the repository root on sys.path: tests.fakes, tests.services
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.fakes
-
-from imagegate.clock import SystemClock  # noqa: E402
-from imagegate.http.serve import free_port  # noqa: E402
-from imagegate.storage.db import make_engine  # noqa: E402
-from imagegate.storage.keys import KeyRepo  # noqa: E402
-from tests.fakes.upstream import FakeUpstream, noise_png, tiny_png  # noqa: E402
+from imagegate.clock import SystemClock
+from imagegate.storage.db import make_engine
+from imagegate.storage.keys import KeyRepo
+from tests.fakes.upstream import FakeUpstream, noise_png, tiny_png
+from tests.services import spawn_server
 
 ADMIN = "bench-admin-key"
 MB = 1024 * 1024
@@ -45,29 +39,6 @@ def memory_kb(pid: int) -> dict[str, int]:
             out[name] = int(value.split()[0])
     return out
 
-
-@contextlib.contextmanager
-def gateway(data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")},
-                "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port),
-                "IMAGEGATE_CREATE_INITIAL_KEY": "false", "IMAGEGATE_ADMIN_KEY": ADMIN, **env}
-    proc = subprocess.Popen([sys.executable, "-m", "imagegate.cli", "serve"], env=full_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("imagegate serve did not start")
-            time.sleep(0.1)
-        yield base, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def edit(base: str, secret: str, image: bytes) -> None:
@@ -86,7 +57,8 @@ def main() -> None:
     small = noise_png(256, 256)
     with tempfile.TemporaryDirectory() as tmp, FakeUpstream(record_bodies=False) as fake:
         data_dir = Path(tmp)
-        with gateway(data_dir) as (base, proc):
+        with spawn_server(data_dir, own_env=True, quiet=True, IMAGEGATE_ADMIN_KEY=ADMIN) as proc:
+            base = proc.base_url
             admin = {"Authorization": f"Bearer {ADMIN}"}
             httpx.post(base + "/admin/channels", headers=admin, timeout=30, json={
                 "name": "fake", "base_url": fake.api_base, "api_key": "sk-bench-upstream",
