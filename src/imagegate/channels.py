@@ -17,8 +17,8 @@ from math import inf
 from types import MappingProxyType
 from typing import Any
 
+import aiohttp
 import anyio.to_thread
-import httpx
 from pydantic import ValidationError
 
 from imagegate.clock import Clock
@@ -77,10 +77,10 @@ class Prober:
     PROMPT = "a small white circle on a grey background"
 
     def __init__(
-        self, repo: ChannelRepo, http: httpx.AsyncClient, clock: Clock, balance_probe_s: float
+        self, repo: ChannelRepo, session: aiohttp.ClientSession, clock: Clock, balance_probe_s: float
     ) -> None:
         self.repo = repo
-        self.http = http
+        self.session = session
         self.clock = clock
         self.balance_probe_s = balance_probe_s
         self._balance_probed: dict[int, float] = {}  # channel id -> when its account was last tried
@@ -105,11 +105,12 @@ class Prober:
 
     async def _lists_models(self, channel: Channel) -> bool:
         try:
-            resp = await self.http.get(channel.base_url.rstrip("/") + "/models", timeout=10,
-                                       headers={"Authorization": f"Bearer {channel.api_key}"})
-        except httpx.HTTPError:
+            async with self.session.get(channel.base_url.rstrip("/") + "/models",
+                                        headers={"Authorization": f"Bearer {channel.api_key}"},
+                                        timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
             return False
-        return resp.status_code == 200
 
     async def _generates(self, channel: Channel) -> bool:
         now = self.clock.now()
@@ -121,7 +122,7 @@ class Prober:
         job = ImageJob(model=channel.models[0], prompt=self.PROMPT, quality="low",
                        passthrough=MappingProxyType(params))
         try:
-            async for _ in UpstreamEngine(channel, self.http).run(job):
+            async for _ in UpstreamEngine(channel, self.session).run(job):
                 pass
         except UpstreamError as exc:
             log.info("channel %s: balance probe refused (%s)", channel.name, exc.message)

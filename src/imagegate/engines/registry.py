@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from imagegate.config import Settings
 from imagegate.engines.base import Engine
@@ -75,14 +75,14 @@ class EngineRegistry:
 
 
 def build_registry(settings: Settings, channels: Iterable[Channel] = (),
-                   http: httpx.AsyncClient | None = None) -> EngineRegistry:
+                   session: aiohttp.ClientSession | None = None) -> EngineRegistry:
     registry = EngineRegistry()
     channels = list(channels)
     for channel in channels:
         for model in channel.models:
             registry.know(model)
-            if channel.enabled and http is not None:
-                engine = UpstreamEngine(channel, http)
+            if channel.enabled and session is not None:
+                engine = UpstreamEngine(channel, session)
                 registry.add(Route(model, engine, channel.priority, max(1, channel.weight), channel))
     served_by_channels = {m for c in channels for m in c.models}
     placeholder = FACTORIES["placeholder"](settings)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import aiohttp
 import anyio
 import anyio.to_thread
 import httpx
@@ -137,7 +138,7 @@ class ImageFlow:
         limiter: RateLimiter,
         router: Router,
         http: httpx.AsyncClient,
-        upstream_http: httpx.AsyncClient,
+        upstream: aiohttp.ClientSession,
         clock: Clock,
     ) -> None:
         self.settings = settings
@@ -148,11 +149,11 @@ class ImageFlow:
         self.registry = registry
         self.limiter = limiter
         self.router = router
-        self.upstream_http = upstream_http
+        self.upstream = upstream
         self.http = http
         self.clock = clock
         self._seeds = random.SystemRandom()
-        self.prober = Prober(stores.channels, upstream_http, clock, settings.channel_balance_probe_s)
+        self.prober = Prober(stores.channels, upstream, clock, settings.channel_balance_probe_s)
         # SQLite: the database calls of all requests take turns on DB_THREADS worker threads. A
         # thread per call (anyio's default lets 40 run) made 32 concurrent requests fight over the
         # GIL and over SQLite's one write lock, which a waiting writer polls for by sleeping 1, 2,
@@ -477,7 +478,7 @@ class ImageFlow:
     async def reload_channels(self) -> None:
         """Rebuild the routes from the channels table (every replica, every few seconds)."""
         channels = await anyio.to_thread.run_sync(self.stores.channels.list)
-        self.registry = build_registry(self.settings, channels, self.upstream_http)
+        self.registry = build_registry(self.settings, channels, self.upstream)
 
     async def disable_channel(self, channel: Channel, reason: str) -> None:
         await anyio.to_thread.run_sync(Channels(self.stores.channels).disable, channel, reason)

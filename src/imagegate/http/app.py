@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import anyio.to_thread
 import httpx
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from imagegate.channels import Channels
 from imagegate.clock import Clock, FrozenClock, SystemClock
 from imagegate.config import Settings
 from imagegate.engines.registry import build_registry
+from imagegate.engines.upstream import new_session
 from imagegate.flow.route import RetryPolicy, Router
 from imagegate.flow.run import ImageFlow, Stores
 from imagegate.http import errors, wire
@@ -41,7 +43,7 @@ log = logging.getLogger("imagegate")
 
 
 def build_flow(
-    settings: Settings, clock: Clock, http: httpx.AsyncClient, upstream_http: httpx.AsyncClient
+    settings: Settings, clock: Clock, http: httpx.AsyncClient, upstream: aiohttp.ClientSession
 ) -> ImageFlow:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
@@ -66,12 +68,12 @@ def build_flow(
         settings=settings,
         stores=stores,
         signer=UrlSigner(secret, settings.url_ttl_s, clock),
-        registry=build_registry(settings, stores.channels.list(), upstream_http),
+        registry=build_registry(settings, stores.channels.list(), upstream),
         limiter=build_rate_limiter(settings.redis_url, prefix=settings.redis_prefix,
                                    lease_ttl_s=settings.reservation_timeout_s),
         router=Router(breaker, clock, policy, on_disable=lambda c, r: flow.disable_channel(c, r)),
         http=http,
-        upstream_http=upstream_http,
+        upstream=upstream,
         clock=clock,
     )
     return flow
@@ -82,12 +84,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        upstream_limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
         async with (
-            httpx.AsyncClient(follow_redirects=True) as http,
-            httpx.AsyncClient(limits=upstream_limits) as upstream_http,
+            httpx.AsyncClient(follow_redirects=True) as http,  # reference images (flow/fetch_images.py)
+            new_session() as upstream,  # the channels (engines/upstream.py)
         ):
-            flow = build_flow(settings, clock, http, upstream_http)
+            flow = build_flow(settings, clock, http, upstream)
             app.state.flow = flow
             app.state.settings = settings
             app.state.accounts = Accounts(settings, flow.keys, flow.stores.ledger, flow.stores.usage)

@@ -1,0 +1,159 @@
+"""The OpenAI images wire format, as the upstream engine speaks it: the multipart body of an
+edit (file parts streamed from their uploads, with a known length), SSE events parsed as they
+arrive, base64 images and the `usage` block. No network here."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import pybase64
+from aiohttp.abc import AbstractStreamWriter
+
+from imagegate.domain import ImageJob
+from imagegate.images.tokens import Usage
+from imagegate.payload import Payload
+
+
+class UploadPart(aiohttp.payload.Payload):
+    """A file part read from its upload in chunks, with its size known up front: the multipart
+    body then has a Content-Length (aiohttp's own file payload sizes files by fstat(fileno()),
+    reads them on a thread and closes them, which would leave nothing for a retry)."""
+
+    def __init__(self, source: Payload, *, content_type: str, filename: str) -> None:
+        super().__init__(source, content_type=content_type, filename=filename)
+        self._size = source.size
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:  # noqa: ARG002
+        raise TypeError("an image upload is not text")
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        for chunk in self._value.chunks():  # a temporary file in the page cache: no thread hop
+            await writer.write(chunk)
+
+
+def edit_form(job: ImageJob, fields: Mapping[str, Any]) -> aiohttp.MultipartWriter:
+    """An edit's multipart body: the text fields as the upstream expects them (decimal strings,
+    "true"/"false"), every image as `image[]` and the mask, named as the client named them."""
+    form = aiohttp.MultipartWriter("form-data")
+    for name, value in fields.items():
+        part = aiohttp.payload.BytesPayload(_form_value(value).encode())
+        del part.headers["Content-Type"]  # a plain text field, as the openai SDK sends one
+        part.headers["Content-Disposition"] = _disposition(name)
+        form.append_payload(part)
+    parts = [("image[]", f"image-{i}", img) for i, img in enumerate(job.images)]
+    if job.mask is not None:
+        parts.append(("mask", "mask", job.mask))
+    for name, stem, img in parts:
+        filename = img.filename or f"{stem}.{_ext(img.media_type)}"
+        part = UploadPart(img.source, content_type=img.media_type, filename=filename)
+        part.headers["Content-Disposition"] = _disposition(name, filename)
+        form.append_payload(part)
+    return form
+
+
+# HTML5 form encoding, as httpx (and so the openai SDK) writes names: UTF-8 kept, quotes and
+# control characters escaped. aiohttp's own header would percent-encode "a b.png" as "a%20b.png".
+_ESCAPES = {0x22: "%22", 0x5C: "\\\\", **{c: f"%{c:02X}" for c in range(0x20) if c != 0x1B}}
+
+
+def _disposition(name: str, filename: str | None = None) -> str:
+    value = f'form-data; name="{name.translate(_ESCAPES)}"'
+    return value + (f'; filename="{filename.translate(_ESCAPES)}"' if filename is not None else "")
+
+
+async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of an SSE stream's `data:` lines, each as soon as its blank line arrives.
+    Lines are split here: a partial image's line is over a megabyte, past aiohttp's readline limit."""
+    data: list[bytes] = []
+    pending = b""
+    async for chunk in chunks:
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for raw in lines:
+            line = raw.removesuffix(b"\r")
+            if line.startswith(b"data:"):
+                data.append(line[5:].lstrip())
+            elif not line and data:
+                payload = b"\n".join(data)
+                data = []
+                if payload.strip() == b"[DONE]":
+                    return
+                try:
+                    event = json.loads(payload)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    yield event
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+def image_bytes(item: Mapping[str, Any]) -> tuple[bytes, str | None] | str:
+    """A b64_json item's bytes (and its text, see _decoded); a url item's URL."""
+    if item.get("b64_json"):
+        return decoded(item["b64_json"])
+    if item.get("url"):
+        return str(item["url"])
+    raise KeyError("b64_json")
+
+
+def decoded(text: Any) -> tuple[bytes, str | None]:
+    """The bytes of base64 `text` as base64.b64decode(text, validate=True) gives them, errors
+    included, and `text` itself when it is exactly what base64.b64encode would make of them (so
+    the response can reuse it: encoding 1.1 MB again and copying it into a str cost 0.3 ms).
+
+    pybase64 (SIMD) decodes a 1024x1024 PNG in 0.05 ms instead of 1.7 ms; it refuses a few inputs
+    the standard library takes (excess padding), so those, and whatever is not ASCII text, get
+    the standard library's verdict."""
+    data = None
+    if isinstance(text, str) and text.isascii():
+        with contextlib.suppress(binascii.Error):
+            data = pybase64.b64decode(text, validate=True)
+    if data is None:
+        data = base64.b64decode(text, validate=True)
+    # Validated text is canonical unless its length or the bits padding leaves unused differ.
+    tail = data[len(data) - (len(data) % 3 or 3):]
+    canonical = len(text) == 4 * ((len(data) + 2) // 3) and text[-4:] == pybase64.b64encode(tail).decode()
+    return data, text if canonical else None
+
+
+def usage(raw: Any) -> Usage | None:
+    """The provider's usage block; None when it sent none (or an unreadable one)."""
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("input_tokens_details") or {}
+    try:
+        return Usage(
+            text_in=int(details.get("text_tokens", raw.get("input_tokens", 0))),
+            image_in=int(details.get("image_tokens", 0)),
+            image_out=int(raw.get("output_tokens", 0)),
+        )
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _ext(media_type: str) -> str:
+    return {"image/jpeg": "jpg", "image/webp": "webp"}.get(media_type, "png")
