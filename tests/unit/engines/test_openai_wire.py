@@ -1,0 +1,94 @@
+"""The OpenAI wire pieces of the upstream engine: SSE parsing across chunk boundaries, and the
+multipart body of a relayed edit (sized, streamed, named as the openai SDK names parts)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from imagegate.domain import ImageJob
+from imagegate.engines.openai_wire import edit_form, sse_events
+from imagegate.images.decode import inspect_image
+from tests.fakes.upstream import parse_multipart
+
+EVENTS = [{"type": "image_generation.partial_image", "b64_json": "QUJD" * 5000, "partial_image_index": 0},
+          {"type": "image_generation.completed", "b64_json": "REVG", "usage": {"output_tokens": 1}}]
+
+
+def sse(events: list[dict[str, Any]], newline: bytes = b"\n") -> bytes:
+    body = b"".join(b"event: " + e["type"].encode() + newline + b"data: " + json.dumps(e).encode()
+                    + newline + newline for e in events)
+    return b": keep-alive" + newline + newline + body + b"data: [DONE]" + newline + newline + b"data: {}\n\n"
+
+
+def parse(raw: bytes, cuts: list[int]) -> list[dict[str, Any]]:
+    async def chunks() -> AsyncIterator[bytes]:
+        last = 0
+        for cut in sorted(set(cuts)) + [len(raw)]:
+            yield raw[last:cut]
+            last = cut
+
+    async def main() -> list[dict[str, Any]]:
+        return [event async for event in sse_events(chunks())]
+
+    return anyio.run(main)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, len(sse(EVENTS))), max_size=12), st.sampled_from([b"\n", b"\r\n"]))
+def test_sse_events_whatever_the_chunking(cuts: list[int], newline: bytes) -> None:
+    """Events come out whole and in order however the bytes are cut; nothing after [DONE]."""
+    assert parse(sse(EVENTS, newline), cuts) == EVENTS
+
+
+def test_sse_multi_line_data_and_junk() -> None:
+    raw = b'data: {"type": "a",\ndata: "n": 1}\n\ndata: not json\n\ndata: [1, 2]\n\ndata: {"type": "b"}\n\n'
+    assert parse(raw, [7, 30]) == [{"type": "a", "n": 1}, {"type": "b"}]
+
+
+def png(size: tuple[int, int], mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class Sink:
+    """What aiohttp's StreamWriter is to a payload: somewhere to write bytes."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    async def write(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    async def write_eof(self, chunk: bytes = b"") -> None:
+        self.data += chunk
+
+
+@pytest.mark.parametrize("filename", ["photo.png", 'holiday "snow" \\ phöto.png', None])
+def test_edit_form_is_sized_and_names_parts_as_the_sdk_does(filename: str | None) -> None:
+    image, mask = png((8, 8)), png((8, 8), "RGBA")
+    job = ImageJob(model="m", prompt="p", kind="edit",
+                   images=(inspect_image(image, param="image", filename=filename),),
+                   mask=inspect_image(mask, param="mask"))
+    form = edit_form(job, {"model": "up-v2", "n": 2, "stream": False, "prompt": "a “quoted” prompt"})
+    sink = Sink()
+    anyio.run(form.write, sink)
+    assert form.size == len(sink.data)  # known up front: a Content-Length, not chunked
+    parts = parse_multipart(bytes(sink.data), form.content_type)
+    # The file name as it stands in the header, escaped as httpx (the openai SDK) escapes it.
+    sdk = httpx.Request("POST", "http://x", files={"image[]": (filename or "image-0.png", b"", "image/png")})
+    wire_name = parse_multipart(b"".join(sdk.stream), sdk.headers["content-type"])[0].filename  # type: ignore[arg-type]
+    assert [(p.name, p.filename, p.content_type) for p in parts] == [
+        ("model", None, None), ("n", None, None), ("stream", None, None), ("prompt", None, None),
+        ("image[]", wire_name, "image/png"), ("mask", "mask.png", "image/png")]
+    assert [p.data for p in parts] == [b"up-v2", b"2", b"false", "a “quoted” prompt".encode(), image, mask]
