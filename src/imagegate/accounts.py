@@ -83,6 +83,7 @@ class Accounts:
         rows = self.usage.totals(key_id=key_id, days=days, now=now)
         for row in rows:
             row["cost_usd"] = micros_to_usd(row.pop("cost_micros"))
+            row["upstream_cost_usd"] = micros_to_usd(row.pop("upstream_cost_micros"))
         return rows
 
     def view(self, key: ApiKey) -> dict[str, Any]:

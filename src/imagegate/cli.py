@@ -209,16 +209,19 @@ def usage(
     days: Annotated[int | None, typer.Option(help="Only the last N days.")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Totals per key and UTC day: requests, failures, images, tokens, cost."""
+    """Totals per key and UTC day: requests, failures, images, tokens, cost; what the channels cost
+    the operator, and failed upstream attempts it may have paid for anyway ("unsure")."""
     accounts, _ = _accounts(_settings())
     rows = _admin(lambda: accounts.usage_totals(key, days, time.time()))
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("day", "key", "requests", "failed", "images", "text in", "image in", "image out", "cost")
+    table = Table("day", "key", "requests", "failed", "images", "text in", "image in", "image out", "cost",
+                  "upstream cost", "unsure")
     for r in rows:
         table.add_row(r["day"], str(r["key_id"]), str(r["requests"]), str(r["failed"]), str(r["images"]),
-                      str(r["text_in"]), str(r["image_in"]), str(r["image_out"]), f"${r['cost_usd']:.6f}")
+                      str(r["text_in"]), str(r["image_in"]), str(r["image_out"]), f"${r['cost_usd']:.6f}",
+                      f"${r['upstream_cost_usd']:.6f}", str(r["maybe_billed"]))
     console.print(table)
 
 

@@ -473,6 +473,7 @@ class ImageFlow:
             latency_ms=int((time.perf_counter() - trace.started) * 1000), error_code=error_code,
             channel=route.channel.name if route and route.channel else None,
             upstream_cost_micros=trace.upstream_cost, attempts=max(1, trace.report.attempts),
+            maybe_billed=trace.report.maybe_billed,
         )
 
     async def reload_channels(self) -> None:

@@ -90,10 +90,12 @@ usage_records = Table(
     Column("latency_ms", Integer, nullable=False, server_default="0"),
     Column("status", Integer, nullable=False),
     Column("error_code", String(64), nullable=True),
-    # Relayed requests: the channel that answered, what the operator paid it, and attempts.
+    # Relayed requests: the channel that answered, what the operator paid it, and attempts;
+    # of the failed attempts, those the provider may have charged for (sent, then timed out).
     Column("channel", String(100), nullable=True),
     Column("upstream_cost_micros", BigInteger, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("maybe_billed", Integer, nullable=False, server_default="0"),
 )
 
 idempotency = Table(

@@ -40,6 +40,7 @@ class UsageRecord:
     channel: str | None = None
     upstream_cost_micros: int | None = None
     attempts: int = 1
+    maybe_billed: int = 0  # failed attempts the provider may have charged for anyway
 
 
 _FIELDS = tuple(f.name for f in fields(UsageRecord))
@@ -63,7 +64,8 @@ class UsageRepo:
 
     def totals(self, key_id: int | None = None, days: int | None = None,
                now: float | None = None) -> list[dict[str, Any]]:
-        """Per key and UTC day: requests, failures, images, tokens by bucket, cost."""
+        """Per key and UTC day: requests, failures, images, tokens by bucket, cost, what the operator
+        paid the channels, and the failed upstream attempts that may have been charged anyway."""
         u = usage_records.c
         query = (
             select(
@@ -72,6 +74,8 @@ class UsageRepo:
                 func.sum(u.images).label("images"), func.sum(u.text_in).label("text_in"),
                 func.sum(u.image_in).label("image_in"), func.sum(u.image_out).label("image_out"),
                 func.sum(u.cost_micros).label("cost_micros"),
+                func.coalesce(func.sum(u.upstream_cost_micros), 0).label("upstream_cost_micros"),
+                func.sum(u.maybe_billed).label("maybe_billed"),
             )
             .group_by(u.key_id, u.day)
             .order_by(u.day, u.key_id)

@@ -51,6 +51,9 @@ FAILURES: dict[str, Behaviour] = {
 }
 
 
+MAYBE_BILLED = {"timeout", "slow-body", "reset", "truncated", "malformed-json", "no-images"}
+
+
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_failover_to_a_healthy_secondary(
     gateway: LiveServer, admin: Admin, primary: FakeUpstream, secondary: FakeUpstream, failure: str
@@ -80,6 +83,8 @@ def test_failover_to_a_healthy_secondary(
         rec = record(gateway, request_id)
         assert (rec["channel"], rec["attempts"], rec["status"]) == (backup["name"], 2, 200)
         assert rec["upstream_cost_micros"] == priced(USAGE, 4, 8, 30)
+        # An error status is not charged; an answer cut short or unreadable may have been.
+        assert rec["maybe_billed"] == (failure in MAYBE_BILLED), rec
 
 
 @pytest.mark.parametrize(("pause", "answers"), [(0.1, "primary"), (0.3, "secondary")])

@@ -36,6 +36,9 @@ def test_a_retry_after_an_upstream_timeout_is_charged_once(
     assert spent_micros(gateway, secret) == UPSTREAM_COST
     rec = record(gateway, request_id)  # the operator sees the attempt it may have paid for twice
     assert (rec["channel"], rec["attempts"], rec["cost_micros"]) == (channel["name"], 2, UPSTREAM_COST)
+    assert rec["maybe_billed"] == 1  # the timed-out attempt: sent, so perhaps charged by the provider
+    totals = admin.http.get("/admin/usage", params={"key": str(rec["key_id"])}).json()["data"]
+    assert [(t["requests"], t["maybe_billed"]) for t in totals] == [(1, 1)]
 
 
 def test_a_client_that_times_out_and_retries_is_charged_once(
