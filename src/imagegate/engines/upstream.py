@@ -9,17 +9,18 @@ marked retryable (connection errors, timeouts, 408, 429, 5xx, malformed bodies) 
 disabled (401/403, or an error saying the account is out of balance).
 
 aiohttp rather than httpx: a relayed call cost 0.2 ms of client overhead instead of 0.85 ms
-(loopback, small bodies, same server), most of what a relay adds to a small request.
+(loopback, small bodies, same server), most of what a relay adds to a small request. Its
+deadlines are asyncio's own (timeout_at): an anyio cancel scope cost 3-4x as much per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import anyio
 import orjson
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
@@ -63,9 +64,9 @@ class UpstreamEngine:
         # headers; then each event must come within it), not each read, which a provider trickling
         # its body a byte at a time would never trip.
         timeout_s = self.channel.timeout_s
-        deadline = anyio.current_time() + timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout_s
         try:
-            with _until(deadline):
+            async with asyncio.timeout_at(deadline):
                 response = await self._send(job)
         except (TimeoutError, aiohttp.ClientError) as exc:
             sent = not isinstance(exc, _NOT_SENT)
@@ -73,13 +74,13 @@ class UpstreamEngine:
             raise self._error(f"{what} ({type(exc).__name__})", retryable=True, maybe_billed=sent) from exc
         try:
             if response.status != 200:
-                with _until(deadline):
+                async with asyncio.timeout_at(deadline):
                     await self._raise_for(response)
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 async for event in self._stream(response, job):
                     yield event
             else:
-                with _until(deadline):
+                async with asyncio.timeout_at(deadline):
                     events = await self._complete(response, job)
                 for event in events:
                     yield event
@@ -201,7 +202,3 @@ class UpstreamEngine:
         return UpstreamError(f"The upstream provider {what}.", status=502, retryable=retryable,
                              channel=self.channel.name, upstream_body=body, maybe_billed=maybe_billed)
 
-
-def _until(deadline: float) -> anyio.CancelScope:
-    """A scope that raises TimeoutError at `deadline` (anyio.current_time())."""
-    return anyio.fail_after(max(0.0, deadline - anyio.current_time()))

@@ -15,6 +15,7 @@ answered and the number of attempts (for usage records and operator costs).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -135,14 +136,18 @@ class Router:
     async def _first(self, events: AsyncIterator[EngineEvent], deadline: float, route: Route) -> EngineEvent:
         """The route's first event, within what is left of the deadline: until then the request
         can still fail over; after it, the engine (its channel's own timeout) has the rest."""
-        with anyio.move_on_after(max(0.0, deadline - time.monotonic())) as scope:
-            first = await anext(events, None)
-        if scope.cancelled_caught:
+        timeout = asyncio.timeout(max(0.0, deadline - time.monotonic()))
+        try:
+            async with timeout:
+                first = await anext(events, None)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
             raise UpstreamError(
                 f"The upstream provider did not answer within the request's deadline "
                 f"({self.policy.deadline_s:g} s).", status=504, retryable=True,
                 channel=route.channel.name if route.channel else route.engine.name, maybe_billed=True,
-            )
+            ) from None
         if first is None:
             raise UpstreamError("The engine ended without an image.", status=502, retryable=True,
                                 channel=route.channel.name if route.channel else route.engine.name)
