@@ -160,8 +160,12 @@ def main() -> None:
         for name, fake, model in (("image-sized", big, "gpt-image-1"), ("small", small, "gpt-image-1-mini")):
             payload = json.dumps({**json.loads(body), "model": model}).encode()
             for conc in levels:
+                # The image-sized runs write hundreds of MB of images: flush them to disk first, so
+                # their writeback does not land in the next measurement.
+                os.sync()
                 direct = asyncio.run(load(fake + "/images/generations", UPSTREAM_KEY, payload, conc,
                                           args.duration))
+                os.sync()
                 relay = asyncio.run(load(base + "/v1/images/generations", secret, payload, conc,
                                          args.duration))
                 if direct.errors or relay.errors:
