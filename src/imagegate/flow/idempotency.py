@@ -18,6 +18,7 @@ import anyio
 import anyio.to_thread
 
 from imagegate.errors import Conflict
+from imagegate.flow.database import Database
 from imagegate.flow.request import ImageRequest
 from imagegate.storage.blobs import ImageStore
 from imagegate.storage.idempotency import IdempotencyRepo
@@ -36,9 +37,10 @@ def body_hash(request: ImageRequest) -> str:
 
 async def claim(
     repo: IdempotencyRepo, key_id: int, idem_key: str, digest: str,
-    limiter: anyio.CapacityLimiter | None = None,
+    db: Database | None = None,
 ) -> dict[str, Any] | None:
-    result = await anyio.to_thread.run_sync(repo.begin, key_id, idem_key, digest, limiter=limiter)
+    result = await (db.run(repo.begin, key_id, idem_key, digest) if db is not None
+                    else anyio.to_thread.run_sync(repo.begin, key_id, idem_key, digest))
     if result.outcome == "new":
         return None
     if result.outcome == "replay":

@@ -13,6 +13,7 @@ import anyio.to_thread
 
 from imagegate.domain import ImageJob
 from imagegate.errors import InsufficientQuota
+from imagegate.flow.database import Database
 from imagegate.images.tokens import Usage
 from imagegate.pricing import ModelPrice, base_cost, charge, micros_to_usd
 from imagegate.storage.ledger import InsufficientBalance, Ledger, Reservation
@@ -28,11 +29,12 @@ def quote(
 
 async def reserve(
     ledger: Ledger, key_id: int, micros: int, request_id: str, timeout_s: float,
-    limiter: anyio.CapacityLimiter | None = None,
+    db: Database | None = None,
 ) -> Reservation:
     try:
-        return await anyio.to_thread.run_sync(ledger.reserve, key_id, micros, request_id, timeout_s,
-                                              limiter=limiter)
+        if db is not None:
+            return await db.run(ledger.reserve, key_id, micros, request_id, timeout_s)
+        return await anyio.to_thread.run_sync(ledger.reserve, key_id, micros, request_id, timeout_s)
     except InsufficientBalance as exc:
         raise InsufficientQuota(
             "You exceeded your current quota, please check your plan and billing details: this "

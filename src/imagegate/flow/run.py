@@ -41,6 +41,7 @@ from imagegate.flow import (
     store_image,
     validate,
 )
+from imagegate.flow.database import Database
 from imagegate.flow.request import ImageRequest, ResponseOptions
 from imagegate.flow.route import Router, RouteReport
 from imagegate.images.tokens import Usage, job_usage
@@ -55,8 +56,6 @@ from imagegate.storage.signing import UrlSigner
 from imagegate.storage.usage import UsageRecord, UsageRepo
 
 log = logging.getLogger("imagegate.flow")
-# bench/relay.py, 32 clients, through/direct: image-sized 0.42 -> 0.60 (2 threads: 0.52), small 0.07 -> 0.13.
-DB_THREADS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +153,20 @@ class ImageFlow:
         self.clock = clock
         self._seeds = random.SystemRandom()
         self.prober = Prober(stores.channels, upstream, clock, settings.channel_balance_probe_s)
-        # SQLite: the database calls of all requests take turns on DB_THREADS worker threads. A
-        # thread per call (anyio's default lets 40 run) made 32 concurrent requests fight over the
-        # GIL and over SQLite's one write lock, which a waiting writer polls for by sleeping 1, 2,
-        # 5... ms. Other databases wait on the network; they keep anyio's default.
-        self.db = anyio.CapacityLimiter(DB_THREADS) if stores.keys.engine.dialect.name == "sqlite" else None
+        self.db = Database(sqlite=stores.keys.engine.dialect.name == "sqlite")
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
-        return await auth_stage.authenticate(authorization, self.keys, self.db)
+        return await auth_stage.authenticate(authorization, self.keys, self.db.limiter)
 
     async def handle(self, request: ImageRequest, key: ApiKey, ctx: RequestContext) -> Outcome:
         """Run one images request for `key`, from validation to the settled response."""
+        self.db.active += 1  # until the response is ready (a stream counts itself until it ends)
+        try:
+            return await self._handle(request, key, ctx)
+        finally:
+            self.db.active -= 1
+
+    async def _handle(self, request: ImageRequest, key: ApiKey, ctx: RequestContext) -> Outcome:
         trace = Trace(started=time.perf_counter())
         prepared: Prepared | None = None
         claimed = False
@@ -190,6 +192,7 @@ class ImageFlow:
             raise
         headers = rate_limit.headers(admission.decision)
         if prepared.options.stream:
+            self.db.active += 1  # the stream's own count: _stream's finally gives it back
             events = self._stream(key, ctx, request, prepared, admission, trace)
             # Wait for the first event: a failure before it (every route down, an upstream 4xx) is
             # still an HTTP error with its own status, as for a request without `stream`.
@@ -204,9 +207,8 @@ class ImageFlow:
         await self._finish(key, admission)
         body, names = self._response(prepared, self._base(ctx), trace, finals, kept, echo)
         if claimed:
-            await anyio.to_thread.run_sync(self.stores.idempotency.complete, key.id,
-                                           ctx.idempotency_key, idempotency.stored_form(body, names),
-                                           limiter=self.db)
+            await self.db.run(self.stores.idempotency.complete, key.id, ctx.idempotency_key,
+                              idempotency.stored_form(body, names))
         return Outcome(body=body, headers=headers)
 
     async def prepare(self, request: ImageRequest, request_id: str) -> Prepared:
@@ -312,7 +314,7 @@ class ImageFlow:
         """settle.finish: the images' rows, the settlement (None: the refund), the usage record."""
         return await settle.finish(self.stores.ledger, self.stores.usage, self.images,
                                    reservation=admission.reservation, charge_micros=charge, record=record,
-                                   write=write, limiter=self.db)
+                                   write=write, db=self.db)
 
     def _response(
         self, prepared: Prepared, base_url: str, trace: Trace, finals: list[FinalImage | None],
@@ -377,6 +379,7 @@ class ImageFlow:
             error = GatewayError("The server had an error while processing your request.")
             yield {"type": "error", **error.body()}
         finally:
+            self.db.active -= 1  # the stream's count (taken in _handle): it needs the loop no more
             with anyio.CancelScope(shield=True):
                 # Settled for the delivered images, or refunded when none was, with the usage record.
                 charge = self._charge(admission, prepared, trace) if trace.images else None
@@ -446,8 +449,7 @@ class ImageFlow:
                     pass
 
     async def _abandon(self, key: ApiKey, ctx: RequestContext) -> None:
-        await anyio.to_thread.run_sync(self.stores.idempotency.abandon, key.id, ctx.idempotency_key,
-                                       limiter=self.db)
+        await self.db.run(self.stores.idempotency.abandon, key.id, ctx.idempotency_key)
 
     async def _record(
         self, key: ApiKey, ctx: RequestContext, request: ImageRequest, prepared: Prepared | None,
@@ -456,7 +458,7 @@ class ImageFlow:
         """The usage record of a request that failed before its reservation."""
         rec = self._usage_record(key, ctx, request, prepared, trace, status, error_code)
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self.stores.usage.record, rec, limiter=self.db)
+            await self.db.run(self.stores.usage.record, rec)
 
     def _usage_record(
         self, key: ApiKey, ctx: RequestContext, request: ImageRequest, prepared: Prepared | None,
@@ -478,11 +480,11 @@ class ImageFlow:
 
     async def reload_channels(self) -> None:
         """Rebuild the routes from the channels table (every replica, every few seconds)."""
-        channels = await anyio.to_thread.run_sync(self.stores.channels.list)
+        channels = await self.db.run_in_thread(self.stores.channels.list)
         self.registry = build_registry(self.settings, channels, self.upstream)
 
     async def disable_channel(self, channel: Channel, reason: str) -> None:
-        await anyio.to_thread.run_sync(Channels(self.stores.channels).disable, channel, reason)
+        await self.db.run_in_thread(Channels(self.stores.channels).disable, channel, reason)
         await self.reload_channels()
 
     async def probe_channels(self) -> dict[str, int]:
@@ -494,9 +496,9 @@ class ImageFlow:
     async def sweep(self) -> dict[str, int]:
         """Expired images, stale reservations (their process died) and old idempotency keys."""
         return {
-            "images": await anyio.to_thread.run_sync(self.images.sweep),
-            "reservations": await anyio.to_thread.run_sync(self.stores.ledger.sweep),
-            "idempotency_keys": await anyio.to_thread.run_sync(self.stores.idempotency.sweep),
+            "images": await self.db.run_in_thread(self.images.sweep),
+            "reservations": await self.db.run_in_thread(self.stores.ledger.sweep),
+            "idempotency_keys": await self.db.run_in_thread(self.stores.idempotency.sweep),
         }
 
 

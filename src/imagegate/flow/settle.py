@@ -4,7 +4,7 @@ Contract: `settle(ledger, reservation, actual)` charges min(actual, reserved) an
 rest; `refund(ledger, reservation)` returns everything. Both are exactly-once: a reservation
 the sweeper already released is neither charged nor refunded again. They never raise for a
 closed reservation, so a failing request always ends with its credit returned.
-`finish(...)` is how a request ends, in one worker-thread call: `write` the image files, then
+`finish(...)` is how a request ends, in one database call (flow/database.py): `write` the image files, then
 one transaction with their rows, the settlement (or the refund, when `charge_micros` is None)
 and the usage record (storage/finish.py). It returns what `write` kept and the amount charged.
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import anyio
 import anyio.to_thread
 
+from imagegate.flow.database import Database
 from imagegate.storage import finish as finish_tx
 from imagegate.storage.blobs import ImageStore, StoredImage
 from imagegate.storage.ledger import Ledger, Reservation
@@ -38,7 +39,7 @@ async def refund(ledger: Ledger, reservation: Reservation) -> None:
 async def finish(
     ledger: Ledger, usage: UsageRepo, images: ImageStore, *, reservation: Reservation,
     charge_micros: int | None, record: UsageRecord, write: Callable[[], Kept] | None = None,
-    limiter: anyio.CapacityLimiter | None = None,
+    db: Database | None = None,
 ) -> tuple[Kept, int]:
     def run() -> tuple[Kept, int]:
         kept = write() if write is not None else ()
@@ -49,4 +50,4 @@ async def finish(
 
     # Shielded, as refund: a cancelled request still settles (or refunds) and is recorded.
     with anyio.CancelScope(shield=True):
-        return await anyio.to_thread.run_sync(run, limiter=limiter)
+        return await db.run(run) if db is not None else await anyio.to_thread.run_sync(run)
