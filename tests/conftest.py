@@ -11,12 +11,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from sqlalchemy import Engine
 
 from imagegate.clock import Clock, ManualClock, SystemClock
 from imagegate.config import Settings
 from imagegate.http.app import create_app
 from imagegate.http.serve import serve_in_thread
-from imagegate.storage.db import make_engine
+from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.keys import KeyRepo
 from tests.services import pg_schema
 
@@ -152,3 +153,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'imagegate.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated database on each of SQLite and PostgreSQL."""
+    eng = make_engine(database_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()

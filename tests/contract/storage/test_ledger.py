@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Engine
 
 from imagegate.clock import ManualClock
-from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.idempotency import IdempotencyRepo
 from imagegate.storage.keys import KeyRepo
 from imagegate.storage.ledger import InsufficientBalance, Ledger
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

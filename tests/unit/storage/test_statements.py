@@ -3,26 +3,15 @@ on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from imagegate.clock import ManualClock
 from imagegate.storage import keys, ledger
-from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.keys import KeyRepo, hash_secret
 from imagegate.storage.statements import Statement
 from imagegate.storage.tables import api_keys, reservations
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 def _reservation(rid: str, key_id: int) -> dict[str, object]:

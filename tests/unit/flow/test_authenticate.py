@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -12,16 +11,8 @@ from sqlalchemy import Engine
 from imagegate.clock import ManualClock
 from imagegate.errors import AuthenticationFailed
 from imagegate.flow.authenticate import authenticate
-from imagegate.storage.db import make_engine, migrate
+from imagegate.storage.db import make_engine
 from imagegate.storage.keys import ApiKey, KeyRepo
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 class _Recorder(KeyRepo):
