@@ -127,6 +127,9 @@ class Prober:
         except UpstreamError as exc:
             log.info("channel %s: balance probe refused (%s)", channel.name, exc.message)
             return False
+        except Exception:  # one odd answer must not end the round for the other channels
+            log.exception("channel %s: balance probe failed", channel.name)
+            return False
         log.info("channel %s: balance probe served one low-quality image (a cost to the operator)",
                  channel.name)
         return True

@@ -67,14 +67,31 @@ def _disposition(name: str, filename: str | None = None) -> str:
     return value + (f'; filename="{filename.translate(_ESCAPES)}"' if filename is not None else "")
 
 
-async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[dict[str, Any]]:
+MAX_LINE = 64 * 1024 * 1024  # a partial image's data line: a few MB of base64
+
+
+class LineTooLong(ValueError):
+    pass
+
+
+async def sse_events(chunks: AsyncIterable[bytes], max_line: int = MAX_LINE) -> AsyncIterator[dict[str, Any]]:
     """The JSON objects of an SSE stream's `data:` lines, each as soon as its blank line arrives.
-    Lines are split here: a partial image's line is over a megabyte, past aiohttp's readline limit."""
+    Lines are split here: a partial image's line is over a megabyte, past aiohttp's readline limit.
+    Each byte is scanned once, however small the chunks (joining them anew for each chunk cost
+    0.5 s of CPU for a 3 MB line in 4 KiB chunks); a line over `max_line` raises LineTooLong."""
     data: list[bytes] = []
-    pending = b""
+    buffer = bytearray()
     async for chunk in chunks:
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
+        scanned = len(buffer)
+        buffer += chunk
+        lines = []
+        start = 0
+        while (end := buffer.find(b"\n", scanned)) != -1:
+            lines.append(bytes(buffer[start:end]))
+            start = scanned = end + 1
+        del buffer[:start]
+        if len(buffer) > max_line:
+            raise LineTooLong(f"an event line over {max_line} bytes")
         for raw in lines:
             line = raw.removesuffix(b"\r")
             if line.startswith(b"data:"):

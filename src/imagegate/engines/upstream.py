@@ -24,7 +24,15 @@ import aiohttp
 import orjson
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
-from imagegate.engines.openai_wire import decoded, edit_form, image_bytes, retry_after, sse_events, usage
+from imagegate.engines.openai_wire import (
+    LineTooLong,
+    decoded,
+    edit_form,
+    image_bytes,
+    retry_after,
+    sse_events,
+    usage,
+)
 from imagegate.errors import UpstreamError
 from imagegate.images.encode import MEDIA_TYPES
 from imagegate.images.tokens import Usage
@@ -106,7 +114,9 @@ class UpstreamEngine:
         else:
             data = orjson.dumps(body)
             headers["Content-Type"] = "application/json"
-        return await self.session.post(url, data=data, headers=headers, timeout=timeout)
+        # No redirects: a 307/308 would re-send the client's images and prompt to another host.
+        return await self.session.post(url, data=data, headers=headers, timeout=timeout,
+                                       allow_redirects=False)
 
     async def _complete(self, response: aiohttp.ClientResponse, job: ImageJob) -> list[FinalImage]:
         raw = await response.read()
@@ -116,7 +126,7 @@ class UpstreamEngine:
             images = [image_bytes(item) for item in items]
             if not images:
                 raise KeyError("data")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # {"data": [null]}: AttributeError
             raise self._error("answered with a malformed body", retryable=True) from exc
         fetched = [img if isinstance(img, tuple) else (await self._fetch(img), None) for img in images]
         reported = usage(body.get("usage"))
@@ -142,7 +152,14 @@ class UpstreamEngine:
 
     async def _stream(self, response: aiohttp.ClientResponse, job: ImageJob) -> AsyncIterator[EngineEvent]:
         index = 0
-        async for event in sse_events(response.content.iter_any()):
+        events = sse_events(response.content.iter_any())
+        while True:
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                break
+            except LineTooLong as exc:
+                raise self._error("sent an event line too long to be an image", retryable=False) from exc
             kind = str(event.get("type", ""))
             if "error" in event and not kind.endswith(("partial_image", "completed")):
                 raise self._error("failed mid-stream", retryable=False, body={"error": event["error"]},
@@ -151,11 +168,11 @@ class UpstreamEngine:
                 continue  # an event type this relay does not know (keep-alives, future ones)
             try:
                 data, b64 = decoded(event["b64_json"])
+                partial_index = int(event.get("partial_image_index", 0))
             except (KeyError, TypeError, ValueError) as exc:
                 raise self._error("sent a malformed stream event", retryable=False) from exc
             if kind.endswith(".partial_image"):
-                yield PartialImage(index=index, partial_index=int(event.get("partial_image_index", 0)),
-                                   encoded=data, b64=b64)
+                yield PartialImage(index=index, partial_index=partial_index, encoded=data, b64=b64)
             else:
                 fmt = event.get("output_format") or job.output_format
                 reported = usage(event.get("usage"))

@@ -34,6 +34,11 @@ from imagegate.storage.channels import Channel
 log = logging.getLogger("imagegate.route")
 
 
+class DeadlineAbort(UpstreamError):
+    """An attempt still waiting for its first event when the request's deadline came: not the
+    channel's failure (its breaker does not count it)."""
+
+
 @dataclass
 class RouteReport:
     route: Route | None = None
@@ -107,10 +112,7 @@ class Router:
                     async for event in events:
                         yield event
                 except UpstreamError as exc:
-                    report.maybe_billed += exc.maybe_billed
-                    await self._record(route, ok=not exc.retryable)
-                    if exc.disable_reason and route.channel is not None:
-                        await self.on_disable(route.channel, exc.disable_reason)
+                    await self._failed(route, exc, report)
                     if started or not exc.retryable:
                         raise
                     log.warning("route %s failed (%s); trying the next", route.engine.name, exc.message)
@@ -133,6 +135,15 @@ class Router:
             + (f" Last error: {last.message}" if last else "")
         )
 
+    async def _failed(self, route: Route, exc: UpstreamError, report: RouteReport) -> None:
+        """The bookkeeping of a failed attempt: the maybe-billed count, the channel's breaker (not
+        for a deadline abort, which is no fault of the channel), disabling a refusing channel."""
+        report.maybe_billed += exc.maybe_billed
+        if not isinstance(exc, DeadlineAbort):
+            await self._record(route, ok=not exc.retryable)
+        if exc.disable_reason and route.channel is not None:
+            await self.on_disable(route.channel, exc.disable_reason)
+
     async def _first(self, events: AsyncIterator[EngineEvent], deadline: float, route: Route) -> EngineEvent:
         """The route's first event, within what is left of the deadline: until then the request
         can still fail over; after it, the engine (its channel's own timeout) has the rest."""
@@ -143,10 +154,11 @@ class Router:
         except TimeoutError:
             if not timeout.expired():
                 raise
-            raise UpstreamError(
+            raise DeadlineAbort(
                 f"The upstream provider did not answer within the request's deadline "
                 f"({self.policy.deadline_s:g} s).", status=504, retryable=True,
-                channel=route.channel.name if route.channel else route.engine.name, maybe_billed=True,
+                channel=route.channel.name if route.channel else route.engine.name,
+                maybe_billed=route.channel is not None,  # a provider had the request; a local engine: free
             ) from None
         if first is None:
             raise UpstreamError("The engine ended without an image.", status=502, retryable=True,
@@ -154,7 +166,10 @@ class Router:
         return first
 
     def _budget_left(self, report: RouteReport, deadline: float) -> bool:
-        return report.attempts < self.policy.max_attempts and time.monotonic() < deadline
+        """Attempts left, and time enough for one: an attempt started with a few ms to go would
+        only be abandoned (a request the provider may bill, for nothing)."""
+        floor = min(1.0, self.policy.deadline_s / 10)
+        return report.attempts < self.policy.max_attempts and deadline - time.monotonic() >= floor
 
     async def _allowed(self, route: Route) -> bool:
         name = route.breaker_name

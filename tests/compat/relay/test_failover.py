@@ -47,11 +47,12 @@ FAILURES: dict[str, Behaviour] = {
     "truncated": ("truncate",),
     "malformed-json": ("malformed",),
     "no-images": ("status", 200, {"created": 1, "data": []}, {}),
+    "null-image": ("status", 200, {"created": 1, "data": [None]}, {}),
     "empty-stream": ("sse-stop", 0),
 }
 
 
-MAYBE_BILLED = {"timeout", "slow-body", "reset", "truncated", "malformed-json", "no-images"}
+MAYBE_BILLED = {"timeout", "slow-body", "reset", "truncated", "malformed-json", "no-images", "null-image"}
 
 
 @pytest.mark.parametrize("failure", list(FAILURES))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imagegate.domain import ImageJob
-from imagegate.engines.openai_wire import edit_form, sse_events
+from imagegate.engines.openai_wire import LineTooLong, edit_form, sse_events
 from imagegate.images.decode import inspect_image
 from tests.fakes.upstream import parse_multipart
 
@@ -48,6 +48,19 @@ def parse(raw: bytes, cuts: list[int]) -> list[dict[str, Any]]:
 def test_sse_events_whatever_the_chunking(cuts: list[int], newline: bytes) -> None:
     """Events come out whole and in order however the bytes are cut; nothing after [DONE]."""
     assert parse(sse(EVENTS, newline), cuts) == EVENTS
+
+
+def test_sse_refuses_an_endless_line() -> None:
+    async def endless() -> AsyncIterator[bytes]:
+        yield b"data: {}\n\n"
+        while True:
+            yield b"A" * 1000
+
+    async def main() -> list[dict[str, Any]]:
+        return [event async for event in sse_events(endless(), max_line=100_000)]
+
+    with pytest.raises(LineTooLong):
+        anyio.run(main)
 
 
 def test_sse_multi_line_data_and_junk() -> None:

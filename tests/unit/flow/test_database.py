@@ -3,12 +3,17 @@ the database thread (flow/database.py)."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
+from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy import text
 
 from imagegate.flow.database import Database
+from imagegate.storage.db import make_engine
 
 
 def where() -> str:
@@ -57,3 +62,41 @@ async def test_other_databases_always_use_worker_threads() -> None:
     db = Database(sqlite=False)
     db.active = 1
     assert await db.run(where) == "thread"
+
+
+@pytest.mark.anyio
+async def test_an_in_place_write_never_waits_on_the_loop_for_another_writer(tmp_path: Path) -> None:
+    """Another connection (the CLI, an admin call, another process) holds SQLite's write lock: the
+    in-place call fails at once, is rolled back, and is made again on the thread, which waits."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    db = Database(sqlite=True)
+    db.active = 1
+    calls: list[str] = []
+
+    def write() -> int:
+        calls.append(where())
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+            return int(conn.execute(text("SELECT count(*) FROM t")).scalar_one())
+
+    holder = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        tg.start_soon(anyio.to_thread.run_sync, lambda: (time.sleep(0.3), holder.rollback()))
+        assert await db.run(write) == 1
+        tg.cancel_scope.cancel()
+    assert calls == ["loop", "thread"] and ticks >= 10  # the loop kept turning meanwhile
+    holder.close()
+    assert await db.run(write) == 2 and calls[-1] == "loop"  # no one else writing: in place again
+    engine.dispose()
