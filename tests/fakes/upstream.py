@@ -24,7 +24,8 @@ prompt in `behaviour_by_prompt`, else `default` (("ok",)):
   ("sse-cut", after)                the stream asked for, reset (TCP RST) after `after` events
   ("sse-error", after)              the stream asked for, with an `error` event after `after` events
   ("sse-stop", after)               the stream asked for, ending cleanly after `after` events
-                                    (these three without `after`: one partial image, then the failure)
+  ("sse-stall", after)              the stream asked for, then only keep-alive comments for 30 s
+                                    (these four without `after`: one partial image, then the failure)
 Streams pause `event_delay` seconds between events. "ok" honours Idempotency-Key the way
 imagegate does: a key seen before gets the stored answer and is not charged again. With
 `valid_keys` set, a request whose bearer key is not in it gets 401 (GET /v1/models too);
@@ -530,6 +531,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_event({"type": "error", "error": error})
         elif how == "reset":
             self._reset()
+        elif how == "stall":  # alive, but no image ever again: keep-alive comments only
+            for _ in range(150):
+                time.sleep(0.2)
+                self.wfile.write(b": keep-alive\n\n")
+                self.wfile.flush()
 
     # Without `after`: one partial image, then the failure. With it: the stream the request
     # asked for, cut after that many events.
@@ -541,6 +547,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _sse_stop(self, request: Received, after: int | None = None) -> None:
         self._sse(request, 1 if after is None else None, cut=1 if after is None else after, how="stop")
+
+    def _sse_stall(self, request: Received, after: int | None = None) -> None:
+        self._sse(request, 1 if after is None else None, cut=1 if after is None else after, how="stall")
 
 
 def _without_files(body: bytes, content_type: str) -> bytes:

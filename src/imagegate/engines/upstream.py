@@ -153,9 +153,14 @@ class UpstreamEngine:
     async def _stream(self, response: aiohttp.ClientResponse, job: ImageJob) -> AsyncIterator[EngineEvent]:
         index = 0
         events = sse_events(response.content.iter_any())
+        loop = asyncio.get_running_loop()
+        # Each image event must come within the channel's timeout: keep-alive comments (which reset
+        # aiohttp's read timer) and events of other types do not hold the stream open for ever.
+        deadline = loop.time() + self.channel.timeout_s
         while True:
             try:
-                event = await anext(events)
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(events)
             except StopAsyncIteration:
                 break
             except LineTooLong as exc:
@@ -171,6 +176,7 @@ class UpstreamEngine:
                 partial_index = int(event.get("partial_image_index", 0))
             except (KeyError, TypeError, ValueError) as exc:
                 raise self._error("sent a malformed stream event", retryable=False) from exc
+            deadline = loop.time() + self.channel.timeout_s
             if kind.endswith(".partial_image"):
                 yield PartialImage(index=index, partial_index=partial_index, encoded=data, b64=b64)
             else:

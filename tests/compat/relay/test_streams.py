@@ -57,6 +57,8 @@ MID_STREAM: dict[str, tuple[Behaviour, int]] = {
     "error-event-after-one-image": (("sse-error", 3), 1),
     "reset-after-one-image": (("sse-cut", 2), 1),
     "stream-ends-after-one-image": (("sse-stop", 3), 1),
+    # Keep-alive comments reset a per-read timer: the channel's timeout bounds the wait for images.
+    "keep-alives-only-after-one-image": (("sse-stall", 3), 1),
 }
 
 
@@ -64,7 +66,7 @@ MID_STREAM: dict[str, tuple[Behaviour, int]] = {
 def test_a_mid_stream_failure_is_an_error_event_and_only_delivered_images_are_charged(
     gateway: LiveServer, admin: Admin, primary: FakeUpstream, secondary: FakeUpstream, case: str
 ) -> None:
-    admin.add("midstream", primary, PRIMARY_KEY, priority=10)
+    admin.add("midstream", primary, PRIMARY_KEY, priority=10, timeout_s=1)
     admin.add("midstream-backup", secondary, SECONDARY_KEY)
     behaviour, delivered = MID_STREAM[case]
     primary.push(behaviour)
@@ -77,6 +79,8 @@ def test_a_mid_stream_failure_is_an_error_event_and_only_delivered_images_are_ch
             for event in raw.parse():
                 events.append(event)
     assert "upstream" in info.value.message.lower()
+    if case.startswith("keep-alives"):  # the channel's 1 s, not the 30 s of keep-alives
+        assert "timed out" in info.value.message
     assert [e.type for e in events].count("image_generation.completed") == delivered
     assert events and events[0].type == "image_generation.partial_image"
     assert secondary.posts() == []  # images were on their way: no failover, no second bill
