@@ -4,7 +4,8 @@ disable/re-enable of channels whose provider rejects their key or runs out of ba
 A channel disabled automatically carries a reason starting with "auto:"; the probe re-enables
 only those. A channel the operator disabled stays off. A rejected key is re-tried with
 GET {base_url}/models, which costs nothing. An account out of balance is re-tried with one real
-low-quality generation, at most every `channel_balance_probe_s` per channel: a provider answers
+low-quality generation, at most every `channel_balance_probe_s` per channel (over all replicas:
+the time is claimed in the channel's row): a provider answers
 GET /models with 200 for a key whose account cannot pay, so only a paid request tells. A
 successful probe costs the operator one low-quality image.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from math import inf
 from types import MappingProxyType
 from typing import Any
 
@@ -21,7 +21,6 @@ import aiohttp
 import anyio.to_thread
 from pydantic import ValidationError
 
-from imagegate.clock import Clock
 from imagegate.domain import ImageJob
 from imagegate.engines.upstream import OUT_OF_BALANCE_REASON, UpstreamEngine
 from imagegate.errors import Conflict, InvalidValue, NotFound, UpstreamError
@@ -77,13 +76,11 @@ class Prober:
     PROMPT = "a small white circle on a grey background"
 
     def __init__(
-        self, repo: ChannelRepo, session: aiohttp.ClientSession, clock: Clock, balance_probe_s: float
+        self, repo: ChannelRepo, session: aiohttp.ClientSession, balance_probe_s: float
     ) -> None:
         self.repo = repo
         self.session = session
-        self.clock = clock
         self.balance_probe_s = balance_probe_s
-        self._balance_probed: dict[int, float] = {}  # channel id -> when its account was last tried
 
     async def run(self) -> list[str]:
         """Probe each auto-disabled channel that is due; the names of those re-enabled."""
@@ -113,11 +110,11 @@ class Prober:
             return False
 
     async def _generates(self, channel: Channel) -> bool:
-        now = self.clock.now()
-        last = self._balance_probed.get(channel.id, -inf)
-        if self.balance_probe_s <= 0 or now - last < self.balance_probe_s:
+        if self.balance_probe_s <= 0:
             return False
-        self._balance_probed[channel.id] = now
+        every_s = self.balance_probe_s
+        if not await anyio.to_thread.run_sync(self.repo.claim_balance_probe, channel.id, every_s):
+            return False  # probed less than balance_probe_s ago, by this replica or another
         params = {"prompt": self.PROMPT, "quality": "low", "size": "1024x1024", "n": 1}
         job = ImageJob(model=channel.models[0], prompt=self.PROMPT, quality="low",
                        passthrough=MappingProxyType(params))

@@ -152,7 +152,7 @@ class ImageFlow:
         self.http = http
         self.clock = clock
         self._seeds = random.SystemRandom()
-        self.prober = Prober(stores.channels, upstream, clock, settings.channel_balance_probe_s)
+        self.prober = Prober(stores.channels, upstream, settings.channel_balance_probe_s)
         self.db = Database(sqlite=stores.keys.engine.dialect.name == "sqlite")
 
     async def authenticate(self, authorization: str | None) -> ApiKey:

@@ -94,6 +94,17 @@ class ChannelRepo:
             rows = conn.execute(select(channels).order_by(channels.c.priority.desc(), channels.c.id)).all()
         return [self._channel(r) for r in rows]
 
+    def claim_balance_probe(self, channel_id: int, every_s: float) -> bool:
+        """Whether this replica may probe the channel's balance now: true for one replica at most
+        every `every_s` (a conditional UPDATE, so replicas sharing the database agree)."""
+        now = self.clock.now()
+        c = channels.c
+        due = (c.balance_probed_at.is_(None)) | (c.balance_probed_at <= now - every_s)
+        with self.engine.begin() as conn:
+            claimed = conn.execute(update(channels).where(c.id == channel_id, due)
+                                   .values(balance_probed_at=now)).rowcount
+        return bool(claimed)
+
     def _encode(self, fields: dict[str, Any]) -> dict[str, Any]:
         out = dict(fields)
         if "api_key" in out:

@@ -128,6 +128,8 @@ channels = Table(
     Column("disabled_reason", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # When a replica last spent a real request probing an out-of-balance account (channels.py).
+    Column("balance_probed_at", Float, nullable=True),
 )
 
 images = Table(
