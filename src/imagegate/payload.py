@@ -31,29 +31,17 @@ class Payload:
         else:
             self.size = len(data)  # type: ignore[arg-type]
 
-    def __len__(self) -> int:
-        return self.size
-
     def head(self, n: int) -> bytes:
         """The first `n` bytes (fewer when the payload is shorter)."""
-        if self._data is not None:
-            return self._data[:n]
-        assert self._file is not None
-        self._file.seek(0)
-        return self._file.read(n)
-
-    def read(self) -> bytes:
-        """All of it, in memory: for a local engine that decodes the pixels anyway."""
-        return self.head(self.size) if self._file is not None else self._data  # type: ignore[return-value]
+        return self._data[:n] if self._data is not None else self.open().read(n)
 
     def open(self) -> IO[bytes]:
-        """A reader from the start. For a file, a view without fileno(): httpx then takes the
-        length from seek/tell instead of fstat, which would roll an in-memory spool onto disk."""
+        """A reader from the start (the file itself: Pillow and the relay never close it)."""
         if self._data is not None:
             return io.BytesIO(self._data)
         assert self._file is not None
         self._file.seek(0)
-        return _Reader(self._file)
+        return self._file
 
     def chunks(self) -> Iterator[bytes]:
         reader = self.open()
@@ -67,37 +55,3 @@ class Payload:
                 h.update(chunk)
             self._sha256 = h.digest()
         return self._sha256
-
-    def relayable(self) -> bytes | IO[bytes]:
-        """What httpx should send: the bytes themselves, or a reader it streams in 64 KiB chunks."""
-        return self._data if self._data is not None else self.open()
-
-
-class _Reader(io.RawIOBase):
-    """Reads, seeks and tells on a file it does not own (closing it leaves the file open)."""
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        return self._file.read(size)
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._file.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def fileno(self) -> int:
-        raise OSError("not a real file descriptor")  # see Payload.open()

@@ -37,10 +37,9 @@ def body_hash(request: ImageRequest) -> str:
 
 async def claim(
     repo: IdempotencyRepo, key_id: int, idem_key: str, digest: str,
-    db: Database | None = None,
+    db: Database,
 ) -> dict[str, Any] | None:
-    result = await (db.run(repo.begin, key_id, idem_key, digest) if db is not None
-                    else anyio.to_thread.run_sync(repo.begin, key_id, idem_key, digest))
+    result = await db.run(repo.begin, key_id, idem_key, digest)
     if result.outcome == "new":
         return None
     if result.outcome == "replay":

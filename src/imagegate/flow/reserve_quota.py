@@ -8,9 +8,6 @@ raises InsufficientQuota (429 insufficient_quota) before anything is generated.
 
 from __future__ import annotations
 
-import anyio
-import anyio.to_thread
-
 from imagegate.domain import ImageJob
 from imagegate.errors import InsufficientQuota
 from imagegate.flow.database import Database
@@ -29,12 +26,10 @@ def quote(
 
 async def reserve(
     ledger: Ledger, key_id: int, micros: int, request_id: str, timeout_s: float,
-    db: Database | None = None,
+    db: Database,
 ) -> Reservation:
     try:
-        if db is not None:
-            return await db.run(ledger.reserve, key_id, micros, request_id, timeout_s)
-        return await anyio.to_thread.run_sync(ledger.reserve, key_id, micros, request_id, timeout_s)
+        return await db.run(ledger.reserve, key_id, micros, request_id, timeout_s)
     except InsufficientBalance as exc:
         raise InsufficientQuota(
             "You exceeded your current quota, please check your plan and billing details: this "

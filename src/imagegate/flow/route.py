@@ -147,6 +147,7 @@ class Router:
     async def _first(self, events: AsyncIterator[EngineEvent], deadline: float, route: Route) -> EngineEvent:
         """The route's first event, within what is left of the deadline: until then the request
         can still fail over; after it, the engine (its channel's own timeout) has the rest."""
+        who = route.channel.name if route.channel else route.engine.name
         timeout = asyncio.timeout(max(0.0, deadline - time.monotonic()))
         try:
             async with timeout:
@@ -157,12 +158,11 @@ class Router:
             raise DeadlineAbort(
                 f"The upstream provider did not answer within the request's deadline "
                 f"({self.policy.deadline_s:g} s).", status=504, retryable=True,
-                channel=route.channel.name if route.channel else route.engine.name,
-                maybe_billed=route.channel is not None,  # a provider had the request; a local engine: free
+                # A provider had the request (it may bill it); a local engine costs nothing.
+                channel=who, maybe_billed=route.channel is not None,
             ) from None
         if first is None:
-            raise UpstreamError("The engine ended without an image.", status=502, retryable=True,
-                                channel=route.channel.name if route.channel else route.engine.name)
+            raise UpstreamError("The engine ended without an image.", status=502, retryable=True, channel=who)
         return first
 
     def _budget_left(self, report: RouteReport, deadline: float) -> bool:

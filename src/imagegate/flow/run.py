@@ -49,6 +49,7 @@ from imagegate.limits.base import Decision, RateLimiter
 from imagegate.pricing import price_for
 from imagegate.storage.blobs import ImageStore
 from imagegate.storage.channels import Channel, ChannelRepo
+from imagegate.storage.db import journal_is_wal
 from imagegate.storage.idempotency import IdempotencyRepo
 from imagegate.storage.keys import ApiKey, KeyRepo
 from imagegate.storage.ledger import Ledger, Reservation
@@ -153,10 +154,11 @@ class ImageFlow:
         self.clock = clock
         self._seeds = random.SystemRandom()
         self.prober = Prober(stores.channels, upstream, settings.channel_balance_probe_s)
-        self.db = Database(sqlite=stores.keys.engine.dialect.name == "sqlite")
+        engine = stores.keys.engine
+        self.db = Database(sqlite=engine.dialect.name == "sqlite", wal=journal_is_wal(engine))
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
-        return await auth_stage.authenticate(authorization, self.keys, self.db.limiter)
+        return await auth_stage.authenticate(authorization, self.keys, self.db)
 
     async def handle(self, request: ImageRequest, key: ApiKey, ctx: RequestContext) -> Outcome:
         """Run one images request for `key`, from validation to the settled response."""

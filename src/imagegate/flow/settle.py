@@ -1,9 +1,8 @@
 """Stage: turn a reservation into the actual charge, or refund it in full on failure.
 
 Contract: `settle(ledger, reservation, actual)` charges min(actual, reserved) and refunds the
-rest; `refund(ledger, reservation)` returns everything. Both are exactly-once: a reservation
-the sweeper already released is neither charged nor refunded again. They never raise for a
-closed reservation, so a failing request always ends with its credit returned.
+rest, exactly once: a reservation the sweeper already released is not charged. It never raises
+for a closed reservation.
 `finish(...)` is how a request ends, in one database call (flow/database.py): `write` the image files, then
 one transaction with their rows, the settlement (or the refund, when `charge_micros` is None)
 and the usage record (storage/finish.py). It returns what `write` kept and the amount charged.
@@ -30,16 +29,10 @@ async def settle(ledger: Ledger, reservation: Reservation, actual_micros: int) -
     return charged or 0
 
 
-async def refund(ledger: Ledger, reservation: Reservation) -> None:
-    # Shielded: a cancelled request (client gone) must still give its credit back.
-    with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(ledger.release, reservation)
-
-
 async def finish(
     ledger: Ledger, usage: UsageRepo, images: ImageStore, *, reservation: Reservation,
     charge_micros: int | None, record: UsageRecord, write: Callable[[], Kept] | None = None,
-    db: Database | None = None,
+    db: Database,
 ) -> tuple[Kept, int]:
     def run() -> tuple[Kept, int]:
         kept = write() if write is not None else ()
@@ -48,6 +41,6 @@ async def finish(
                                    charge_micros=charge_micros, record=record, stored=stored)
         return kept, charged
 
-    # Shielded, as refund: a cancelled request still settles (or refunds) and is recorded.
+    # Shielded: a cancelled request (client gone) still settles, or gets its credit back, and is recorded.
     with anyio.CancelScope(shield=True):
-        return await db.run(run) if db is not None else await anyio.to_thread.run_sync(run)
+        return await db.run(run)

@@ -68,6 +68,14 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def journal_is_wal(engine: Engine) -> bool:
+    """Whether the database is SQLite in WAL mode, where a reader never waits for the writer."""
+    if engine.dialect.name != "sqlite":
+        return False
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
 def migrate(engine: Engine) -> bool:
     """Bring the schema to the newest revision; True when the database was new."""
     was_new = not inspect(engine).has_table("alembic_version")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import secrets
@@ -91,15 +90,6 @@ class KeyRepo:
             key = _get(conn, key_id)
         assert key is not None
         return key, secret
-
-    @functools.cached_property
-    def reads_in_place(self) -> bool:
-        """Whether `authenticate` may run on the caller's thread: SQLite in WAL mode (make_engine),
-        where a reader never waits for the writer and the lookup costs less than a worker-thread hop."""
-        if self.engine.dialect.name != "sqlite":
-            return False
-        with self.engine.connect() as conn:
-            return conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
     def authenticate(self, secret: str) -> ApiKey | None:
         """The usable (not revoked, not expired) key with this secret, or None."""

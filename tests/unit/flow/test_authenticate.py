@@ -1,4 +1,5 @@
-"""flow/authenticate.py looks keys up in place on SQLite (WAL), on a worker thread elsewhere."""
+"""flow/authenticate.py looks keys up in place on SQLite (WAL), on a worker thread elsewhere
+(Database.read)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sqlalchemy import Engine
 from imagegate.clock import ManualClock
 from imagegate.errors import AuthenticationFailed
 from imagegate.flow.authenticate import authenticate
-from imagegate.storage.db import make_engine
+from imagegate.flow.database import Database
+from imagegate.storage.db import journal_is_wal, make_engine
 from imagegate.storage.keys import ApiKey, KeyRepo
 
 
@@ -30,12 +32,13 @@ def test_sqlite_lookups_run_in_place_and_others_on_a_worker_thread(engine: Engin
     keys.threads = []
     key, secret = keys.create("app")
     sqlite = engine.dialect.name == "sqlite"
-    assert keys.reads_in_place is sqlite
+    assert journal_is_wal(engine) is sqlite
+    db = Database(sqlite=sqlite, wal=journal_is_wal(engine))
 
     async def go() -> None:
-        assert await authenticate(f"Bearer {secret}", keys, anyio.CapacityLimiter(1)) == key
+        assert await authenticate(f"Bearer {secret}", keys, db) == key
         with pytest.raises(AuthenticationFailed):
-            await authenticate(f"Bearer {secret}x", keys, anyio.CapacityLimiter(1))
+            await authenticate(f"Bearer {secret}x", keys, db)
 
     anyio.run(go)
     here = threading.current_thread()
@@ -46,5 +49,5 @@ def test_sqlite_without_wal_keeps_the_worker_thread(tmp_path) -> None:  # type: 
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
-    assert KeyRepo(engine, ManualClock()).reads_in_place is False
+    assert journal_is_wal(engine) is False
     engine.dispose()

@@ -69,7 +69,7 @@ def test_round_trip_rgba_exact(image: Image.Image, fmt: str) -> None:
     decoded = decode_image(data, param="image")
     assert isinstance(decoded, InputImage)
     assert decoded.media_type == f"image/{fmt}"
-    assert decoded.source.read() == data
+    assert b"".join(decoded.source.chunks()) == data
     assert decoded.image.mode == "RGBA"
     assert decoded.image.tobytes() == image.tobytes()
 
