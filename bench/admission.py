@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/admission.py [--requests N] [--http-requests M]
 
 Part 1 calls the flow's own admission stages, with anyio, as ImageFlow.handle does for one
 non-streamed request: authenticate (KeyRepo.authenticate by secret) -> rate_limit.admit (limits_for
-a `free` key whose overrides are too large to deny) -> reserve_quota.reserve -> settle.settle (the
+a `free` key whose overrides are too large to deny) -> reserve_quota.reserve -> credits.settle (the
 reserved amount, as a non-streamed request settles) -> the lease's release. N requests at 1
 coroutine, 2N at 16 (one key per coroutine).
 Part 2 times POST /v1/images/generations (64x64, low, jpeg) on a real server per setup, with that
@@ -35,9 +35,8 @@ from sqlalchemy.exc import OperationalError
 from imagegate.clock import SystemClock
 from imagegate.config import Settings
 from imagegate.domain import ImageJob
-from imagegate.flow import rate_limit, reserve_quota, settle
+from imagegate.flow import rate_limit, reserve_quota
 from imagegate.flow.authenticate import authenticate
-from imagegate.flow.database import Database
 from imagegate.http.app import create_app
 from imagegate.http.serve import serve_in_thread
 from imagegate.images.tokens import job_usage
@@ -46,6 +45,8 @@ from imagegate.pricing import price_for
 from imagegate.storage.db import journal_is_wal, make_engine, migrate
 from imagegate.storage.keys import KeyRepo
 from imagegate.storage.ledger import Ledger
+from imagegate.storage.runner import Database
+from imagegate.storage.stores import SqlCredits, SqlKeys
 from tests.services import pg_schema, redis_available, redis_prefix
 
 # `free`-tier key whose overrides never deny: every limit is checked and consumed, none binds.
@@ -98,18 +99,18 @@ class Bench:
         """One request's admission and settlement; returns its latency in seconds."""
         clock = self.keys.clock
         t0 = time.perf_counter()
-        key = await authenticate(f"Bearer {secret}", self.keys, self.db)
+        key = await authenticate(f"Bearer {secret}", SqlKeys(self.keys, self.db))
         t1 = time.perf_counter()
         decision = await rate_limit.admit(
             self.limiter, key, rate_limit.limits_for(key, self.settings.tiers), images=1,
             now=clock.now(), fail_open=self.settings.rate_limit_fail_open)
         rate_limit.headers(decision)
         t2 = time.perf_counter()
+        credits = SqlCredits(self.ledger, self.db)
         reservation = await reserve_quota.reserve(
-            self.ledger, key.id, self.price, f"req_{uuid.uuid4().hex}", self.settings.reservation_timeout_s,
-            self.db)
+            credits, key.id, self.price, f"req_{uuid.uuid4().hex}", self.settings.reservation_timeout_s)
         t3 = time.perf_counter()
-        await settle.settle(self.ledger, reservation, self.price)
+        await credits.settle(reservation, self.price)
         t4 = time.perf_counter()
         assert decision.lease is not None
         await self.limiter.release(str(key.id), decision.lease)
@@ -275,7 +276,7 @@ def report(setups: list[Setup], adm: dict[str, Figures], http: dict[str, dict[st
     print("each request: authenticate (KeyRepo.authenticate by secret: in place on SQLite WAL, else a "
           "worker thread) + rate_limit.admit\n(limits_for a free key with rpm/rpd/ipm=1e9, "
           "concurrency=1e6: every "
-          "limit checked, none denies)\n+ reserve_quota.reserve + settle.settle (charges the reserved "
+          "limit checked, none denies)\n+ reserve_quota.reserve + credits.settle (charges the reserved "
           "amount: no refund row) + the lease's release.\n16 coroutines use 16 keys; one event loop, "
           "anyio's worker threads; the DB engines are make_engine's (the server's pools).")
 

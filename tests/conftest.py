@@ -17,6 +17,7 @@ from imagegate.clock import Clock, ManualClock, SystemClock
 from imagegate.config import Settings
 from imagegate.http.app import create_app
 from imagegate.http.serve import serve_in_thread
+from imagegate.pricing import default_prices
 from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.keys import KeyRepo
 from tests.services import pg_schema
@@ -53,9 +54,14 @@ def run_server(settings: Settings, clock: Clock | None = None) -> Iterator[LiveS
         yield LiveServer(base_url, settings, clock)
 
 
+LIST_PRICE = default_prices()["gpt-image-1"]
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     # The tests serve reference images from loopback servers, which production refuses (SSRF).
     overrides.setdefault("fetch_private_urls", True)
+    # The money suites bill placeholder images at gpt-image-1's list price (the default is free).
+    overrides.setdefault("placeholder_price", LIST_PRICE)
     return Settings(data_dir=data_dir, create_initial_key=False, **overrides)  # type: ignore[arg-type]
 
 

@@ -5,6 +5,7 @@ in a subprocess, as an operator runs it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from sqlalchemy import create_engine, text
 from imagegate.http.serve import free_port
 
 CLI = [sys.executable, "-m", "imagegate.cli"]
+# The money suites bill placeholder images at gpt-image-1's list price (the default is free).
+LIST_PRICE = json.dumps({"text_in_per_1m": 5_000_000, "image_in_per_1m": 10_000_000,
+                         "image_out_per_1m": 40_000_000})
 
 
 def redis_available(url: str) -> bool:
@@ -103,7 +107,7 @@ def spawn_server(
     port = free_port()
     base_env = {k: v for k, v in os.environ.items() if not (own_env and k.startswith("IMAGEGATE_"))}
     full_env = {**base_env, "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port),
-                "IMAGEGATE_CREATE_INITIAL_KEY": "false", **env}
+                "IMAGEGATE_CREATE_INITIAL_KEY": "false", "IMAGEGATE_PLACEHOLDER_PRICE": LIST_PRICE, **env}
     output = subprocess.DEVNULL if quiet else subprocess.PIPE
     proc = subprocess.Popen(CLI + ["serve"], env=full_env, stdout=output, stderr=subprocess.STDOUT, text=True)
     process = Process(f"http://127.0.0.1:{port}", proc, full_env)

@@ -152,11 +152,19 @@ class Settings(BaseSettings):
         default_factory=default_prices,
         description="Model -> prices in micro-dollars; '*' prices every other model.",
     )
+    placeholder_price: ModelPrice = Field(
+        default_factory=lambda: ModelPrice(text_in_per_1m=0, image_in_per_1m=0, image_out_per_1m=0),
+        description="What a key pays for images the offline placeholder draws (default: nothing, so a "
+        "newcomer's trial credit is not spent on placeholder art); the same shape as a `prices` entry.",
+    )
     trial_credit_usd: Decimal = Field(
         default=Decimal("5"), ge=0, description="Starting balance of a new key (the guide's $5)."
     )
     reservation_timeout_s: int = Field(
-        default=900, ge=1, description="Unsettled reservations older than this are released."
+        default=900, ge=1,
+        description="Unsettled reservations older than this are released (their process died); also "
+        "the concurrency-lease TTL and how long a pending Idempotency-Key waits. A running request renews "
+        "all three every third of this, so a slow provider never outlives them.",
     )
     idempotency_ttl_s: int = Field(default=86_400, description="How long Idempotency-Keys are kept.")
     rate_limit_fail_open: bool = Field(

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from imagegate.images.tokens import Usage
 from imagegate.payload import Payload
 
 Quality = Literal["low", "medium", "high"]
@@ -109,7 +110,8 @@ class FinalImage:
     image: Image.Image | None = None
     encoded: bytes | None = None
     media_type: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    usage: Usage | None = None  # the engine's own usage for this image (an upstream's numbers)
+    echo: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # values it echoed
     # `encoded` as standard base64 text, when it arrived so (an upstream's b64_json): the response
     # reuses it rather than encoding `encoded` again (a 1024x1024 PNG: 1.5 MB of text).
     b64: str | None = None

@@ -31,13 +31,13 @@ def test_failure_mid_stream_becomes_an_error_event(tmp_path: Path, server_log: E
     """A non-gateway error after the stream started: an `error` event, not a cut connection."""
     app = create_app(make_settings(tmp_path))
     with serve_in_thread(app) as base_url:
-        flow = app.state.flow
-        key = flow.keys.create("t", "internal", credit_micros=10**9)[1]
+        stores = app.state.stores
+        key = stores.keys.create("t", "internal", credit_micros=10**9)[1]
 
         def broken_put(*_args: object) -> None:
             raise OSError(28, "No space left on device")
 
-        flow.images.put = broken_put
+        stores.images.put = broken_put
         body = {"prompt": "a cat", "size": "64x64", "quality": "low", "stream": True}
         resp = httpx.post(base_url + "/v1/images/generations", json=body, timeout=30,
                           headers={"Authorization": f"Bearer {key}"})

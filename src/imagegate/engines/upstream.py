@@ -135,8 +135,7 @@ class UpstreamEngine:
         # The usage is the request's: on the first image. Without one, the gateway's own token math bills.
         return [
             FinalImage(index=i, encoded=data, b64=b64, media_type=MEDIA_TYPES.get(fmt, "image/png"),
-                       extra={"echo": echo} if reported is None else
-                       {"usage": reported if i == 0 else Usage(), "echo": echo})
+                       usage=None if reported is None else reported if i == 0 else Usage(), echo=echo)
             for i, (data, b64) in enumerate(fetched)
         ]
 
@@ -184,7 +183,7 @@ class UpstreamEngine:
                 reported = usage(event.get("usage"))
                 yield FinalImage(index=index, encoded=data, b64=b64,
                                  media_type=MEDIA_TYPES.get(fmt, "image/png"),
-                                 extra={} if reported is None else {"usage": reported})
+                                 usage=reported)
                 index += 1
                 if index == job.n:
                     return

@@ -2,17 +2,17 @@
 
 Contract: `authenticate(authorization_header, keys)` returns an active ApiKey; a missing,
 malformed, unknown or revoked key raises AuthenticationFailed (the message masks the key).
-The lookup is a read (Database.read: in place on SQLite in WAL mode, else a worker thread).
+The lookup is the KeyLookup port's (over SQL: a read, in place on SQLite in WAL mode).
 """
 
 from __future__ import annotations
 
 from imagegate.errors import AuthenticationFailed
-from imagegate.flow.database import Database
-from imagegate.storage.keys import ApiKey, KeyRepo
+from imagegate.flow.ports import KeyLookup
+from imagegate.storage.keys import ApiKey
 
 
-async def authenticate(authorization: str | None, keys: KeyRepo, db: Database) -> ApiKey:
+async def authenticate(authorization: str | None, keys: KeyLookup) -> ApiKey:
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -20,7 +20,7 @@ async def authenticate(authorization: str | None, keys: KeyRepo, db: Database) -
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
         )
-    key = await db.read(keys.authenticate, token)
+    key = await keys.authenticate(token)
     if key is None:
         raise AuthenticationFailed(
             f"Incorrect API key provided: {mask(token)}. Ask this gateway's operator for a key "

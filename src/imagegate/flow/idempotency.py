@@ -14,14 +14,9 @@ import hashlib
 import json
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
 from imagegate.errors import Conflict
-from imagegate.flow.database import Database
+from imagegate.flow.ports import Blobs, Claims
 from imagegate.flow.request import ImageRequest
-from imagegate.storage.blobs import ImageStore
-from imagegate.storage.idempotency import IdempotencyRepo
 from imagegate.storage.signing import UrlSigner
 
 
@@ -36,10 +31,9 @@ def body_hash(request: ImageRequest) -> str:
 
 
 async def claim(
-    repo: IdempotencyRepo, key_id: int, idem_key: str, digest: str,
-    db: Database,
+    claims: Claims, key_id: int, idem_key: str, digest: str, pending_s: float
 ) -> dict[str, Any] | None:
-    result = await db.run(repo.begin, key_id, idem_key, digest)
+    result = await claims.begin(key_id, idem_key, digest, pending_s)
     if result.outcome == "new":
         return None
     if result.outcome == "replay":
@@ -65,22 +59,18 @@ def stored_form(body: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return {"body": {**body, "data": data}, "blobs": names, **flags}
 
 
-async def replay(
-    stored: dict[str, Any], images: ImageStore, signer: UrlSigner, base_url: str
-) -> dict[str, Any]:
+async def replay(stored: dict[str, Any], blobs: Blobs, signer: UrlSigner, base_url: str) -> dict[str, Any]:
     body = dict(stored["body"])
     items = []
     for item, name in zip(body["data"], stored["blobs"], strict=True):
         out = dict(item)
         if stored["b64"]:
-            sha, ext = name.split(".")
-            found = await anyio.to_thread.run_sync(images.find, sha, ext)
-            if found is None:
+            data = await blobs.read(name)
+            if data is None:
                 raise Conflict(
                     "The original result of this Idempotency-Key is no longer stored; use a new key.",
                     code="idempotency_result_expired",
                 )
-            data = await anyio.to_thread.run_sync(found[0].read_bytes)
             out["b64_json"] = base64.b64encode(data).decode("ascii")
         if stored["url"]:
             out["url"] = signer.url(base_url, name)

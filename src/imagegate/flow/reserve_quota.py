@@ -2,7 +2,7 @@
 
 Contract: `quote(...)` prices a job in micro-dollars (n images at its size and quality,
 streamed partial images, input images, prompt tokens) for the key (its multiplier applied);
-`reserve(ledger, key, micros, request_id, timeout_s)` holds that much of the balance or
+`reserve(credits, key, micros, request_id, timeout_s)` holds that much of the balance or
 raises InsufficientQuota (429 insufficient_quota) before anything is generated.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from imagegate.domain import ImageJob
 from imagegate.errors import InsufficientQuota
-from imagegate.flow.database import Database
+from imagegate.flow.ports import Credits
 from imagegate.images.tokens import Usage
 from imagegate.pricing import ModelPrice, base_cost, charge, micros_to_usd
-from imagegate.storage.ledger import InsufficientBalance, Ledger, Reservation
+from imagegate.storage.ledger import InsufficientBalance, Reservation
 
 
 def quote(
@@ -24,12 +24,9 @@ def quote(
     return base, charge(base, multiplier_ppm)
 
 
-async def reserve(
-    ledger: Ledger, key_id: int, micros: int, request_id: str, timeout_s: float,
-    db: Database,
-) -> Reservation:
+async def reserve(credits: Credits, key_id: int, micros: int, request_id: str, timeout_s: float) -> Reservation:
     try:
-        return await db.run(ledger.reserve, key_id, micros, request_id, timeout_s)
+        return await credits.reserve(key_id, micros, request_id, timeout_s)
     except InsufficientBalance as exc:
         raise InsufficientQuota(
             "You exceeded your current quota, please check your plan and billing details: this "

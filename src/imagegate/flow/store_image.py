@@ -1,10 +1,10 @@
 """Stage: encode a finished image and keep it in the content-addressed store.
 
 Contract: `encode(image, job)` renders pixels to the job's output format (worker thread);
-`store(final, job, images)` returns the encoded bytes and the StoredImage row, so the
-response can carry both b64_json and a signed URL. `write(final, job, images)` is `store`
-without the row, synchronous, for the worker-thread call that ends a request (flow/settle.py
-indexes the rows in the transaction that settles it).
+`store(final, job, blobs)` returns the encoded bytes and the StoredImage row, so the
+response can carry both b64_json and a signed URL. `write(final, job, blobs)` is `store`
+without the row, synchronous, for the worker-thread call that ends a request (the unit of work,
+flow/ports.py RequestEnd, indexes the rows in the transaction that settles it).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from PIL import Image
 
 from imagegate.domain import FinalImage, ImageJob
 from imagegate.errors import EngineFailed
+from imagegate.flow.ports import Blobs
 from imagegate.images.encode import MEDIA_TYPES, encode_image
-from imagegate.storage.blobs import ImageStore, StoredImage
+from imagegate.storage.blobs import StoredImage
 
 
 def _encode(image: Image.Image, job: ImageJob) -> bytes:
@@ -39,16 +40,14 @@ def _bytes(final: FinalImage, job: ImageJob) -> bytes:
     raise EngineFailed("The engine returned an empty image.")
 
 
-async def store(final: FinalImage, job: ImageJob, images: ImageStore) -> tuple[bytes, StoredImage]:
-    # Encoding and storing in one worker-thread call (they were two).
-    def run() -> tuple[bytes, StoredImage]:
-        data = _bytes(final, job)
-        return data, images.put(data, job.output_format, MEDIA_TYPES[job.output_format])
-
-    return await anyio.to_thread.run_sync(run)
+async def store(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, StoredImage]:
+    """Encode (pixels, on a worker thread) and keep a streamed image, indexed at once."""
+    data = final.encoded if final.encoded is not None else await anyio.to_thread.run_sync(_bytes, final, job)
+    return data, await blobs.put(data, job.output_format, MEDIA_TYPES[job.output_format])
 
 
-def write(final: FinalImage, job: ImageJob, images: ImageStore) -> tuple[bytes, StoredImage]:
-    """Encode (pixels) and write the blob file, without its row (ImageStore.index adds it)."""
+def write(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, StoredImage]:
+    """Encode (pixels) and write the blob file, without its row (the request's unit of work
+    indexes it)."""
     data = _bytes(final, job)
-    return data, images.write(data, job.output_format, MEDIA_TYPES[job.output_format])
+    return data, blobs.write(data, job.output_format, MEDIA_TYPES[job.output_format])

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -22,41 +21,26 @@ from imagegate.clock import Clock, FrozenClock, SystemClock
 from imagegate.config import Settings
 from imagegate.engines.registry import build_registry
 from imagegate.engines.upstream import new_session
+from imagegate.flow.maintenance import Maintenance
+from imagegate.flow.prepare import Preparer
 from imagegate.flow.route import RetryPolicy, Router
-from imagegate.flow.run import ImageFlow, Stores
+from imagegate.flow.run import ImageFlow
 from imagegate.http import errors, wire
 from imagegate.http.middleware import BodyLimit, RequestId
 from imagegate.http.routes import account, admin, files, health, images, models
 from imagegate.images.tokens import count_text_tokens
 from imagegate.limits import build_rate_limiter
-from imagegate.storage.blobs import ImageStore
-from imagegate.storage.channels import ChannelRepo
-from imagegate.storage.db import make_engine, migrate
-from imagegate.storage.idempotency import IdempotencyRepo
-from imagegate.storage.keys import KeyRepo
-from imagegate.storage.ledger import Ledger
-from imagegate.storage.secretbox import SecretBox
 from imagegate.storage.signing import UrlSigner, load_or_create_secret
-from imagegate.storage.usage import UsageRepo
+from imagegate.storage.stores import Stores, open_stores, request_stores
 
 log = logging.getLogger("imagegate")
 
 
 def build_flow(
-    settings: Settings, clock: Clock, http: httpx.AsyncClient, upstream: aiohttp.ClientSession
-) -> ImageFlow:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    settings: Settings, clock: Clock, stores: Stores, http: httpx.AsyncClient, upstream: aiohttp.ClientSession
+) -> tuple[ImageFlow, Maintenance]:
+    """The request path over `stores`, and the background work that keeps its routes current."""
     secret = settings.url_secret or load_or_create_secret(settings.data_dir / "url-secret")
-    stores = Stores(
-        keys=KeyRepo(engine, clock),
-        ledger=Ledger(engine, clock),
-        usage=UsageRepo(engine),
-        idempotency=IdempotencyRepo(engine, clock, settings.idempotency_ttl_s),
-        images=ImageStore(settings.data_dir / "blobs", engine, clock, settings.image_retention_s),
-        channels=ChannelRepo(engine, clock, SecretBox.from_settings(settings.secret_key, settings.data_dir)),
-    )
     breaker = build_circuit_breaker(settings.redis_url, BreakerConfig(
         failure_threshold=settings.breaker_failure_threshold, window_s=settings.breaker_window_s,
         failure_rate=settings.breaker_failure_rate, min_requests=settings.breaker_min_requests,
@@ -66,17 +50,17 @@ def build_flow(
                          backoff_s=settings.upstream_backoff_s)
     flow = ImageFlow(
         settings=settings,
-        stores=stores,
+        stores=request_stores(stores),
         signer=UrlSigner(secret, settings.url_ttl_s, clock),
         registry=build_registry(settings, stores.channels.list(), upstream),
         limiter=build_rate_limiter(settings.redis_url, prefix=settings.redis_prefix,
                                    lease_ttl_s=settings.reservation_timeout_s),
-        router=Router(breaker, clock, policy, on_disable=lambda c, r: flow.disable_channel(c, r)),
-        http=http,
-        upstream=upstream,
+        router=Router(breaker, clock, policy, on_disable=lambda c, r: maintenance.disable_channel(c, r)),
+        prepare=Preparer(settings, http),
         clock=clock,
     )
-    return flow
+    maintenance = Maintenance(settings, stores, flow, upstream)
+    return flow, maintenance
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -88,11 +72,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             httpx.AsyncClient(follow_redirects=True) as http,  # reference images (flow/fetch_images.py)
             new_session() as upstream,  # the channels (engines/upstream.py)
         ):
-            flow = build_flow(settings, clock, http, upstream)
+            stores = open_stores(settings, clock)
+            flow, maintenance = build_flow(settings, clock, stores, http, upstream)
             app.state.flow = flow
+            app.state.stores = stores
+            app.state.maintenance = maintenance
             app.state.settings = settings
-            app.state.accounts = Accounts(settings, flow.keys, flow.stores.ledger, flow.stores.usage)
-            app.state.channels = Channels(flow.stores.channels)
+            app.state.clock = clock
+            app.state.accounts = Accounts(settings, stores.keys, stores.ledger, stores.usage)
+            app.state.channels = Channels(stores.channels)
             app.state.started_at = clock.now()
             _log_routes(flow)
             # bpe-openai builds its vocabularies on first use (~0.5 s): not on a request.
@@ -102,21 +90,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                     "no upstream channel and no local model configured: every model is served "
                     "by the offline placeholder renderer"
                 )
-            tasks = [
-                asyncio.create_task(_every(settings.sweep_interval_s, flow.sweep, "sweep")),
-                asyncio.create_task(_every(settings.channel_refresh_s, flow.reload_channels, "reload")),
-                asyncio.create_task(_every(settings.channel_probe_interval_s, flow.probe_channels, "probe")),
-            ]
             try:
-                yield
+                async with maintenance.running():
+                    yield
             finally:
-                for task in tasks:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
                 await flow.limiter.close()
                 await flow.router.breaker.close()
-                flow.keys.engine.dispose()
+                stores.close()
 
     app = FastAPI(
         title="imagegate",
@@ -139,18 +119,6 @@ def _log_routes(flow: ImageFlow) -> None:
         by_engine.setdefault(f"{route.engine.name} ({route.engine.describe()})", []).append(route.model)
     for engine, names in by_engine.items():
         log.info("%s -> %s", ", ".join(names), engine)
-
-
-async def _every(interval_s: float, job: Callable[[], Awaitable[object]], what: str) -> None:
-    """Run `job` now and then every `interval_s`; a failure is logged and never stops it."""
-    while True:
-        try:
-            result = await job()
-            if isinstance(result, dict) and any(result.values()):
-                log.info("%s: %s", what, ", ".join(f"{v} {k}" for k, v in result.items() if v))
-        except Exception:
-            log.exception("%s failed", what)
-        await asyncio.sleep(interval_s)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -97,6 +97,11 @@ class RateLimiter(Protocol):
         """End a concurrency lease (idempotent: unknown or expired leases are ignored)."""
         ...
 
+    async def renew(self, subject: str, lease: str, now: float) -> None:
+        """A lease's request is still running: it holds its slot a full lease TTL from `now`
+        (an unknown or already expired lease is not revived)."""
+        ...
+
     async def close(self) -> None:
         """Free connections; the limiter is unusable afterwards."""
         ...

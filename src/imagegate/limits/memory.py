@@ -97,6 +97,12 @@ class MemoryRateLimiter:
             if state is not None:
                 state.leases.pop(lease, None)
 
+    async def renew(self, subject: str, lease: str, now: float) -> None:
+        with self._lock:
+            state = self._subjects.get(subject)
+            if state is not None and state.leases.get(lease, now) > now:
+                state.leases[lease] = now + self.lease_ttl_s
+
     async def close(self) -> None:
         return None
 

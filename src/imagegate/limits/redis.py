@@ -166,6 +166,17 @@ class RedisRateLimiter:
         except RedisError as exc:
             raise _unavailable(exc) from exc
 
+    async def renew(self, subject: str, lease: str, now: float) -> None:
+        key = self._key(subject, "leases")
+        try:
+            score = await self._redis.zscore(key, lease)
+            if score is not None and float(score) > now:
+                # XX: only a lease still there (a release in between is not undone).
+                await self._redis.zadd(key, {lease: repr(float(now + self.lease_ttl_s))}, xx=True)
+                await self._redis.pexpire(key, int(self.lease_ttl_s * 1000) + LEASES_GRACE_MS)
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
+
     async def close(self) -> None:
         await self._redis.aclose()
 

@@ -22,7 +22,7 @@ _NO_WAIT: contextvars.ContextVar[bool] = contextvars.ContextVar("imagegate_sqlit
 def without_waiting() -> Iterator[None]:
     """SQLite connections checked out inside do not wait for another writer's lock: a statement
     that meets it fails at once with OperationalError (see `is_locked`). For calls made on the
-    event loop (flow/database.py), which must never sit in a 30 s busy wait."""
+    event loop (storage/runner.py), which must never sit in a 30 s busy wait."""
     token = _NO_WAIT.set(True)
     try:
         yield

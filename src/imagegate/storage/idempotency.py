@@ -4,6 +4,10 @@
 of concurrent requests wins). The winner runs and calls `complete` with its response, or
 `abandon` on failure (its charge was refunded, so a retry may run again). The others see
 the stored response (replay), a different body (conflict) or a request still running.
+
+A pending claim expires after `pending_s` (the reservation timeout) unless its request renews
+it, as its reservation: when the process running it died, a retry runs again once the
+reservation would have been swept, not a day later. A completed claim is kept `ttl_s`.
 """
 
 from __future__ import annotations
@@ -33,15 +37,16 @@ class IdempotencyRepo:
         self.clock = clock
         self.ttl_s = ttl_s
 
-    def begin(self, key_id: int, idem_key: str, body_hash: str) -> Claim:
+    def begin(self, key_id: int, idem_key: str, body_hash: str, pending_s: float | None = None) -> Claim:
         now = self.clock.now()
+        pending_s = self.ttl_s if pending_s is None else pending_s
         where = (idempotency.c.key_id == key_id, idempotency.c.idem_key == idem_key)
         for _ in range(2):
             try:
                 with self.engine.begin() as conn:
                     conn.execute(insert(idempotency).values(
                         key_id=key_id, idem_key=idem_key, body_hash=body_hash, status="pending",
-                        created_at=now, expires_at=now + self.ttl_s))
+                        created_at=now, expires_at=now + pending_s))
                 return Claim("new")
             except IntegrityError:
                 pass
@@ -64,7 +69,17 @@ class IdempotencyRepo:
             conn.execute(
                 update(idempotency)
                 .where(idempotency.c.key_id == key_id, idempotency.c.idem_key == idem_key)
-                .values(status="done", response=json.dumps(response))
+                .values(status="done", response=json.dumps(response), expires_at=self.clock.now() + self.ttl_s)
+            )
+
+    def renew(self, key_id: int, idem_key: str, pending_s: float) -> None:
+        """The claim's request is still running: it stays pending `pending_s` more."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(idempotency)
+                .where(idempotency.c.key_id == key_id, idempotency.c.idem_key == idem_key,
+                       idempotency.c.status == "pending")
+                .values(expires_at=self.clock.now() + pending_s)
             )
 
     def abandon(self, key_id: int, idem_key: str) -> None:

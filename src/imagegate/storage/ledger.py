@@ -59,6 +59,11 @@ _CLOSE = Statement(
     .where(reservations.c.id == bindparam("rid"), reservations.c.status == "held")
     .values(status=bindparam("new_status"), charged_micros=bindparam("charged"))
 )
+_RENEW = Statement(
+    update(reservations)
+    .where(reservations.c.id == bindparam("rid"), reservations.c.status == "held")
+    .values(expires_at=bindparam("until"))
+)
 _NEW_RESERVATION = Statement(insert(reservations).inline(), (
     "id", "key_id", "request_id", "amount_micros", "status", "created_at", "expires_at"))
 _ENTRY = Statement(insert(ledger).inline(), (
@@ -124,6 +129,11 @@ class Ledger:
     def release_in(self, conn: Connection, reservation: Reservation) -> bool:
         """`release` inside the caller's transaction."""
         return self._release(conn, reservation.id, reservation.key_id, reservation.amount_micros)
+
+    def renew(self, reservation: Reservation, timeout_s: float) -> None:
+        """A running request keeps its hold: the sweeper leaves it alone for `timeout_s` more."""
+        with self.engine.begin() as conn:
+            _RENEW.run(conn, {"rid": reservation.id, "until": self.clock.now() + timeout_s})
 
     def sweep(self) -> int:
         """Release every held reservation past its timeout (its process died); returns how many."""

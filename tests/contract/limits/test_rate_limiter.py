@@ -212,6 +212,27 @@ async def test_an_expired_lease_frees_its_slot(new_limiter: Factory, anyio_backe
 
 
 @pytest.mark.anyio
+async def test_a_renewed_lease_keeps_its_slot_past_the_ttl(new_limiter: Factory, anyio_backend: str) -> None:
+    """A request still running renews its lease: the slot stays held a full TTL after the renewal,
+    while a released or expired lease is never revived by a late renewal."""
+    lim = new_limiter(lease_ttl_s=900)
+    try:
+        limits = Limits(concurrency=2)
+        running, released = (d.lease for d in await burst(lim, limits, 2))
+        assert running is not None and released is not None
+        await lim.renew("k", running, T0 + 600)  # holds until T0 + 1500
+        await lim.release("k", released)
+        await lim.renew("k", released, T0 + 600)  # released: stays released
+        await lim.renew("k", "no-such-lease", T0 + 600)
+        after = await burst(lim, limits, 2, now=T0 + 1200)
+        assert [d.allowed for d in after] == [True, False]  # the renewed lease still holds one slot
+        await lim.renew("k", running, T0 + 1600)  # expired at T0 + 1500: not revived
+        assert (await lim.acquire("k", limits, images=1, now=T0 + 1600)).allowed
+    finally:
+        await lim.close()
+
+
+@pytest.mark.anyio
 async def test_subjects_are_independent(limiter: RateLimiter) -> None:
     limits = Limits(rpm=1, concurrency=1)
     assert (await limiter.acquire("a", limits, images=1, now=T0)).allowed

@@ -12,9 +12,10 @@ from sqlalchemy import Engine
 from imagegate.clock import ManualClock
 from imagegate.errors import AuthenticationFailed
 from imagegate.flow.authenticate import authenticate
-from imagegate.flow.database import Database
 from imagegate.storage.db import journal_is_wal, make_engine
 from imagegate.storage.keys import ApiKey, KeyRepo
+from imagegate.storage.runner import Database
+from imagegate.storage.stores import SqlKeys
 
 
 class _Recorder(KeyRepo):
@@ -36,9 +37,9 @@ def test_sqlite_lookups_run_in_place_and_others_on_a_worker_thread(engine: Engin
     db = Database(sqlite=sqlite, wal=journal_is_wal(engine))
 
     async def go() -> None:
-        assert await authenticate(f"Bearer {secret}", keys, db) == key
+        assert await authenticate(f"Bearer {secret}", SqlKeys(keys, db)) == key
         with pytest.raises(AuthenticationFailed):
-            await authenticate(f"Bearer {secret}x", keys, db)
+            await authenticate(f"Bearer {secret}x", SqlKeys(keys, db))
 
     anyio.run(go)
     here = threading.current_thread()

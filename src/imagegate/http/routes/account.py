@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
 
+from imagegate.flow.prepare import key_price
 from imagegate.http.deps import FlowDep, KeyDep
-from imagegate.pricing import PPM, price_for
+from imagegate.pricing import PPM
 
 router = APIRouter(prefix="/v1", tags=["account"])
 
 
 @router.get("/usage")
 async def usage(request: Request, key: KeyDep) -> dict[str, Any]:
-    accounts = request.app.state.accounts
-    return await anyio.to_thread.run_sync(accounts.account, key)  # type: ignore[no-any-return]
+    accounts, db = request.app.state.accounts, request.app.state.stores.db
+    return await db.run_in_thread(accounts.account, key)  # type: ignore[no-any-return]
 
 
 @router.get("/pricing")
@@ -25,6 +25,7 @@ async def pricing(flow: FlowDep, key: KeyDep) -> dict[str, Any]:
     tier = settings.tiers.get(key.tier)
     multiplier = key.multiplier_ppm if key.multiplier_ppm is not None else (
         tier.multiplier_ppm if tier else PPM)
-    models = {m: price_for(settings.prices, m).model_dump() for m in flow.registry.models()}
+    models = {m: key_price(settings, m, flow.registry.routes_for(m)).model_dump()
+              for m in flow.registry.models()}
     return {"object": "pricing", "currency": "usd", "unit": "micro_usd", "multiplier_ppm": multiplier,
             "models": models}

@@ -100,7 +100,7 @@ def add_credit(ident: str, body: Credit, accounts: AdminDep) -> dict[str, Any]:
 @router.get("/usage")
 def usage(accounts: AdminDep, request: Request, key: str | None = None, days: int | None = None
           ) -> dict[str, Any]:
-    now = request.app.state.flow.clock.now()
+    now = request.app.state.clock.now()
     return {"object": "list", "data": accounts.usage_totals(key, days, now)}
 
 
@@ -143,7 +143,7 @@ async def create_channel(body: ChannelCreate, channels: ChannelsDep, request: Re
     fields = body.model_dump(exclude={"name", "base_url", "api_key", "models"}, exclude_none=True)
     view = await anyio.to_thread.run_sync(
         lambda: channels.add(body.name, body.base_url, body.api_key, body.models, **fields))
-    await request.app.state.flow.reload_channels()
+    await request.app.state.maintenance.reload_channels()
     return JSONResponse(view, status_code=201)
 
 
@@ -162,12 +162,12 @@ async def update_channel(ident: str, body: ChannelUpdate, channels: ChannelsDep,
                          ) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True)
     view = await anyio.to_thread.run_sync(lambda: channels.update(ident, **fields))
-    await request.app.state.flow.reload_channels()
+    await request.app.state.maintenance.reload_channels()
     return view
 
 
 @router.delete("/channels/{ident}")
 async def remove_channel(ident: str, channels: ChannelsDep, request: Request) -> dict[str, Any]:
     await anyio.to_thread.run_sync(channels.remove, ident)
-    await request.app.state.flow.reload_channels()
+    await request.app.state.maintenance.reload_channels()
     return {"id": ident, "deleted": True}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from imagegate.errors import NotFound, SignatureInvalid
@@ -21,7 +20,7 @@ _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 @router.get("/v1/images/files/{name}", response_class=FileResponse)
 async def image_file(
-    name: str, flow: FlowDep, expires: str = "", signature: str = ""
+    name: str, request: Request, flow: FlowDep, expires: str = "", signature: str = ""
 ) -> FileResponse:
     match = _NAME.fullmatch(name)
     if match is None:
@@ -32,7 +31,8 @@ async def image_file(
         raise SignatureInvalid(
             "This image URL's signature is invalid or has expired. Request a new URL."
         )
-    found = await anyio.to_thread.run_sync(flow.images.find, match[1], match[2])
+    stores = request.app.state.stores
+    found = await stores.db.read(stores.images.find, match[1], match[2])
     if found is None:
         raise NotFound("This image is no longer stored (retention passed).", code="image_expired")
     path, media_type = found

@@ -1,5 +1,5 @@
 """Where the request path's database calls run: in place when a SQLite request is alone, else on
-the database thread (flow/database.py)."""
+the database thread (storage/runner.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import anyio
 import pytest
 from sqlalchemy import text
 
-from imagegate.flow.database import Database
 from imagegate.storage.db import make_engine
+from imagegate.storage.runner import Database
 
 
 def where() -> str:

@@ -1,4 +1,5 @@
-"""Where the request path's database calls run.
+"""Where database calls run: every caller (the request path, the admin and account routes, the
+maintenance service) goes through one `Database`.
 
 SQLite: on one worker thread, in turn (more threads made concurrent requests fight over the GIL
 and over SQLite's one write lock, which a waiting writer polls for by sleeping 1, 2, 5... ms).
@@ -18,7 +19,8 @@ Other databases wait on the network: their calls take anyio's worker threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TypeVar, TypeVarTuple
 
 import anyio
@@ -37,7 +39,16 @@ class Database:
         self.wal = wal  # SQLite in WAL mode (storage/db.py journal_is_wal): readers never wait
         # SQLite's calls take turns on DB_THREADS threads; None: anyio's default pool.
         self.limiter = anyio.CapacityLimiter(DB_THREADS) if sqlite else None
-        self.active = 0  # requests in flight (ImageFlow.handle and its streams)
+        self.active = 0  # requests in flight: `request()` counts them (a stream until it ends)
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Count one request in flight for as long as it holds the block."""
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
 
     async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         idle = self.limiter is not None and self.limiter.borrowed_tokens == 0

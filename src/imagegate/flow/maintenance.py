@@ -1,0 +1,86 @@
+"""Background work of a gateway process, started by the app's lifespan: reload the channels into
+the flow's routes, probe auto-disabled channels, sweep what expired (images, reservations whose
+process died, Idempotency-Keys). Each runs now and then every so often; a failure is logged and
+never stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+
+from imagegate.channels import Channels, Prober
+from imagegate.config import Settings
+from imagegate.engines.registry import build_registry
+from imagegate.flow.run import ImageFlow
+from imagegate.storage.channels import Channel
+from imagegate.storage.stores import Stores
+
+log = logging.getLogger("imagegate")
+
+
+class Maintenance:
+    def __init__(self, settings: Settings, stores: Stores, flow: ImageFlow,
+                 upstream: aiohttp.ClientSession) -> None:
+        self.settings = settings
+        self.stores = stores
+        self.flow = flow
+        self.upstream = upstream
+        self.prober = Prober(stores.channels, upstream, settings.channel_balance_probe_s)
+
+    async def reload_channels(self) -> None:
+        """Rebuild the routes from the channels table (every replica, every few seconds)."""
+        channels = await self.stores.db.run_in_thread(self.stores.channels.list)
+        self.flow.registry = build_registry(self.settings, channels, self.upstream)
+
+    async def disable_channel(self, channel: Channel, reason: str) -> None:
+        await self.stores.db.run_in_thread(Channels(self.stores.channels).disable, channel, reason)
+        await self.reload_channels()
+
+    async def probe_channels(self) -> dict[str, int]:
+        revived = await self.prober.run()
+        if revived:
+            await self.reload_channels()
+        return {"channels re-enabled": len(revived)}
+
+    async def sweep(self) -> dict[str, int]:
+        """Expired images, stale reservations (their process died) and old idempotency keys."""
+        db, s = self.stores.db, self.stores
+        return {
+            "images": await db.run_in_thread(s.images.sweep),
+            "reservations": await db.run_in_thread(s.ledger.sweep),
+            "idempotency_keys": await db.run_in_thread(s.idempotency.sweep),
+        }
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The periodic jobs, for as long as the block runs."""
+        s = self.settings
+        tasks = [
+            asyncio.create_task(_every(s.sweep_interval_s, self.sweep, "sweep")),
+            asyncio.create_task(_every(s.channel_refresh_s, self.reload_channels, "reload")),
+            asyncio.create_task(_every(s.channel_probe_interval_s, self.probe_channels, "probe")),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def _every(interval_s: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run `job` now and then every `interval_s`; a failure is logged and never stops it."""
+    while True:
+        try:
+            result = await job()
+            if isinstance(result, dict) and any(result.values()):
+                log.info("%s: %s", what, ", ".join(f"{v} {k}" for k, v in result.items() if v))
+        except Exception:
+            log.exception("%s failed", what)
+        await asyncio.sleep(interval_s)

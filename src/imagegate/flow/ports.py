@@ -1,0 +1,125 @@
+"""What the request path needs from storage: ports, not repositories.
+
+The flow sees only these protocols; `storage/request_stores.py` implements them over SQL (each
+call placed by the one `storage.runner.Database`), and `tests/fakes/stores.py` in memory, so every
+branch of the flow has a unit test that needs no database.
+
+    keys         the caller's key, by its secret
+    credits      hold a request's maximum cost, keep the hold alive, give it back
+    claims       Idempotency-Key: claim, keep alive, complete with the response, abandon
+    usage        the usage record of a request that ended before its reservation
+    blobs        image bytes (content-addressed), for streams and replays
+    unit         the request's final transaction: image rows, settlement (or refund), usage record
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from imagegate.storage.blobs import StoredImage
+from imagegate.storage.idempotency import Claim
+from imagegate.storage.keys import ApiKey
+from imagegate.storage.ledger import Reservation
+from imagegate.storage.usage import UsageRecord
+
+Kept = Sequence[tuple[bytes, StoredImage] | None]  # each image's bytes and blob (None: missing)
+
+
+class KeyLookup(Protocol):
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        """The active key with this secret, or None."""
+        ...
+
+
+class Credits(Protocol):
+    async def reserve(self, key_id: int, micros: int, request_id: str, timeout_s: float) -> Reservation:
+        """Hold `micros` of the balance, or raise storage.ledger.InsufficientBalance."""
+        ...
+
+    async def renew(self, reservation: Reservation, timeout_s: float) -> None:
+        """The request is still running: the sweeper leaves it alone for `timeout_s` more."""
+        ...
+
+    async def settle(self, reservation: Reservation, micros: int) -> int | None:
+        """Charge min(micros, held) and refund the rest, alone (None: already closed)."""
+        ...
+
+    async def release(self, reservation: Reservation) -> bool:
+        """Refund in full, alone (False: already closed)."""
+        ...
+
+
+class Claims(Protocol):
+    async def begin(self, key_id: int, idem_key: str, body_hash: str, pending_s: float) -> Claim:
+        """Claim the key for this request; a claim left pending expires after `pending_s`."""
+        ...
+
+    async def renew(self, key_id: int, idem_key: str, pending_s: float) -> None: ...
+
+    async def complete(self, key_id: int, idem_key: str, response: dict[str, Any]) -> None: ...
+
+    async def abandon(self, key_id: int, idem_key: str) -> None: ...
+
+
+class UsageLog(Protocol):
+    async def record(self, record: UsageRecord) -> None: ...
+
+
+class Blobs(Protocol):
+    async def put(self, data: bytes, ext: str, media_type: str) -> StoredImage:
+        """Write and index (a streamed image, delivered before the request ends)."""
+        ...
+
+    def write(self, data: bytes, ext: str, media_type: str) -> StoredImage:
+        """Write without indexing: synchronous, inside `RequestEnd.finish`'s `write`."""
+        ...
+
+    async def read(self, name: str) -> bytes | None:
+        """A stored, unexpired image's bytes (replays)."""
+        ...
+
+
+class RequestEnd(Protocol):
+    """The unit of work that ends a request: one call, one transaction."""
+
+    async def finish(
+        self, reservation: Reservation, charge_micros: int | None, record: UsageRecord,
+        write: Callable[[], Kept] | None = None,
+    ) -> tuple[Kept, int]:
+        """`write` the image files, then in one transaction index them, settle to `charge_micros`
+        (None: refund in full) and write `record` with the amount charged. Returns what `write`
+        kept and the amount charged (0 when the sweeper had already released the reservation)."""
+        ...
+
+
+class InFlight(Protocol):
+    def request(self) -> AbstractContextManager[None]:
+        """Count a request in flight (the SQL runner places calls by it)."""
+        ...
+
+
+class RequestStores(Protocol):
+    """Everything the request path keeps: storage/stores.py SqlPorts, tests/fakes/stores.py."""
+
+    @property
+    def keys(self) -> KeyLookup: ...
+
+    @property
+    def credits(self) -> Credits: ...
+
+    @property
+    def claims(self) -> Claims: ...
+
+    @property
+    def usage(self) -> UsageLog: ...
+
+    @property
+    def blobs(self) -> Blobs: ...
+
+    @property
+    def unit(self) -> RequestEnd: ...
+
+    @property
+    def in_flight(self) -> InFlight: ...

@@ -1,0 +1,192 @@
+"""`open_stores(settings)`: the database, its repositories and the blob store, wired once, for the
+app and the CLI alike; and `request_stores(stores)`: the flow's ports (flow/ports.py) over them.
+
+Every call a port makes goes through the one `Database` (storage/runner.py), which decides where
+it runs; `finish` is the request's unit of work (storage/finish.py: one transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from sqlalchemy import Engine
+
+from imagegate.clock import Clock
+from imagegate.config import Settings
+from imagegate.storage import finish as finish_tx
+from imagegate.storage.blobs import ImageStore, StoredImage
+from imagegate.storage.channels import ChannelRepo
+from imagegate.storage.db import journal_is_wal, make_engine, migrate
+from imagegate.storage.idempotency import Claim, IdempotencyRepo
+from imagegate.storage.keys import ApiKey, KeyRepo
+from imagegate.storage.ledger import Ledger, Reservation
+from imagegate.storage.runner import Database
+from imagegate.storage.secretbox import SecretBox
+from imagegate.storage.usage import UsageRecord, UsageRepo
+
+Kept = list[tuple[bytes, StoredImage] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The repositories over one database, and the one place their calls run."""
+
+    sql: Engine
+    db: Database
+    keys: KeyRepo
+    ledger: Ledger
+    usage: UsageRepo
+    idempotency: IdempotencyRepo
+    images: ImageStore
+    channels: ChannelRepo
+    created: bool  # the database was new (migrate made its schema)
+
+    def close(self) -> None:
+        self.sql.dispose()
+
+
+def database_exists(settings: Settings) -> bool:
+    """Whether the configured database is there already (SQLite: its file; others: assumed)."""
+    url = settings.resolved_database_url
+    if not url.startswith("sqlite"):
+        return True
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    return path in ("", ":memory:") or Path(path).exists()
+
+
+def open_stores(settings: Settings, clock: Clock) -> Stores:
+    """Connect, migrate and wire the repositories (the server's lifespan and every CLI command)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    sql = make_engine(settings.resolved_database_url)
+    created = migrate(sql)
+    box = SecretBox.from_settings(settings.secret_key, settings.data_dir)
+    return Stores(
+        sql=sql,
+        db=Database(sqlite=sql.dialect.name == "sqlite", wal=journal_is_wal(sql)),
+        keys=KeyRepo(sql, clock),
+        ledger=Ledger(sql, clock),
+        usage=UsageRepo(sql),
+        idempotency=IdempotencyRepo(sql, clock, settings.idempotency_ttl_s),
+        images=ImageStore(settings.data_dir / "blobs", sql, clock, settings.image_retention_s),
+        channels=ChannelRepo(sql, clock, box),
+        created=created,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SqlKeys:
+    keys: KeyRepo
+    db: Database
+
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        return await self.db.read(self.keys.authenticate, secret)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlCredits:
+    ledger: Ledger
+    db: Database
+
+    async def reserve(self, key_id: int, micros: int, request_id: str, timeout_s: float) -> Reservation:
+        return await self.db.run(self.ledger.reserve, key_id, micros, request_id, timeout_s)
+
+    async def renew(self, reservation: Reservation, timeout_s: float) -> None:
+        await self.db.run(self.ledger.renew, reservation, timeout_s)
+
+    async def settle(self, reservation: Reservation, micros: int) -> int | None:
+        return await self.db.run(self.ledger.settle, reservation, micros)
+
+    async def release(self, reservation: Reservation) -> bool:
+        return await self.db.run(self.ledger.release, reservation)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlClaims:
+    repo: IdempotencyRepo
+    db: Database
+
+    async def begin(self, key_id: int, idem_key: str, body_hash: str, pending_s: float) -> Claim:
+        return await self.db.run(self.repo.begin, key_id, idem_key, body_hash, pending_s)
+
+    async def renew(self, key_id: int, idem_key: str, pending_s: float) -> None:
+        await self.db.run(self.repo.renew, key_id, idem_key, pending_s)
+
+    async def complete(self, key_id: int, idem_key: str, response: dict[str, Any]) -> None:
+        await self.db.run(self.repo.complete, key_id, idem_key, response)
+
+    async def abandon(self, key_id: int, idem_key: str) -> None:
+        await self.db.run(self.repo.abandon, key_id, idem_key)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlUsage:
+    repo: UsageRepo
+    db: Database
+
+    async def record(self, record: UsageRecord) -> None:
+        await self.db.run(self.repo.record, record)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlBlobs:
+    images: ImageStore
+
+    async def put(self, data: bytes, ext: str, media_type: str) -> StoredImage:
+        return await anyio.to_thread.run_sync(self.images.put, data, ext, media_type)
+
+    def write(self, data: bytes, ext: str, media_type: str) -> StoredImage:
+        return self.images.write(data, ext, media_type)
+
+    async def read(self, name: str) -> bytes | None:
+        sha, _, ext = name.partition(".")
+
+        def run() -> bytes | None:
+            found = self.images.find(sha, ext)
+            return found[0].read_bytes() if found is not None else None
+
+        return await anyio.to_thread.run_sync(run)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlRequestEnd:
+    ledger: Ledger
+    usage: UsageRepo
+    images: ImageStore
+    db: Database
+
+    async def finish(
+        self, reservation: Reservation, charge_micros: int | None, record: UsageRecord,
+        write: Callable[[], Kept] | None = None,
+    ) -> tuple[Kept, int]:
+        def run() -> tuple[Kept, int]:
+            kept = write() if write is not None else []
+            stored = [item[1] for item in kept if item is not None]
+            charged = finish_tx.finish(self.ledger, self.usage, self.images, reservation=reservation,
+                                       charge_micros=charge_micros, record=record, stored=stored)
+            return kept, charged
+
+        return await self.db.run(run)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlPorts:
+    """The flow's ports (flow/ports.py RequestStores) over SQL."""
+
+    keys: SqlKeys
+    credits: SqlCredits
+    claims: SqlClaims
+    usage: SqlUsage
+    blobs: SqlBlobs
+    unit: SqlRequestEnd
+    in_flight: Database
+
+
+def request_stores(s: Stores) -> SqlPorts:
+    return SqlPorts(keys=SqlKeys(s.keys, s.db), credits=SqlCredits(s.ledger, s.db),
+                    claims=SqlClaims(s.idempotency, s.db), usage=SqlUsage(s.usage, s.db),
+                    blobs=SqlBlobs(s.images), unit=SqlRequestEnd(s.ledger, s.usage, s.images, s.db),
+                    in_flight=s.db)
