@@ -12,6 +12,8 @@ import pytest
 from tests.compat.relay.harness import (
     PRIMARY_KEY,
     SECONDARY_KEY,
+    IMAGE_OUT,
+    TEXT_IN,
     UPSTREAM_COST,
     Admin,
     b64,
@@ -109,3 +111,32 @@ def test_a_stream_refused_before_any_event_answers_with_the_http_status(
     assert down.value.status_code == 503 and down.value.code == "upstream_unavailable"
     assert spent_micros(gateway, secret) == 0
     assert len(primary.posts()) == 3 and len(secondary.posts()) == 1
+
+
+def test_a_client_that_hangs_up_after_partial_images_pays_for_them(
+    gateway: LiveServer, admin: Admin, primary: FakeUpstream
+) -> None:
+    """Hardening: a stream cut by the client after two partial images was charged nothing and its
+    provider attempt was not even counted as maybe billed. The partial images it received are
+    charged (+100 output tokens each, with the prompt's input), and the cut attempt is recorded."""
+    admin.add("hang-up", primary, PRIMARY_KEY)
+    primary.event_delay = 0.4
+    secret = gateway.new_key("hang-up")
+    body = {"model": "gpt-image-1", "prompt": "a lighthouse in a storm", "stream": True, "partial_images": 3,
+            "quality": "medium", "size": "1024x1024"}
+    partials = 0
+    with httpx.stream("POST", gateway.api_base + "/images/generations", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {secret}"}) as resp:
+        assert resp.status_code == 200
+        request_id = resp.headers["x-request-id"]
+        for line in resp.iter_lines():
+            if line.startswith("event: image_generation.partial_image"):
+                partials += 1
+                if partials == 2:
+                    break  # hang up while the provider is still making the image
+    rec = record(gateway, request_id)
+    assert (rec["status"], rec["error_code"], rec["images"]) == (499, "client_disconnected", 0)
+    assert rec["maybe_billed"] == 1 and rec["channel"].startswith("hang-up")
+    assert rec["image_out"] == 2 * 100 and rec["text_in"] > 0
+    expected = TEXT_IN * rec["text_in"] + IMAGE_OUT * 200
+    assert rec["cost_micros"] == expected == spent_micros(gateway, secret)
