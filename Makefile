@@ -20,11 +20,15 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)  ## create .venv if missing, install, start the server on 127.0.0.1:8000
 	$(BIN)/imagegate serve --host $(IMAGEGATE_HOST) --port $(IMAGEGATE_PORT)
 
-test: $(STAMP)  ## run the whole suite
+test: $(STAMP)  ## the layer contracts, then the whole suite
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff, mypy --strict on src/, the layer contracts
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)  ## print the benchmark figures (needs PostgreSQL and Redis for the side-by-side rows)
 	$(BIN)/python bench/throughput.py

@@ -48,6 +48,9 @@ KEY_REJECTED_REASON = "the provider answered {status} (key rejected)"
 OUT_OF_BALANCE_REASON = "the provider account is out of balance"
 
 
+Session = aiohttp.ClientSession  # what the composition root opens and the engines share
+
+
 def new_session(max_connections: int = 1000) -> aiohttp.ClientSession:
     """The one client session every channel shares (created inside the running event loop).
     No cookie jar: one provider's cookies must never ride along to another channel."""

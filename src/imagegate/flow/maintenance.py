@@ -11,11 +11,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiohttp
-
 from imagegate.channels import Channels, Prober
 from imagegate.config import Settings
 from imagegate.engines.registry import build_registry
+from imagegate.engines.upstream import Session
 from imagegate.flow.run import ImageFlow
 from imagegate.storage.channels import Channel
 from imagegate.storage.stores import Stores
@@ -25,7 +24,7 @@ log = logging.getLogger("imagegate")
 
 class Maintenance:
     def __init__(self, settings: Settings, stores: Stores, flow: ImageFlow,
-                 upstream: aiohttp.ClientSession) -> None:
+                 upstream: Session) -> None:
         self.settings = settings
         self.stores = stores
         self.flow = flow
