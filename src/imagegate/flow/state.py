@@ -82,6 +82,13 @@ class RequestState:
         self.images += 1
         self.open_partials = 0
 
+    def share_of_usage(self) -> Usage:
+        """A streamed image's share of our own usage: input tokens on the first, so they add up."""
+        assert self.prepared is not None
+        usage, first = self.prepared.usage, self.images == 0
+        return Usage(text_in=usage.text_in if first else 0, image_in=usage.image_in if first else 0,
+                      image_out=usage.image_out // self.prepared.job.n)
+
     def delivered_usage(self) -> Usage:
         """What the client received: the images' usage, plus the partial images of one cut short
         (README: +100 output tokens each), with the prompt's input tokens when nothing else

@@ -9,10 +9,12 @@ flow/ports.py RequestEnd, indexes the rows in the transaction that settles it).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import anyio.to_thread
 from PIL import Image
 
-from imagegate.domain import FinalImage, ImageJob
+from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
 from imagegate.errors import EngineFailed
 from imagegate.flow.ports import Blobs
 from imagegate.images.encode import MEDIA_TYPES, encode_image
@@ -38,6 +40,21 @@ def _bytes(final: FinalImage, job: ImageJob) -> bytes:
     if final.image is not None:
         return _encode(final.image, job)
     raise EngineFailed("The engine returned an empty image.")
+
+
+async def partial_bytes(partial: PartialImage, job: ImageJob) -> bytes:
+    """A partial image in the job's format (a local engine's pixels encoded on a worker thread)."""
+    if partial.encoded is not None:
+        return partial.encoded
+    assert partial.image is not None
+    return await encode(partial.image, job)
+
+
+async def encoded(event: EngineEvent, job: ImageJob) -> EngineEvent:
+    """A final image whose pixels are encoded (worker thread); anything else unchanged."""
+    if isinstance(event, FinalImage) and event.encoded is None and event.image is not None:
+        return replace(event, image=None, encoded=await encode(event.image, job))
+    return event
 
 
 async def store(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, StoredImage]:
