@@ -7,7 +7,7 @@ it runs; `finish` is the request's unit of work (storage/finish.py: one transact
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from imagegate.storage.runner import Database
 from imagegate.storage.secretbox import SecretBox
 from imagegate.storage.usage import UsageRecord, UsageRepo
 
-Kept = list[tuple[bytes, StoredImage] | None]
+Kept = Sequence[tuple[bytes, StoredImage] | None]  # as flow/ports.py Kept
 
 
 @dataclass(frozen=True, slots=True)
