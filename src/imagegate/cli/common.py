@@ -14,12 +14,21 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
 
-from imagegate.client._client import Client, resolve_connection
-from imagegate.client._errors import APIConnectionError, APIError, APIStatusError, ImagegateError
-from imagegate.client._types import FORMATS, ImageResult
-from imagegate.client.cache import ImageCache
-from imagegate.client.monitor import LOG_NAME, Monitor, default_home
+from imagegate.client import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    Client,
+    ImageCache,
+    ImagegateError,
+    ImageResult,
+    Monitor,
+    resolve_connection,
+)
+from imagegate.client._types import FORMATS
+from imagegate.client.monitor import LOG_NAME, default_home
 
 EXIT_OK, EXIT_FAILED_JOBS, EXIT_USAGE, EXIT_API, EXIT_CONNECTION = 0, 1, 2, 3, 4
 
@@ -42,6 +51,16 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", min=0,
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name (default gpt-image-1).")]
 OutOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the image (n > 1: out-1.png, "
                                       "out-2.png ...).")]
+
+
+def output_console() -> Console:
+    """Where tables and messages go (stdout)."""
+    return Console()
+
+
+def error_console() -> Console:
+    """Where progress bars and error lines go (stderr)."""
+    return Console(stderr=True)
 
 
 def echo_error(message: str, code: int, json_out: bool, details: Mapping[str, Any] | None = None) -> NoReturn:

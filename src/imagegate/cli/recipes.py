@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from imagegate.client._cli_common import (
+from imagegate.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
     JsonOpt,
