@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -53,14 +54,26 @@ OutOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the
                                       "out-2.png ...).")]
 
 
+# Off a terminal nothing limits a line: rich's default of 80 columns cut table cells ("sk-ig-ab…")
+# and wrapped long lines, so a piped `keys list` lost the very prefix it is read for.
+UNBOUNDED_WIDTH = 100_000
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = UNBOUNDED_WIDTH
+    return console
+
+
 def output_console() -> Console:
-    """Where tables and messages go (stdout)."""
-    return Console()
+    """Where tables and messages go (stdout): the terminal's width, unbounded when piped."""
+    return _console(stderr=False)
 
 
 def error_console() -> Console:
-    """Where progress bars and error lines go (stderr)."""
-    return Console(stderr=True)
+    """Where progress bars and error lines go (stderr), sized as `output_console`."""
+    return _console(stderr=True)
 
 
 def echo_error(message: str, code: int, json_out: bool, details: Mapping[str, Any] | None = None) -> NoReturn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -37,11 +38,13 @@ def _stores() -> Stores:
     try:
         return open_stores(settings)
     except NoDatabase as exc:
+        found_by = ("IMAGEGATE_DATABASE_URL" if settings.database_url else
+                    f"IMAGEGATE_DATA_DIR={settings.data_dir}" + (
+                        "" if settings.data_dir.is_absolute() else f", relative to {Path.cwd()}"))
         error_console().print(
-            f"[red]error:[/] no imagegate database at {exc} (IMAGEGATE_DATA_DIR is {settings.data_dir}, "
-            "relative to the current directory). Only `imagegate serve` creates one: run this command "
-            "where the server runs, or with the server's IMAGEGATE_DATA_DIR (or IMAGEGATE_DATABASE_URL).",
-            highlight=False, soft_wrap=True)
+            f"[red]error:[/] no imagegate database at {exc} ({found_by}). Only `imagegate serve` creates "
+            "one: run this command where the server runs, or with the server's IMAGEGATE_DATA_DIR (or "
+            "IMAGEGATE_DATABASE_URL).", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -54,7 +57,8 @@ def _channels() -> Channels:
     if channels is None:
         error_console().print(
             "[red]error:[/] no channel secret key here: channel keys are sealed with the server's, so set "
-            "IMAGEGATE_SECRET_KEY or IMAGEGATE_DATA_DIR as the server has it.", highlight=False, soft_wrap=True)
+            "IMAGEGATE_SECRET_KEY or IMAGEGATE_DATA_DIR as the server has it.",
+            highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     return channels
 
@@ -155,8 +159,8 @@ def keys_create(
     accounts = _accounts()
     fields = _limits(rpm, rpd, ipm, concurrency, multiplier, models, expires_days)
     view, secret = _admin(lambda: accounts.create_key(name, tier, credit, **fields))
-    output_console().print(f"created key {view['id']} '{view['name']}' ({view['prefix']}…, tier {view['tier']}, "
-                  f"balance ${view['balance_usd']:.6f})", highlight=False)
+    output_console().print(f"created key {view['id']} '{view['name']}' ({view['prefix']}…, "
+                           f"tier {view['tier']}, balance ${view['balance_usd']:.6f})", highlight=False)
     print(secret)
 
 
@@ -172,6 +176,8 @@ def keys_list(as_json: AsJson = False) -> None:
         print(json.dumps(keys, indent=2))
         return
     table = Table("id", "name", "prefix", "tier", "balance", "rpm/rpd/ipm/conc", "created", "status")
+    for column in (table.columns[0], table.columns[2]):  # what a key is named by: never cut
+        column.no_wrap = True
     for k in keys:
         lim = k["limits"]
         limits = "/".join("-" if lim[f] is None else str(lim[f]) for f in LIMITS)
@@ -265,7 +271,7 @@ def channels_add(
     view = _admin(lambda: _channels().add(name, base_url, api_key, models.split(","), priority=priority,
                                           weight=weight, timeout_s=timeout, model_map=_model_map(model_map)))
     output_console().print(f"added channel {view['id']} '{view['name']}' for {', '.join(view['models'])}",
-                  highlight=False)
+                           highlight=False)
 
 
 @channels_app.command("list")

@@ -30,7 +30,7 @@ class Stores:
 
     engine: Engine
     accounts: Accounts
-    channels: Channels | None  # None: no channel secret key here (IMAGEGATE_SECRET_KEY unset, none in the data dir)
+    channels: Channels | None  # None: no channel secret key here (none set, none in the data dir)
     was_new: bool  # the database was created just now (serve only)
     location: str  # what the commands say when they name the database
 
