@@ -21,6 +21,7 @@ from imagegate.cli.common import (
     BaseUrlOpt,
     CacheOpt,
     FormatOpt,
+    ImageHelp,
     JsonOpt,
     ModelOpt,
     NOpt,
@@ -31,6 +32,8 @@ from imagegate.cli.common import (
     SizeOpt,
     format_from_path,
     home,
+    image_source,
+    image_sources,
     make_client,
     output_console,
     report_result,
@@ -81,13 +84,13 @@ def generate(
 
 
 def edit(
-    images: Annotated[list[Path], typer.Argument(help="Reference images (png, jpeg, webp).", exists=True,
-                                                 dir_okay=False)],
+    images: Annotated[list[str], typer.Argument(help=f"Reference images ({ImageHelp})",
+                                                callback=image_sources)],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="What to change.")],
     output: OutOpt,
-    mask: Annotated[Path | None, typer.Option(
-        "--mask", exists=True, dir_okay=False,
-        help="PNG whose transparent pixels mark the area to edit.")] = None,
+    mask: Annotated[str | None, typer.Option(
+        "--mask", callback=image_source,
+        help="PNG whose transparent pixels mark the area to edit (a file or a URL).")] = None,
     size: SizeOpt = None,
     quality: QualityOpt = None,
     fmt: FormatOpt = None,

@@ -28,6 +28,7 @@ from imagegate.client import (
     Monitor,
     resolve_connection,
 )
+from imagegate.client._inputs import URL_PREFIXES
 from imagegate.client._types import FORMATS
 from imagegate.client.monitor import LOG_NAME, default_home
 
@@ -50,6 +51,26 @@ NOpt = Annotated[int | None, typer.Option("--n", "-n", min=1, max=10, help="Numb
 SeedOpt = Annotated[int | None, typer.Option("--seed", min=0,
                                              help="imagegate: same prompt + seed, same image.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name (default gpt-image-1).")]
+
+
+def image_source(value: str | None) -> str | None:
+    """An input image as the SDK takes it: an existing file, or an http(s) or data: URL."""
+    if value is None or value.startswith(URL_PREFIXES):
+        return value
+    path = Path(value)
+    if not path.exists():
+        raise typer.BadParameter(f"File '{value}' does not exist (nor is it an http(s) or data: URL).")
+    if path.is_dir():
+        raise typer.BadParameter(f"File '{value}' is a directory.")
+    return value
+
+
+def image_sources(values: list[str]) -> list[str]:
+    """`image_source` for each of a list."""
+    return [source for value in values if (source := image_source(value)) is not None]
+
+
+ImageHelp = "png, jpeg or webp: a file, or an http(s) or data: URL"
 OutOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the image (n > 1: out-1.png, "
                                       "out-2.png ...).")]
 

@@ -58,12 +58,15 @@ def run_sync(client: Client, jobs: JobsArg, **options: Unpack[BatchOptions]) -> 
     run = BatchRun(jobs, clock=client._core.env.clock, **options)
 
     def work(item: WorkItem) -> Outcome:
-        for delay in run.waits():
-            client._sleep(delay)
+        ticket = run.ticket(item)
         try:
-            return client._execute(item.to_call(client.default_model), observe=run.gate.observe)
+            for delay in run.waits(ticket):
+                client._sleep(delay)
+            return client._execute(item.to_call(client.default_model), observe=ticket.observe)
         except Exception as exc:  # reported in the job's slot
             return exc
+        finally:
+            ticket.close()
 
     with ThreadPoolExecutor(max_workers=run.concurrency, thread_name_prefix="imagegate-batch") as pool:
         futures = {pool.submit(work, item): item for item in run.todo()}
@@ -84,13 +87,16 @@ async def run_async(client: AsyncClient, jobs: JobsArg, **options: Unpack[BatchO
 
     async def work(item: WorkItem) -> tuple[WorkItem, Outcome]:
         async with slots:
-            for delay in run.waits():
-                await client._sleep(delay)
+            ticket = run.ticket(item)
             try:
+                for delay in run.waits(ticket):
+                    await client._sleep(delay)
                 call = item.to_call(client.default_model)
-                return item, await client._execute(call, observe=run.gate.observe)
+                return item, await client._execute(call, observe=ticket.observe)
             except Exception as exc:  # reported in the job's slot
                 return item, exc
+            finally:
+                ticket.close()
 
     tasks = [asyncio.ensure_future(work(item)) for item in run.todo()]
     try:
