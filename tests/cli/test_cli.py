@@ -15,17 +15,29 @@ import httpx
 import openai
 import pytest
 
+from imagegate.cli.stores import open_stores
+from imagegate.config import Settings
 from imagegate.http.serve import free_port
 
 CLI = [sys.executable, "-m", "imagegate.cli"]
 
 
-def run(args: list[str], data_dir: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IMAGEGATE_DATA_DIR": str(data_dir), **env_vars}
-    return subprocess.run(CLI + args, env=env, capture_output=True, text=True, timeout=60)
+def run(args: list[str], data_dir: Path | None, cwd: Path | None = None,
+        **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_") and k != "COLUMNS"}
+    if data_dir is not None:
+        env["IMAGEGATE_DATA_DIR"] = str(data_dir)
+    return subprocess.run(CLI + args, env={**env, **env_vars}, cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+def create_database(data_dir: Path) -> None:
+    """What `imagegate serve` does first on a new data directory (the only command that may)."""
+    open_stores(Settings(data_dir=data_dir), create=True).close()
 
 
 def test_keys_credits_and_usage_commands(tmp_path: Path) -> None:
+    create_database(tmp_path)
     created = run(["keys", "create", "--name", "ci", "--tier", "tier1", "--credit", "12.5", "--rpm", "7"],
                   tmp_path)
     assert created.returncode == 0, created.stderr
@@ -50,6 +62,36 @@ def test_keys_credits_and_usage_commands(tmp_path: Path) -> None:
     bad_tier = run(["keys", "create", "--name", "x", "--tier", "gold"], tmp_path)
     assert bad_tier.returncode == 1 and "Unknown tier 'gold'" in bad_tier.stderr
     assert run(["credits", "add", "1", "-3"], tmp_path).returncode != 0
+
+
+def test_only_serve_creates_a_database(tmp_path: Path) -> None:
+    """Run from another directory, a command must not make a new empty ./imagegate-data (whose keys
+    the running server would never know): it refuses and says where it looked."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for args in (["keys", "list"], ["keys", "create", "--name", "lost"], ["credits", "add", "1", "2"],
+                 ["usage"], ["channels", "list"]):
+        done = run(args, None, cwd=elsewhere)
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert f"no imagegate database at {elsewhere / 'imagegate-data' / 'imagegate.db'}" in done.stderr
+        assert "relative to" in done.stderr and "IMAGEGATE_DATA_DIR" in done.stderr
+        assert not (elsewhere / "imagegate-data").exists(), args
+    database_url = f"sqlite:///{tmp_path / 'nowhere.db'}"
+    by_url = run(["keys", "list"], None, cwd=elsewhere, IMAGEGATE_DATABASE_URL=database_url)
+    assert by_url.returncode == 1 and "IMAGEGATE_DATABASE_URL" in by_url.stderr
+    assert not (tmp_path / "nowhere.db").exists()
+    create_database(elsewhere / "imagegate-data")  # the server's, once it ran there
+    assert run(["keys", "create", "--name", "found"], None, cwd=elsewhere).returncode == 0
+
+
+def test_tables_are_whole_when_not_on_a_terminal(tmp_path: Path) -> None:
+    create_database(tmp_path)
+    name = "a key whose name is long enough to push the table past eighty columns"
+    secret = run(["keys", "create", "--name", name], tmp_path).stdout.strip().splitlines()[-1]
+    listed = run(["keys", "list"], tmp_path)  # stdout is a pipe, and no COLUMNS
+    rows = [line for line in listed.stdout.splitlines() if secret[:12] in line]
+    assert len(rows) == 1 and name in rows[0] and f"{secret[:12]}…" in rows[0], listed.stdout
+    assert "tier" in listed.stdout and "status" in listed.stdout
 
 
 @pytest.fixture
@@ -83,6 +125,7 @@ def test_serve_on_a_new_database_prints_one_working_key(served: tuple[str, str, 
     assert "curl" in output and "OpenAI(base_url=" in output
     assert "placeholder" in output  # the start-up log says plainly what serves the models
     assert (data_dir / "imagegate.db").exists()
+    assert f"database: {(data_dir / 'imagegate.db').resolve()}" in output  # where the other commands look
     # Start again on the same database: it works with the printed key and prints no new one.
     port = free_port()
     env = {**os.environ, "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port)}

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from imagegate.client import AsyncClient, BatchProgress, Client, Job, JobResult
 from imagegate.client.batch import RateGate, apply_priority, load_jobs, parse_duration
+from imagegate.limits import Limits, MemoryRateLimiter, go_duration
 from tests.client.conftest import SleepRecorder
-from tests.client.fake_upstream import COST_PER_CALL, FakeUpstream
+from tests.client.fake_upstream import COST_PER_CALL, USAGE, FakeUpstream, Received, tiny_png
+from tests.fakes.upstream import Behaviour
 
 BAD = ("status", 400, {"error": {"message": "bad prompt", "type": "invalid_request_error", "param": "prompt",
                                  "code": "invalid_value"}}, {})
@@ -23,14 +29,16 @@ class FakeClock:
     def __init__(self, now: float = 1000.0, sleeps: SleepRecorder | None = None) -> None:
         self.now = now
         self.sleeps = sleeps
+        self._lock = threading.Lock()
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        if self.sleeps is not None:
-            self.sleeps(seconds)
-        self.now += seconds
+        with self._lock:  # batch workers sleep on threads
+            if self.sleeps is not None:
+                self.sleeps(seconds)
+            self.now += seconds
 
 
 def posted_prompts(fake: FakeUpstream) -> list[str]:
@@ -82,7 +90,7 @@ def test_resume_after_an_interruption(fake: FakeUpstream, fake_client: Client, t
     with pytest.raises(KeyboardInterrupt):
         fake_client.batch(prompts, concurrency=1, results_file=results, on_progress=stop_after_two)
     done_before = len(fake.posts())
-    assert done_before in (2, 3)  # a third job may have been in flight when Ctrl-C came
+    assert done_before == 2  # no job starts after Ctrl-C (it used to race: 3, even 4 ran under load)
     rerun = fake_client.batch(prompts, concurrency=1, results_file=results)
     assert all(r.ok for r in rerun) and sum(r.resumed for r in rerun) == 2
     assert sorted(set(posted_prompts(fake))) == prompts
@@ -204,3 +212,67 @@ def test_live_batch_writes_every_size(live: Client, tmp_path: Path) -> None:
     outcome = live.batch(jobs, out_dir=tmp_path, concurrency=2)
     assert [r.files for r in outcome] == [(str(tmp_path / "wide.png"),), (str(tmp_path / "tall.jpg"),)]
     assert outcome[1].result is not None and outcome[1].result.image.to_pil().size == (1080, 1920)
+
+
+class ServerBucket:
+    """imagegate's own in-process limiter behind a fake server, on the test's clock: a free key
+    (20 requests and 20 images a minute, one more of each every 3 s), answering with imagegate's
+    x-ratelimit-* headers and, when empty, a 429 with Retry-After."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.limiter = MemoryRateLimiter()
+        self.limits = Limits(rpm=20, ipm=20)
+        self.refused = 0
+
+    def __call__(self, _number: int, request: Received) -> Behaviour:
+        n = int(request.params.get("n") or 1)
+        decision = asyncio.run(self.limiter.acquire("free", self.limits, images=n, now=self.clock()))
+        headers = {}
+        for kind in ("requests", "images"):
+            headers[f"x-ratelimit-limit-{kind}"] = str(getattr(decision, f"limit_{kind}"))
+            headers[f"x-ratelimit-remaining-{kind}"] = str(getattr(decision, f"remaining_{kind}"))
+            headers[f"x-ratelimit-reset-{kind}"] = go_duration(getattr(decision, f"reset_{kind}_s") or 0.0)
+        if decision.allowed:
+            image = base64.b64encode(tiny_png()).decode()
+            return ("status", 200, {"created": 1, "data": [{"b64_json": image}], "usage": USAGE}, headers)
+        self.refused += 1
+        headers["retry-after"] = str(max(1, math.ceil(decision.retry_after_s)))
+        return ("status", 429, {"error": {"message": "Rate limit reached", "type": "requests", "param": None,
+                                          "code": "rate_limit_exceeded"}}, headers)
+
+
+def test_a_drained_bucket_waits_for_the_next_token_not_a_full_refill(fake: FakeUpstream) -> None:
+    """24 jobs on a free key: 20 at once, then one every 3 s (12 s), not a minute for the refill."""
+    clock = FakeClock()
+    fake.rule = server = ServerBucket(clock)
+    sleeps = SleepRecorder()
+    clock.sleeps = sleeps
+    with Client("sk", fake.api_base, sleep=clock.sleep, clock=clock) as client:
+        outcome = client.batch([f"fox {i}" for i in range(24)], concurrency=1)
+    assert all(r.ok for r in outcome) and server.refused == 0
+    assert sleeps.delays[:20] == [0.0] * 20
+    assert sleeps.delays[20:] == [pytest.approx(3.0)] * 4  # before: 60 s, the bucket's full refill
+
+
+def test_concurrent_workers_take_the_next_tokens_in_turn(fake: FakeUpstream, sleeps: SleepRecorder) -> None:
+    """Four workers: the four jobs after the burst queue for the next tokens (3, 6, 9, 12 s at most),
+    none waits for the whole bucket, and none fails for lack of retries."""
+    clock = FakeClock(sleeps=sleeps)
+    fake.rule = ServerBucket(clock)
+    with Client("sk", fake.api_base, sleep=clock.sleep, clock=clock) as client:
+        outcome = client.batch([f"fox {i}" for i in range(24)], concurrency=4)
+    assert all(r.ok for r in outcome), [r.error for r in outcome.failed]
+    assert 0 < max(sleeps.delays) <= 12.0 + 1e-6  # before: 57 s and more
+
+
+def test_a_per_day_limit_fails_the_jobs_at_once(fake: FakeUpstream, sleeps: SleepRecorder) -> None:
+    body = {"error": {"message": "Rate limit reached for requests per day", "type": "requests",
+                      "param": None, "code": "rate_limit_exceeded"}}
+    fake.default = ("status", 429, body, {"retry-after": str(5 * 3600)})
+    clock = FakeClock(sleeps=sleeps)
+    with Client("sk", fake.api_base, sleep=clock.sleep, clock=clock) as client:
+        outcome = client.batch(["a", "b", "c"], concurrency=1)
+    assert [r.state for r in outcome] == ["failed"] * 3 and len(fake.posts()) == 3
+    assert sleeps.delays == [0.0, 0.0, 0.0]  # no retries, and no one paused for five hours
+    assert "try again after" in (outcome[0].error or "")

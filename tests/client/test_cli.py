@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from imagegate.client import Client
 from tests.conftest import LiveServer
 from tests.imaging import mask_png, png
 
@@ -78,6 +80,30 @@ def test_edit_with_mask(env: dict[str, str], tmp_path: Path) -> None:
         assert image.format == "WEBP" and image.size == (320, 200)
     missing = run(["edit", str(tmp_path / "nope.png"), "--prompt", "x", "-o", str(tmp_path / "y.png")], env)
     assert missing.returncode == 2
+
+
+def test_edit_and_recipes_take_image_urls(env: dict[str, str], server: LiveServer, api_key: str,
+                                         tmp_path: Path) -> None:
+    """The SDK takes http(s) and data: URLs for images and masks; so do the commands built on it."""
+    with Client(api_key, server.api_base) as client:
+        url = client.generate("a floor plan", size="1024x1024", quality="low").image.url
+    assert url and url.startswith("http://127.0.0.1")
+    image = "data:image/png;base64," + base64.b64encode(png(96, 64)).decode()
+    mask = "data:image/png;base64," + base64.b64encode(mask_png(96, 64, (0, 0, 30, 30))).decode()
+    by_data = run(["edit", image, "--mask", mask, "-p", "add a sun", "-o", str(tmp_path / "d.png"),
+                   "--quality", "low"], env)
+    assert by_data.returncode == 0, by_data.stderr
+    assert size_of(tmp_path / "d.png") == (96, 64)
+    by_url = run(["edit", url, "-p", "in 3D", "-o", str(tmp_path / "u.png"), "--quality", "low"], env)
+    assert by_url.returncode == 0, by_url.stderr
+    assert size_of(tmp_path / "u.png") == (1024, 1024)
+    recipe = run(["recipe", "floor-plan", url, "--style", "modern", "--lighting", "warm", "--quality", "low",
+                  "--out", str(tmp_path / "plan")], env)
+    assert recipe.returncode == 0, recipe.stderr
+    assert [size_of(p) for p in (tmp_path / "plan").glob("*.png")] == [(1536, 1024)]
+    not_a_file = run(["recipe", "clothing-try-on", str(tmp_path / "nope.png"), "--model-description", "x",
+                      "--out", str(tmp_path)], env)
+    assert not_a_file.returncode == 2 and "does not exist" in not_a_file.stderr
 
 
 def test_batch_resumes_and_reports_failures(env: dict[str, str], tmp_path: Path) -> None:

@@ -200,3 +200,22 @@ def test_max_retries_zero_means_one_attempt(fake: FakeUpstream, sleeps: SleepRec
         with pytest.raises(InternalServerError):
             client.generate("x")
     assert len(fake.posts()) == 1
+
+
+def test_a_wait_longer_than_the_bound_is_raised_at_once_saying_when(
+        fake: FakeUpstream, sleeps: SleepRecorder) -> None:
+    """A per-day limit (Retry-After hours away): no sleeping for minutes first, as openai-python."""
+    now = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
+    fake.push(("status", 429, error("rate_limit_exceeded", "Rate limit reached for requests per day."),
+               {"retry-after": str(5 * 3600 + 30)}))
+    with Client("sk", fake.api_base, sleep=sleeps, clock=lambda: now) as client:
+        with pytest.raises(RateLimitError) as caught:
+            client.generate("x")
+    assert len(fake.posts()) == 1 and sleeps.delays == []
+    assert caught.value.retry_after == 5 * 3600 + 30 and caught.value.retry_at == now + 5 * 3600 + 30
+    assert str(caught.value).endswith("Not retried: the server asks to wait 5h00m30s; try again after "
+                                      "2027-01-15 13:00:30 UTC.")
+    fake.push(("status", 429, error("rate_limit_exceeded"), {"retry-after": "60"}))
+    with Client("sk", fake.api_base, sleep=sleeps, clock=lambda: now) as client:
+        client.generate("y")  # a minute is within the bound: waited, then retried
+    assert sleeps.delays == [60.0]

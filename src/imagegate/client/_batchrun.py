@@ -26,7 +26,7 @@ from imagegate.client._jobs import (
     is_high_priority,
     job_id,
 )
-from imagegate.client._ratelimit import RateGate
+from imagegate.client._ratelimit import RateGate, Ticket
 from imagegate.client._types import ImageResult
 from imagegate.client.monitor import truncate_prompt
 
@@ -135,13 +135,18 @@ class BatchRun:
         self.scheduled = len(items)
         return items
 
-    def waits(self) -> Iterator[float]:
-        """The pauses before a job's request: its turn in the token bucket, then while a 429 lasts.
+    def ticket(self, item: WorkItem) -> Ticket:
+        """The job's place at the rate gate (a request of n images)."""
+        n = item.job.params.get("n")
+        return self.gate.ticket(images=n if isinstance(n, int) and n > 0 else 1)
+
+    def waits(self, ticket: Ticket) -> Iterator[float]:
+        """The pauses before a job's request: its turn at the gate, then while a 429 pause lasts.
 
         Lazy, so each is worked out after the runner slept the one before. Unlike the other
         methods it runs on the sync runner's worker threads: it touches only the locked gate.
         """
-        yield self.gate.reserve()
+        yield ticket.take()
         while (left := self.gate.pause_left()) > 0:
             yield left
 

@@ -21,7 +21,10 @@ picks the class from one table, the reverse of the server's `http/errors.py`.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
+import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -70,6 +73,16 @@ class APIStatusError(APIError):
         self.type = type
         self.code = code
         self.param = param
+        self.retry_after: float | None = None  # seconds the server asked to wait (Retry-After)
+        self.retry_at: float | None = None  # when that is, by the client's clock (epoch seconds)
+
+    def not_retried(self) -> APIStatusError:
+        """Say in the message that the wait was too long to retry, and when to come back."""
+        if self.retry_after is not None and self.retry_at is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(math.ceil(self.retry_at)))
+            self.message += (f" Not retried: the server asks to wait {format_wait(self.retry_after)}; "
+                             f"try again after {when}.")
+        return self
 
     def __str__(self) -> str:
         code = f" {self.code}" if self.code else ""
@@ -102,7 +115,8 @@ class UnprocessableEntityError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests; retried after the server's `Retry-After`."""
+    """429: too many requests; retried after the server's `Retry-After` unless that is longer
+    than `RetryPolicy.max_retry_after` (then `.retry_after` / `.retry_at` say when to come back)."""
 
 
 class InsufficientQuotaError(RateLimitError):
@@ -147,8 +161,47 @@ def parse_body(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-def make_status_error(status_code: int, headers: Mapping[str, str], raw_body: bytes) -> APIStatusError:
-    """The exception for an HTTP error answer: class by status (and code), fields from the body."""
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """The wait the server asked for, in seconds, or None if it asked for none (or nonsense).
+
+    `retry-after-ms`, else `Retry-After` as seconds or as an HTTP date (read against `now`).
+    """
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return float(raw_ms) / 1000.0
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    parsed = email.utils.parsedate_tz(raw)
+    if parsed is None:
+        return None
+    return email.utils.mktime_tz(parsed) - now
+
+
+def format_wait(seconds: float) -> str:
+    """A wait as people read it, in whole seconds rounded up: 45s, 3m20s, 5h00m30s."""
+    whole = max(0, math.ceil(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def make_status_error(
+    status_code: int, headers: Mapping[str, str], raw_body: bytes, *, now: float | None = None
+) -> APIStatusError:
+    """The exception for an HTTP error answer: class by status (and code), fields from the body.
+
+    With `now` (the client's clock), a Retry-After is kept as `.retry_after` and `.retry_at`.
+    """
     body = parse_body(raw_body)
     fields = error_fields(body)
     code = fields.get("code")
@@ -162,7 +215,7 @@ def make_status_error(status_code: int, headers: Mapping[str, str], raw_body: by
     else:
         cls = STATUS_ERRORS.get(status_code, APIStatusError)
     param = fields.get("param")
-    return cls(
+    error = cls(
         message,
         status_code=status_code,
         headers=headers,
@@ -171,3 +224,6 @@ def make_status_error(status_code: int, headers: Mapping[str, str], raw_body: by
         code=code,
         param=str(param) if param is not None else None,
     )
+    if now is not None and (wait := retry_after(headers, now)) is not None and wait > 0:
+        error.retry_after, error.retry_at = wait, now + wait
+    return error

@@ -63,7 +63,8 @@ class Failure:
 Action = Request | Sleep
 Outcome = Reply | Failure | None
 Plan = Generator[Action, Outcome, T]
-Observer = Callable[[int, Mapping[str, str]], None]
+# Sees every HTTP answer; for one that will be retried it may name the least wait before the retry.
+Observer = Callable[[int, Mapping[str, str]], float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,20 +79,25 @@ def send(request: Request, policy: RetryPolicy, env: Env, observe: Observer | No
     """Send `request`, retrying per `policy`; return the first success or raise the last error.
 
     Every attempt carries the same headers (so the same Idempotency-Key) plus `x-retry-count`.
-    `observe(status, headers)` sees every HTTP answer, retried ones included (rate adaptation).
+    `observe(status, headers)` sees every HTTP answer, retried ones included (rate adaptation),
+    and may lengthen the wait before a retry. An answer asking for a longer wait than
+    `policy.max_retry_after` (a per-day limit, hours away) is raised at once, saying when.
     """
     for attempt in itertools.count():
         headers = {**request.headers, "x-retry-count": str(attempt)}
         outcome = yield dataclasses.replace(request, headers=headers)
         if isinstance(outcome, Reply):
-            if observe is not None:
-                observe(outcome.status, outcome.headers)
+            at_least = observe(outcome.status, outcome.headers) if observe is not None else None
             if outcome.status < 400:
                 return outcome
-            error = make_status_error(outcome.status, outcome.headers, outcome.body)
+            now = env.clock()
+            error = make_status_error(outcome.status, outcome.headers, outcome.body, now=now)
             if attempt >= policy.max_retries or not should_retry(outcome.status, outcome.headers, error.code):
                 raise error
-            delay = retry_delay(attempt, outcome.headers, policy, now=env.clock(), random=env.random)
+            if error.retry_after is not None and error.retry_after > policy.max_retry_after:
+                raise error.not_retried()
+            delay = max(retry_delay(attempt, outcome.headers, policy, now=now, random=env.random),
+                        at_least or 0.0)
         elif isinstance(outcome, Failure):
             if attempt >= policy.max_retries:
                 raise (APITimeoutError if outcome.timeout else APIConnectionError)(outcome.message)

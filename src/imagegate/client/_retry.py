@@ -5,17 +5,17 @@ code is `insufficient_quota` (more attempts cannot help). A response header
 `x-should-retry: true|false` overrides the status rule either way.
 
 The wait before retry n (0, 1, 2 ...) is the server's `retry-after-ms` or `Retry-After`
-(seconds or an HTTP date), capped at `max_retry_after` s; otherwise exponential backoff with
-jitter, min(0.5 * 2**n, 8) * (1 - 0.25 * random()), i.e. 0.375-0.5 s, 0.75-1 s, 1.5-2 s ...
+(seconds or an HTTP date); otherwise exponential backoff with jitter,
+min(0.5 * 2**n, 8) * (1 - 0.25 * random()), i.e. 0.375-0.5 s, 0.75-1 s, 1.5-2 s ... A server
+asking for more than `max_retry_after` s (a per-day limit) is not retried: `send` raises at once.
 """
 
 from __future__ import annotations
 
-import email.utils
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from imagegate.client._errors import INSUFFICIENT_QUOTA
+from imagegate.client._errors import INSUFFICIENT_QUOTA, retry_after
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 
@@ -46,27 +46,6 @@ def backoff_delay(retry: int, policy: RetryPolicy, random: Callable[[], float]) 
     """Jittered exponential backoff for retry number `retry` (from 0)."""
     base = min(policy.initial_delay * 2.0**retry, policy.max_delay)
     return base * (1.0 - 0.25 * random())
-
-
-def retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """The wait the server asked for, in seconds, or None if it asked for none (or nonsense)."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms:
-        try:
-            return float(raw_ms) / 1000.0
-        except ValueError:
-            pass
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    parsed = email.utils.parsedate_tz(raw)
-    if parsed is None:
-        return None
-    return email.utils.mktime_tz(parsed) - now
 
 
 def retry_delay(

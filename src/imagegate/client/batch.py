@@ -21,8 +21,9 @@ The two runners below are the only sync/async-specific code; `BatchRun` holds th
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Unpack
 
 from imagegate.client._batchrun import BatchRun, Outcome, ProgressCallback
@@ -58,22 +59,27 @@ def run_sync(client: Client, jobs: JobsArg, **options: Unpack[BatchOptions]) -> 
     run = BatchRun(jobs, clock=client._core.env.clock, **options)
 
     def work(item: WorkItem) -> Outcome:
-        for delay in run.waits():
-            client._sleep(delay)
+        ticket = run.ticket(item)
         try:
-            return client._execute(item.to_call(client.default_model), observe=run.gate.observe)
+            for delay in run.waits(ticket):
+                client._sleep(delay)
+            return client._execute(item.to_call(client.default_model), observe=ticket.observe)
         except Exception as exc:  # reported in the job's slot
             return exc
+        finally:
+            ticket.close()
 
+    # Jobs are handed to the pool one per finished job, after it is recorded: when recording or
+    # on_progress raises (Ctrl-C), no further job starts; the running ones finish.
     with ThreadPoolExecutor(max_workers=run.concurrency, thread_name_prefix="imagegate-batch") as pool:
-        futures = {pool.submit(work, item): item for item in run.todo()}
-        try:
-            for future in as_completed(futures):
-                run.finish(futures[future], future.result())
-        except BaseException:
-            for future in futures:  # jobs not started yet stay pending; running ones finish
-                future.cancel()
-            raise
+        todo = iter(run.todo())
+        running = {pool.submit(work, item): item for item in itertools.islice(todo, run.concurrency)}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                run.finish(running.pop(future), future.result())
+                if (item := next(todo, None)) is not None:
+                    running[pool.submit(work, item)] = item
     return run.result()
 
 
@@ -84,13 +90,16 @@ async def run_async(client: AsyncClient, jobs: JobsArg, **options: Unpack[BatchO
 
     async def work(item: WorkItem) -> tuple[WorkItem, Outcome]:
         async with slots:
-            for delay in run.waits():
-                await client._sleep(delay)
+            ticket = run.ticket(item)
             try:
+                for delay in run.waits(ticket):
+                    await client._sleep(delay)
                 call = item.to_call(client.default_model)
-                return item, await client._execute(call, observe=run.gate.observe)
+                return item, await client._execute(call, observe=ticket.observe)
             except Exception as exc:  # reported in the job's slot
                 return item, exc
+            finally:
+                ticket.close()
 
     tasks = [asyncio.ensure_future(work(item)) for item in run.todo()]
     try:

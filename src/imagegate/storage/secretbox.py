@@ -37,6 +37,12 @@ class SecretBox:
                 f.write(secrets.token_hex(32))
         return cls(path.read_text().strip())
 
+    @classmethod
+    def missing(cls) -> SecretBox:
+        """A box without a key (none configured, none in the data directory): it refuses to seal
+        or open, so a command that does not own the data directory never generates one."""
+        return _Missing()
+
     def seal(self, plaintext: str) -> str:
         nonce = secrets.token_bytes(12)
         sealed = self._aead.encrypt(nonce, plaintext.encode(), b"imagegate")
@@ -50,3 +56,14 @@ class SecretBox:
             return self._aead.decrypt(raw[:12], raw[12:], b"imagegate").decode()
         except InvalidTag as exc:
             raise ValueError("this secret key cannot open the value (key changed?)") from exc
+
+
+class _Missing(SecretBox):
+    def __init__(self) -> None:  # no key: nothing to set up
+        pass
+
+    def seal(self, plaintext: str) -> str:  # noqa: ARG002 - refuses whatever it is given
+        raise RuntimeError("no channel secret key (IMAGEGATE_SECRET_KEY or <data_dir>/secret-key)")
+
+    def open(self, stored: str) -> str:  # noqa: ARG002 - refuses whatever it is given
+        raise RuntimeError("no channel secret key (IMAGEGATE_SECRET_KEY or <data_dir>/secret-key)")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
+from sqlalchemy.engine import make_url
 
 from imagegate.clock import Clock
 from imagegate.config import Settings
@@ -44,26 +45,44 @@ class Stores:
     images: ImageStore
     channels: ChannelRepo
     created: bool  # the database was new (migrate made its schema)
+    can_seal: bool = True  # a channel secret key is there (see open_stores)
 
     def close(self) -> None:
         self.sql.dispose()
 
 
-def database_exists(settings: Settings) -> bool:
-    """Whether the configured database is there already (SQLite: its file; others: assumed)."""
-    url = settings.resolved_database_url
-    if not url.startswith("sqlite"):
-        return True
-    path = url.split("///", 1)[-1].split("?", 1)[0]
-    return path in ("", ":memory:") or Path(path).exists()
+class NoDatabase(Exception):
+    """The configured database does not exist (and the caller may not create it)."""
 
 
-def open_stores(settings: Settings, clock: Clock) -> Stores:
-    """Connect, migrate and wire the repositories (the server's lifespan and every CLI command)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def describe(settings: Settings) -> str:
+    """The database as a person should read it: the SQLite file's absolute path, else the URL."""
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return str(Path(url.database).resolve())
+    return url.render_as_string(hide_password=True)
+
+
+def open_stores(settings: Settings, clock: Clock, *, create: bool = True) -> Stores:
+    """Connect, migrate and wire the repositories: the server's lifespan and every CLI command.
+
+    Without `create` (the CLI's commands other than `serve`), a database that does not exist raises
+    NoDatabase before anything is written, and no channel secret key is generated: without one
+    `Stores.can_seal` is False and the channels repository refuses to seal or open keys.
+    """
+    url = make_url(settings.resolved_database_url)
+    if not create and url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        if not Path(url.database).exists():  # checked first: connecting would create the file
+            raise NoDatabase(describe(settings))
+    if create:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     sql = make_engine(settings.resolved_database_url)
+    if not create and not inspect(sql).has_table("alembic_version"):
+        sql.dispose()
+        raise NoDatabase(describe(settings))
     created = migrate(sql)
-    box = SecretBox.from_settings(settings.secret_key, settings.data_dir)
+    can_seal = create or bool(settings.secret_key) or (settings.data_dir / "secret-key").exists()
+    box = SecretBox.from_settings(settings.secret_key, settings.data_dir) if can_seal else SecretBox.missing()
     return Stores(
         sql=sql,
         db=Database(sqlite=sql.dialect.name == "sqlite", wal=journal_is_wal(sql)),
@@ -74,6 +93,7 @@ def open_stores(settings: Settings, clock: Clock) -> Stores:
         images=ImageStore(settings.data_dir / "blobs", sql, clock, settings.image_retention_s),
         channels=ChannelRepo(sql, clock, box),
         created=created,
+        can_seal=can_seal,
     )
 
 

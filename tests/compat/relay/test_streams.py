@@ -10,9 +10,9 @@ import openai
 import pytest
 
 from tests.compat.relay.harness import (
+    IMAGE_OUT,
     PRIMARY_KEY,
     SECONDARY_KEY,
-    IMAGE_OUT,
     TEXT_IN,
     UPSTREAM_COST,
     Admin,

@@ -1,28 +1,26 @@
-"""The `imagegate` command: one Typer app for the server side and (later) the client side."""
+"""The server-side commands: serve, keys, credits, usage and channels (the /admin API's code)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from imagegate.client.commands import register as register_client_commands
+from imagegate.cli.common import error_console, output_console
+from imagegate.cli.stores import Stores, open_stores
 
-app = typer.Typer(no_args_is_help=True, help="imagegate: a self-hosted image-generation gateway.")
+if TYPE_CHECKING:
+    from imagegate.accounts import Accounts
+    from imagegate.channels import Channels
+
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list, update and revoke API keys.")
 credits_app = typer.Typer(no_args_is_help=True, help="Add credit to a key.")
-app.add_typer(keys_app, name="keys")
 channels_app = typer.Typer(no_args_is_help=True, help="Upstream channels (OpenAI-compatible providers).")
-app.add_typer(credits_app, name="credits")
-app.add_typer(channels_app, name="channels")
-register_client_commands(app)
-console = Console()
-err_console = Console(stderr=True)
 LIMITS = ("rpm", "rpd", "ipm", "concurrency")
 
 
@@ -32,20 +30,37 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _accounts(settings):  # type: ignore[no-untyped-def]
-    """The same account code the /admin API runs, on the configured database."""
-    from imagegate.accounts import Accounts
-    from imagegate.clock import SystemClock
-    from imagegate.storage.db import make_engine, migrate
-    from imagegate.storage.keys import KeyRepo
-    from imagegate.storage.ledger import Ledger
-    from imagegate.storage.usage import UsageRepo
+def _stores() -> Stores:
+    """The server's stores; no database there is one red line saying where it looked, exit code 1."""
+    from imagegate.storage.stores import NoDatabase
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-    was_new = migrate(engine)
-    clock = SystemClock()
-    return Accounts(settings, KeyRepo(engine, clock), Ledger(engine, clock), UsageRepo(engine)), was_new
+    settings = _settings()
+    try:
+        return open_stores(settings)
+    except NoDatabase as exc:
+        found_by = ("IMAGEGATE_DATABASE_URL" if settings.database_url else
+                    f"IMAGEGATE_DATA_DIR={settings.data_dir}" + (
+                        "" if settings.data_dir.is_absolute() else f", relative to {Path.cwd()}"))
+        error_console().print(
+            f"[red]error:[/] no imagegate database at {exc} ({found_by}). Only `imagegate serve` creates "
+            "one: run this command where the server runs, or with the server's IMAGEGATE_DATA_DIR (or "
+            "IMAGEGATE_DATABASE_URL).", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _accounts() -> Accounts:
+    return _stores().accounts
+
+
+def _channels() -> Channels:
+    channels = _stores().channels
+    if channels is None:
+        error_console().print(
+            "[red]error:[/] no channel secret key here: channel keys are sealed with the server's, so set "
+            "IMAGEGATE_SECRET_KEY or IMAGEGATE_DATA_DIR as the server has it.",
+            highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    return channels
 
 
 def _admin(call):  # type: ignore[no-untyped-def]
@@ -55,11 +70,10 @@ def _admin(call):  # type: ignore[no-untyped-def]
     try:
         return call()
     except GatewayError as exc:
-        err_console.print(f"[red]error:[/] {exc.message}", highlight=False)
+        error_console().print(f"[red]error:[/] {exc.message}", highlight=False)
         raise typer.Exit(1) from None
 
 
-@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [IMAGEGATE_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [IMAGEGATE_PORT].")] = None,
@@ -74,12 +88,16 @@ def serve(
     # and the line cost about 0.07 ms a request (py-spy, bench/relay.py small bodies).
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = _settings(host=host, port=port)
-    accounts, was_new = _accounts(settings)
-    if was_new and settings.create_initial_key and accounts.keys.count() == 0:
+    stores = open_stores(settings, create=True)
+    accounts = stores.accounts
+    logging.getLogger("imagegate").info(
+        "database: %s (the other imagegate commands find it from the same IMAGEGATE_DATA_DIR or "
+        "IMAGEGATE_DATABASE_URL)", stores.location)
+    if stores.was_new and settings.create_initial_key and accounts.keys.count() == 0:
         # The operator's own first key: no rate limits, and the trial credit to spend.
         _, secret = accounts.create_key("default", tier="internal")
         _print_welcome(secret, settings.host, settings.port)
-    accounts.keys.engine.dispose()
+    stores.close()
     if not settings.access_log:
         logging.getLogger("imagegate").info(
             "access log off (IMAGEGATE_ACCESS_LOG=true turns it on); every images request is in the "
@@ -90,7 +108,7 @@ def serve(
 
 def _print_welcome(secret: str, host: str, port: int) -> None:
     base = f"http://{host}:{port}/v1"
-    console.print(
+    output_console().print(
         f"""
 [bold green]imagegate: a new database, so here is its first API key (shown once):[/]
 
@@ -138,11 +156,11 @@ def keys_create(
     multiplier: Mult = None, models: Models = None, expires_days: Expires = None,
 ) -> None:
     """Create a key; the secret is printed alone on the last line, once."""
-    accounts, _ = _accounts(_settings())
+    accounts = _accounts()
     fields = _limits(rpm, rpd, ipm, concurrency, multiplier, models, expires_days)
     view, secret = _admin(lambda: accounts.create_key(name, tier, credit, **fields))
-    console.print(f"created key {view['id']} '{view['name']}' ({view['prefix']}…, tier {view['tier']}, "
-                  f"balance ${view['balance_usd']:.6f})", highlight=False)
+    output_console().print(f"created key {view['id']} '{view['name']}' ({view['prefix']}…, "
+                           f"tier {view['tier']}, balance ${view['balance_usd']:.6f})", highlight=False)
     print(secret)
 
 
@@ -152,19 +170,21 @@ AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")
 @keys_app.command("list")
 def keys_list(as_json: AsJson = False) -> None:
     """List keys (prefixes only: secrets are never stored)."""
-    accounts, _ = _accounts(_settings())
+    accounts = _accounts()
     keys = accounts.list_keys()
     if as_json:
         print(json.dumps(keys, indent=2))
         return
     table = Table("id", "name", "prefix", "tier", "balance", "rpm/rpd/ipm/conc", "created", "status")
+    for column in (table.columns[0], table.columns[2]):  # what a key is named by: never cut
+        column.no_wrap = True
     for k in keys:
         lim = k["limits"]
         limits = "/".join("-" if lim[f] is None else str(lim[f]) for f in LIMITS)
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k["created_at"]))
         table.add_row(str(k["id"]), k["name"], k["prefix"] + "…", k["tier"], f"${k['balance_usd']:.4f}",
                       limits, created, k["status"])
-    console.print(table)
+    output_console().print(table)
 
 
 @keys_app.command("update")
@@ -176,19 +196,19 @@ def keys_update(
     multiplier: Mult = None, models: Models = None, expires_days: Expires = None,
 ) -> None:
     """Change a key's name, tier, limits, multiplier, models or expiry."""
-    accounts, _ = _accounts(_settings())
+    accounts = _accounts()
     fields = _limits(rpm, rpd, ipm, concurrency, multiplier, models, expires_days)
     fields.update({k: v for k, v in {"name": name, "tier": tier}.items() if v is not None})
     view = _admin(lambda: accounts.update_key(ident, **fields))
-    console.print(json.dumps(view, indent=2), highlight=False)
+    output_console().print(json.dumps(view, indent=2), highlight=False)
 
 
 @keys_app.command("revoke")
 def keys_revoke(ident: Annotated[str, typer.Argument(help="Key id or prefix.")]) -> None:
     """Revoke a key: it answers 401 from then on."""
-    accounts, _ = _accounts(_settings())
+    accounts = _accounts()
     view = _admin(lambda: accounts.revoke_key(ident))
-    console.print(f"revoked key {view['id']} '{view['name']}' ({view['prefix']}…)", highlight=False)
+    output_console().print(f"revoked key {view['id']} '{view['name']}' ({view['prefix']}…)", highlight=False)
 
 
 @credits_app.command("add")
@@ -198,12 +218,11 @@ def credits_add(
     note: Annotated[str | None, typer.Option(help="Kept in the ledger.")] = None,
 ) -> None:
     """Top up a key's balance (an append-only ledger entry)."""
-    accounts, _ = _accounts(_settings())
+    accounts = _accounts()
     view = _admin(lambda: accounts.add_credit(ident, usd, note))
-    console.print(f"key {view['id']} balance ${view['balance_usd']:.6f}", highlight=False)
+    output_console().print(f"key {view['id']} balance ${view['balance_usd']:.6f}", highlight=False)
 
 
-@app.command()
 def usage(
     key: Annotated[str | None, typer.Option(help="Only this key (id or prefix).")] = None,
     days: Annotated[int | None, typer.Option(help="Only the last N days.")] = None,
@@ -211,7 +230,7 @@ def usage(
 ) -> None:
     """Totals per key and UTC day: requests, failures, images, tokens, cost; what the channels cost
     the operator, and failed upstream attempts it may have paid for anyway ("unsure")."""
-    accounts, _ = _accounts(_settings())
+    accounts = _accounts()
     rows = _admin(lambda: accounts.usage_totals(key, days, time.time()))
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -222,22 +241,7 @@ def usage(
         table.add_row(r["day"], str(r["key_id"]), str(r["requests"]), str(r["failed"]), str(r["images"]),
                       str(r["text_in"]), str(r["image_in"]), str(r["image_out"]), f"${r['cost_usd']:.6f}",
                       f"${r['upstream_cost_usd']:.6f}", str(r["maybe_billed"]))
-    console.print(table)
-
-
-def _channels():  # type: ignore[no-untyped-def]
-    from imagegate.channels import Channels
-    from imagegate.clock import SystemClock
-    from imagegate.storage.channels import ChannelRepo
-    from imagegate.storage.db import make_engine, migrate
-    from imagegate.storage.secretbox import SecretBox
-
-    settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    box = SecretBox.from_settings(settings.secret_key, settings.data_dir)
-    return Channels(ChannelRepo(engine, SystemClock(), box))
+    output_console().print(table)
 
 
 def _model_map(pairs: str | None) -> dict[str, str] | None:
@@ -266,8 +270,8 @@ def channels_add(
     """Add a channel; every running gateway picks it up within a few seconds."""
     view = _admin(lambda: _channels().add(name, base_url, api_key, models.split(","), priority=priority,
                                           weight=weight, timeout_s=timeout, model_map=_model_map(model_map)))
-    console.print(f"added channel {view['id']} '{view['name']}' for {', '.join(view['models'])}",
-                  highlight=False)
+    output_console().print(f"added channel {view['id']} '{view['name']}' for {', '.join(view['models'])}",
+                           highlight=False)
 
 
 @channels_app.command("list")
@@ -282,7 +286,7 @@ def channels_list(as_json: AsJson = False) -> None:
         status = "enabled" if c["enabled"] else f"disabled ({c['disabled_reason'] or 'by operator'})"
         table.add_row(str(c["id"]), c["name"], c["base_url"], ", ".join(c["models"]), str(c["priority"]),
                       str(c["weight"]), c["api_key"], status)
-    console.print(table)
+    output_console().print(table)
 
 
 @channels_app.command("update")
@@ -303,19 +307,20 @@ def channels_update(
     if enabled is False:
         fields["disabled_reason"] = "disabled by the operator"
     view = _admin(lambda: _channels().update(ident, **fields))
-    console.print(json.dumps(view, indent=2), highlight=False)
+    output_console().print(json.dumps(view, indent=2), highlight=False)
 
 
 @channels_app.command("remove")
 def channels_remove(ident: Annotated[str, typer.Argument(help="Channel id or name.")]) -> None:
     """Remove a channel."""
     _admin(lambda: _channels().remove(ident))
-    console.print(f"removed channel '{ident}'", highlight=False)
+    output_console().print(f"removed channel '{ident}'", highlight=False)
 
 
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
+def register(app: typer.Typer) -> None:
+    """Add serve and usage, then the keys, credits and channels groups, to the `imagegate` app."""
+    app.command()(serve)
+    app.command()(usage)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(credits_app, name="credits")
+    app.add_typer(channels_app, name="channels")

@@ -9,17 +9,28 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
 
-from imagegate.client._client import Client, resolve_connection
-from imagegate.client._errors import APIConnectionError, APIError, APIStatusError, ImagegateError
-from imagegate.client._types import FORMATS, ImageResult
-from imagegate.client.cache import ImageCache
-from imagegate.client.monitor import LOG_NAME, Monitor, default_home
+from imagegate.client import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    Client,
+    ImageCache,
+    ImagegateError,
+    ImageResult,
+    Monitor,
+    resolve_connection,
+)
+from imagegate.client._inputs import URL_PREFIXES
+from imagegate.client._types import FORMATS
+from imagegate.client.monitor import LOG_NAME, default_home
 
 EXIT_OK, EXIT_FAILED_JOBS, EXIT_USAGE, EXIT_API, EXIT_CONNECTION = 0, 1, 2, 3, 4
 
@@ -40,8 +51,50 @@ NOpt = Annotated[int | None, typer.Option("--n", "-n", min=1, max=10, help="Numb
 SeedOpt = Annotated[int | None, typer.Option("--seed", min=0,
                                              help="imagegate: same prompt + seed, same image.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name (default gpt-image-1).")]
+
+
+def image_source(value: str | None) -> str | None:
+    """An input image as the SDK takes it: an existing file, or an http(s) or data: URL."""
+    if value is None or value.startswith(URL_PREFIXES):
+        return value
+    path = Path(value)
+    if not path.exists():
+        raise typer.BadParameter(f"File '{value}' does not exist (nor is it an http(s) or data: URL).")
+    if path.is_dir():
+        raise typer.BadParameter(f"File '{value}' is a directory.")
+    return value
+
+
+def image_sources(values: list[str]) -> list[str]:
+    """`image_source` for each of a list."""
+    return [source for value in values if (source := image_source(value)) is not None]
+
+
+ImageHelp = "png, jpeg or webp: a file, or an http(s) or data: URL"
 OutOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the image (n > 1: out-1.png, "
                                       "out-2.png ...).")]
+
+
+# Off a terminal nothing limits a line: rich's default of 80 columns cut table cells ("sk-ig-ab…")
+# and wrapped long lines, so a piped `keys list` lost the very prefix it is read for.
+UNBOUNDED_WIDTH = 100_000
+
+
+def _console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = UNBOUNDED_WIDTH
+    return console
+
+
+def output_console() -> Console:
+    """Where tables and messages go (stdout): the terminal's width, unbounded when piped."""
+    return _console(stderr=False)
+
+
+def error_console() -> Console:
+    """Where progress bars and error lines go (stderr), sized as `output_console`."""
+    return _console(stderr=True)
 
 
 def echo_error(message: str, code: int, json_out: bool, details: Mapping[str, Any] | None = None) -> NoReturn:

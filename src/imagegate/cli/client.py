@@ -1,6 +1,7 @@
-"""Client-side CLI commands (generate, edit, batch, stats, cost, recipe), registered on the app.
+"""Client-side commands (generate, edit, stats, cost) of the `imagegate` app.
 
-See `_cli_common.py` for the shared options and the exit codes.
+See `common.py` for the shared options and the exit codes, `batch.py` for `imagegate batch`
+and `recipes.py` for `imagegate recipe`.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from imagegate.client._cli_common import (
-    EXIT_FAILED_JOBS,
+from imagegate.cli.batch import batch
+from imagegate.cli.common import (
     ApiKeyOpt,
     BackgroundOpt,
     BaseUrlOpt,
     CacheOpt,
     FormatOpt,
+    ImageHelp,
     JsonOpt,
     ModelOpt,
     NOpt,
@@ -32,16 +32,15 @@ from imagegate.client._cli_common import (
     SizeOpt,
     format_from_path,
     home,
+    image_source,
+    image_sources,
     make_client,
+    output_console,
     report_result,
     reporting,
 )
-from imagegate.client._client import Client, resolve_connection
-from imagegate.client._errors import ImagegateError
-from imagegate.client._jobs import BatchProgress, JobResult, load_jobs
-from imagegate.client._recipe_commands import recipe_app
-from imagegate.client._types import ImageResult
-from imagegate.client.monitor import LOG_NAME, Monitor
+from imagegate.client import Client, ImagegateError, ImageResult, Monitor, resolve_connection
+from imagegate.client.monitor import LOG_NAME
 from imagegate.client.pricing import DEFAULT_MODEL, micro_to_usd
 
 
@@ -85,13 +84,13 @@ def generate(
 
 
 def edit(
-    images: Annotated[list[Path], typer.Argument(help="Reference images (png, jpeg, webp).", exists=True,
-                                                 dir_okay=False)],
+    images: Annotated[list[str], typer.Argument(help=f"Reference images ({ImageHelp})",
+                                                callback=image_sources)],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="What to change.")],
     output: OutOpt,
-    mask: Annotated[Path | None, typer.Option(
-        "--mask", exists=True, dir_okay=False,
-        help="PNG whose transparent pixels mark the area to edit.")] = None,
+    mask: Annotated[str | None, typer.Option(
+        "--mask", callback=image_source,
+        help="PNG whose transparent pixels mark the area to edit (a file or a URL).")] = None,
     size: SizeOpt = None,
     quality: QualityOpt = None,
     fmt: FormatOpt = None,
@@ -111,79 +110,6 @@ def edit(
                      background=background, n=n, seed=seed, model=model, input_fidelity=input_fidelity)
     _write_images(lambda client: client.edit(list(images), prompt, mask=mask, **params), output,
                   json_out=json_out, api_key=api_key, base_url=base_url, cache=cache, max_retries=max_retries)
-
-
-def batch(
-    jobs_file: Annotated[Path, typer.Argument(help="Jobs: JSONL (one object per line) or CSV with a header.",
-                                              exists=True, dir_okay=False)],
-    out: Annotated[Path, typer.Option("--out", help="Directory for the images and results.jsonl.")],
-    results: Annotated[Path | None, typer.Option("--results", help="Results file (default "
-                                                 "OUT/results.jsonl); rerun with it to resume.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight.")] = 4,
-    rate_limit: Annotated[float | None, typer.Option("--rate-limit", min=0.001,
-                                                     help="Requests per minute (client side).")] = None,
-    priority: Annotated[bool, typer.Option("--priority", help="Hero/main-product prompts high quality, "
-                                           "the rest low (unless a job sets quality).")] = False,
-    max_jobs: Annotated[int | None, typer.Option("--max-jobs", min=0,
-                                                 help="Run at most this many now.")] = None,
-    cache: CacheOpt = False,
-    max_retries: RetriesOpt = 2,
-    json_out: JsonOpt = False,
-    api_key: ApiKeyOpt = None,
-    base_url: BaseUrlOpt = None,
-) -> None:
-    """Run a file of jobs concurrently, with a progress bar; rerunning resumes where it stopped."""
-    with reporting(json_out):
-        jobs = load_jobs(jobs_file)
-        client = make_client(api_key, base_url, cache=cache, max_retries=max_retries, json_out=json_out)
-        results_file = results or out / "results.jsonl"
-        options: dict[str, Any] = {"concurrency": concurrency, "rate_limit": rate_limit, "priority": priority,
-                                   "results_file": results_file, "out_dir": out, "max_jobs": max_jobs}
-        with client, _ProgressBar(len(jobs), enabled=not json_out) as on_progress:
-            outcome = client.batch(jobs, on_progress=on_progress, **options)
-    summary = {
-        "total": len(outcome), "done": len(outcome.succeeded), "failed": len(outcome.failed),
-        "pending": len(outcome.pending), "resumed": sum(1 for r in outcome if r.resumed),
-        "cost_usd": outcome.cost_usd, "results_file": str(results_file),
-        "failures": [{"id": r.id, "error": r.error, "code": r.error_code} for r in outcome.failed],
-    }
-    if json_out:
-        typer.echo(json.dumps(summary))
-    else:
-        for failure in outcome.failed:
-            typer.echo(f"imagegate: job {failure.id} failed: {failure.error}", err=True)
-        typer.echo(f"done {summary['done']}/{summary['total']} (resumed {summary['resumed']}), failed "
-                   f"{summary['failed']}, pending {summary['pending']}, cost ${outcome.cost_usd:.4f}; "
-                   f"results in {results_file}")
-    if outcome.failed:
-        raise typer.Exit(EXIT_FAILED_JOBS)
-
-
-class _ProgressBar:
-    """A rich progress bar (done/failed/cost/ETA) on stderr, as an on_progress callback."""
-
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar = Progress(
-            TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("failed {task.fields[failed]}"), TextColumn("${task.fields[cost]:.4f}"),
-            TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
-        )
-        self.task = self.bar.add_task("batch", total=total, failed=0, cost=0.0)
-
-    def __enter__(self) -> _ProgressBar:
-        if self.enabled:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.enabled:
-            self.bar.stop()
-
-    def __call__(self, progress: BatchProgress, _job: JobResult) -> None:
-        self.bar.update(self.task, completed=progress.done + progress.failed, failed=progress.failed,
-                        cost=progress.cost_usd)
 
 
 def stats(
@@ -207,7 +133,7 @@ def stats(
     for name, value in figures.items():
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         table.add_row(name, shown)
-    Console().print(table)
+    output_console().print(table)
 
 
 def cost(
@@ -256,5 +182,3 @@ def register(app: typer.Typer) -> None:
     app.command("batch")(batch)
     app.command("stats")(stats)
     app.command("cost")(cost)
-    app.add_typer(recipe_app(), name="recipe")
-

@@ -12,11 +12,13 @@ from typing import Annotated
 
 import typer
 
-from imagegate.client._cli_common import (
+from imagegate.cli.common import (
     ApiKeyOpt,
     BaseUrlOpt,
+    ImageHelp,
     JsonOpt,
     QualityOpt,
+    image_source,
     make_client,
     reporting,
     result_json,
@@ -34,7 +36,7 @@ from imagegate.client.recipes import (
 )
 
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Directory for the images.")]
-ImageArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The reference image.")]
+ImageArg = Annotated[str, typer.Argument(callback=image_source, help=f"The reference image ({ImageHelp})")]
 
 
 def _split(values: list[str]) -> list[str]:
