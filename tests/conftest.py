@@ -60,6 +60,7 @@ LIST_PRICE = default_prices()["gpt-image-1"]
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     # The tests serve reference images from loopback servers, which production refuses (SSRF).
     overrides.setdefault("fetch_private_urls", True)
+    overrides.setdefault("fetch_private_provider_urls", True)  # the fake providers' image URLs, likewise
     # The money suites bill placeholder images at gpt-image-1's list price (the default is free).
     overrides.setdefault("placeholder_price", LIST_PRICE)
     return Settings(data_dir=data_dir, create_initial_key=False, **overrides)  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from imagegate.domain import ImageJob
+from imagegate.engines.fetch import Fetcher
 from imagegate.engines.upstream import OUT_OF_BALANCE_REASON, UpstreamEngine
 from imagegate.errors import Conflict, InvalidValue, NotFound, UpstreamError
 from imagegate.pricing import ModelPrice
@@ -76,10 +77,11 @@ class Prober:
     PROMPT = "a small white circle on a grey background"
 
     def __init__(
-        self, repo: ChannelRepo, session: aiohttp.ClientSession, balance_probe_s: float
+        self, repo: ChannelRepo, session: aiohttp.ClientSession, balance_probe_s: float, fetcher: Fetcher
     ) -> None:
         self.repo = repo
         self.session = session
+        self.fetcher = fetcher
         self.balance_probe_s = balance_probe_s
 
     async def run(self) -> list[str]:
@@ -119,7 +121,7 @@ class Prober:
         job = ImageJob(model=channel.models[0], prompt=self.PROMPT, quality="low",
                        passthrough=MappingProxyType(params))
         try:
-            async for _ in UpstreamEngine(channel, self.session).run(job):
+            async for _ in UpstreamEngine(channel, self.session, self.fetcher).run(job):
                 pass
         except UpstreamError as exc:
             log.info("channel %s: balance probe refused (%s)", channel.name, exc.message)

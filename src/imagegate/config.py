@@ -135,7 +135,17 @@ class Settings(BaseSettings):
         "addresses (off: a client cannot make the gateway fetch from its own network).",
     )
     fetch_timeout_s: float = Field(
-        default=20.0, description="Timeout for fetching reference images given as http(s) URLs."
+        default=20.0, gt=0, description="Timeout for downloading an image given as an http(s) URL (a "
+        "client's reference image, or a provider's answer), redirects included.",
+    )
+    fetch_private_provider_urls: bool = Field(
+        default=False,
+        description="Allow image URLs in a provider's answer that resolve to loopback, private or "
+        "link-local addresses (off: a provider cannot make the gateway fetch from its own network; the "
+        "channel's own base URL is the operator's and is not checked).",
+    )
+    max_provider_image_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, description="Largest image downloaded from a provider's answer URL.",
     )
     default_model: str = Field(default="gpt-image-1", description="Used when a request names none.")
     models: list[str] = Field(

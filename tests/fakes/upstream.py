@@ -13,6 +13,7 @@ prompt in `behaviour_by_prompt`, else `default` (("ok",)):
   ("ok",)                           a valid images response (SSE when asked and `streams` is set)
   ("json",)                         a JSON images response even when a stream was asked for
   ("url",)                          the images as URLs served by this fake (until `serve_files` is off)
+  ("file", name, data)              one image as the URL of `data`, served by this fake as a "png"
   ("status", code, body, headers)   that status, JSON body and headers (see `error()`)
   ("reset",)                        close the connection abruptly (TCP RST), no answer
   ("charge-reset",)                 do the work and charge for it, then reset (a lost answer)
@@ -465,6 +466,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _url(self, request: Received) -> None:
         self._send(200, self.fake.images_body(request, as_url=True))
+
+    def _file(self, _request: Received, name: str, data: bytes) -> None:
+        with self.fake._lock:
+            self.fake._files[name] = data
+        body = {"created": int(time.time()), "data": [{"url": f"{self.fake.api_base}/files/{name}"}]}
+        self._send(200, json.dumps(body).encode())
 
     def _status(self, _request: Received, status: int, body: Any, headers: dict[str, str]) -> None:
         self._send(status, json.dumps(body).encode(), headers)

@@ -8,6 +8,7 @@ import base64
 import binascii
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
 
@@ -174,3 +175,21 @@ def _form_value(value: Any) -> str:
 
 def _ext(media_type: str) -> str:
     return {"image/jpeg": "jpg", "image/webp": "webp"}.get(media_type, "png")
+
+
+# Secret-shaped text a provider may echo: a bearer token, an Authorization header, an sk-… key.
+_SECRETS = re.compile(r"(?i)\b(?:bearer\s+|authorization\s*[:=]\s*(?:bearer\s+)?)[^\s\"',;]+|\bsk-[A-Za-z0-9_\-]{8,}")
+
+
+def scrub(value: Any, secret: str) -> Any:
+    """`value` (a relayed body: dicts, lists, strings) with the channel's key and anything shaped
+    like an Authorization header or an API key replaced by "[redacted]"."""
+    if isinstance(value, str):
+        if secret:
+            value = value.replace(secret, "[redacted]")
+        return _SECRETS.sub("[redacted]", value)
+    if isinstance(value, dict):
+        return {k: scrub(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secret) for v in value]
+    return value

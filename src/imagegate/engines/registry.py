@@ -16,6 +16,7 @@ import aiohttp
 
 from imagegate.config import Settings
 from imagegate.engines.base import Engine
+from imagegate.engines.fetch import provider_fetcher
 from imagegate.engines.placeholder import PlaceholderEngine
 from imagegate.engines.upstream import UpstreamEngine
 from imagegate.errors import ModelNotFound
@@ -78,11 +79,12 @@ def build_registry(settings: Settings, channels: Iterable[Channel] = (),
                    session: aiohttp.ClientSession | None = None) -> EngineRegistry:
     registry = EngineRegistry()
     channels = list(channels)
+    fetcher = provider_fetcher(settings)
     for channel in channels:
         for model in channel.models:
             registry.know(model)
             if channel.enabled and session is not None:
-                engine = UpstreamEngine(channel, session)
+                engine = UpstreamEngine(channel, session, fetcher)
                 registry.add(Route(model, engine, channel.priority, max(1, channel.weight), channel))
     served_by_channels = {m for c in channels for m in c.models}
     placeholder = FACTORIES["placeholder"](settings)

@@ -24,17 +24,19 @@ import aiohttp
 import orjson
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
+from imagegate.engines.fetch import Fetcher, FetchError, FetchRefused
 from imagegate.engines.openai_wire import (
     LineTooLong,
     decoded,
     edit_form,
     image_bytes,
     retry_after,
+    scrub,
     sse_events,
     usage,
 )
 from imagegate.errors import UpstreamError
-from imagegate.images.encode import MEDIA_TYPES
+from imagegate.images.encode import MEDIA_TYPES, sniff_format
 from imagegate.images.tokens import Usage
 from imagegate.storage.channels import Channel
 
@@ -62,9 +64,10 @@ def new_session(max_connections: int = 1000) -> aiohttp.ClientSession:
 class UpstreamEngine:
     """Serves the models of one channel."""
 
-    def __init__(self, channel: Channel, session: aiohttp.ClientSession) -> None:
+    def __init__(self, channel: Channel, session: aiohttp.ClientSession, fetcher: Fetcher) -> None:
         self.channel = channel
         self.session = session
+        self.fetcher = fetcher  # the image URLs in its answers: untrusted (engines/fetch.py)
         self.name = f"upstream:{channel.name}"
 
     def describe(self) -> str:
@@ -131,7 +134,7 @@ class UpstreamEngine:
                 raise KeyError("data")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # {"data": [null]}: AttributeError
             raise self._error("answered with a malformed body", retryable=True) from exc
-        fetched = [img if isinstance(img, tuple) else (await self._fetch(img), None) for img in images]
+        fetched = [img if isinstance(img, tuple) else (await self._fetch(img, job), None) for img in images]
         reported = usage(body.get("usage"))
         echo = {k: body[k] for k in ("size", "quality", "background", "output_format") if k in body}
         fmt = body.get("output_format") or job.output_format
@@ -142,15 +145,20 @@ class UpstreamEngine:
             for i, (data, b64) in enumerate(fetched)
         ]
 
-    async def _fetch(self, url: str) -> bytes:
-        """An upstream that answers with URLs: fetch them now (they expire; ours are kept)."""
+    async def _fetch(self, url: str, job: ImageJob) -> bytes:
+        """An upstream that answers with URLs: fetch them now (they expire; ours are kept), with the
+        guards of a client's URL, and keep only an image of the format asked for."""
         try:
-            async with self.session.get(url) as resp:
-                if resp.status != 200:
-                    raise self._error(f"returned an image URL that answered {resp.status}", retryable=True)
-                return await resp.read()
-        except aiohttp.ClientError as exc:
-            raise self._error("returned an image URL that could not be fetched", retryable=True) from exc
+            data, _ = await self.fetcher.get(url)
+        except FetchRefused as exc:
+            raise self._error(f"returned an image URL the gateway does not fetch ({exc})", retryable=True) from exc
+        except FetchError as exc:
+            raise self._error(f"returned an image URL that could not be fetched ({exc})", retryable=True) from exc
+        found = sniff_format(data[:16])
+        if found != job.output_format:
+            raise self._error(f"returned {found or 'something that is not an image'} where a "
+                              f"{job.output_format} image was asked for", retryable=True)
+        return data
 
     async def _stream(self, response: aiohttp.ClientResponse, job: ImageJob) -> AsyncIterator[EngineEvent]:
         index = 0
@@ -169,7 +177,8 @@ class UpstreamEngine:
                 raise self._error("sent an event line too long to be an image", retryable=False) from exc
             kind = str(event.get("type", ""))
             if "error" in event and not kind.endswith(("partial_image", "completed")):
-                raise self._error("failed mid-stream", retryable=False, body={"error": event["error"]},
+                raise self._error("failed mid-stream", retryable=False,
+                                  body=scrub({"error": event["error"]}, self.channel.api_key),
                                   maybe_billed=False)
             if not kind.endswith((".partial_image", ".completed")):
                 continue  # an event type this relay does not know (keep-alives, future ones)
@@ -217,7 +226,7 @@ class UpstreamEngine:
         raise UpstreamError(
             f"The upstream provider answered HTTP {status}.",
             status=status, retryable=retryable, channel=self.channel.name,
-            upstream_body=body if isinstance(body, dict) and "error" in body else None,
+            upstream_body=scrub(body, self.channel.api_key) if isinstance(body, dict) and "error" in body else None,
             disable_reason=disable, retry_after_s=retry_after_s,
         )
 

@@ -1,21 +1,18 @@
 """Stage: gather the input images of a request as raw bytes, before anything decodes them.
 
-Contract: `collect(request, http, settings)` returns the images in order (each with the
+Contract: `collect(request, fetcher)` returns the images in order (each with the
 `param` name its errors will carry, e.g. "image[1]") and the mask, from multipart parts,
 JSON `images: [{image_url}]` / `mask: {image_url}`, or the guide's `image` field (a URL, a
-data URL, or a list of them). http(s) URLs are fetched with a timeout and a size cap.
+data URL, or a list of them). http(s) URLs are fetched by the guarded fetcher (engines/fetch.py:
+private addresses refused at every hop unless allowed, the address pinned, a timeout, a size cap).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-import httpx
-
-from imagegate.config import Settings
+from imagegate.engines.fetch import Fetcher, FetchError, FetchInvalidURL, FetchRefused, FetchTooLarge
 from imagegate.errors import InvalidImage, InvalidType, InvalidValue, PayloadTooLarge
 from imagegate.flow.request import ImageRequest
 from imagegate.images.decode import parse_data_url
@@ -32,18 +29,16 @@ class RawImage:
     filename: str | None = None
 
 
-async def collect(
-    request: ImageRequest, http: httpx.AsyncClient, settings: Settings
-) -> tuple[list[RawImage], RawImage | None]:
+async def collect(request: ImageRequest, fetcher: Fetcher) -> tuple[list[RawImage], RawImage | None]:
     if request.multipart:
         return _from_uploads(request)
     refs = _json_refs(request.params)
-    images = [await _resolve(url, param, http, settings) for param, url in refs]
+    images = [await _resolve(url, param, fetcher) for param, url in refs]
     mask = None
     # Generations take no mask: validate() rejects the field by name, without fetching it.
     mask_ref = request.params.get("mask") if request.kind == "edit" else None
     if mask_ref is not None:
-        mask = await _resolve(_ref_url(mask_ref, "mask"), "mask", http, settings)
+        mask = await _resolve(_ref_url(mask_ref, "mask"), "mask", fetcher)
     return images, mask
 
 
@@ -127,84 +122,26 @@ def _ref_url(ref: Any, param: str) -> str:
     )
 
 
-async def _resolve(url: str, param: str, http: httpx.AsyncClient, settings: Settings) -> RawImage:
+async def _resolve(url: str, param: str, fetcher: Fetcher) -> RawImage:
     if url.startswith("data:"):
         data, media_type = parse_data_url(url, param=param)
         return RawImage(param, Payload(data), media_type)
-    if url.startswith(("http://", "https://")):
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:  # not an httpx.HTTPError: "http://[::1", a port over 65535...
-            parsed = None
-        # httpx takes any port number, and connect() then fails with an OverflowError.
-        if parsed is None or not parsed.host or not 0 < (parsed.port or 80) < 65536:
-            raise InvalidValue(f"Invalid value for '{param}': not a valid URL.", param=param)
-        return await _fetch(parsed, param, http, settings)
-    raise InvalidValue(
-        f"Invalid value for '{param}': expected an http(s) URL or a data URL.", param=param
-    )
-
-
-MAX_REDIRECTS = 5
-
-
-async def _fetch(url: httpx.URL, param: str, http: httpx.AsyncClient, settings: Settings) -> RawImage:
-    limit = settings.max_image_bytes
-    timeout = settings.fetch_timeout_s
+    if not url.startswith(("http://", "https://")):
+        raise InvalidValue(f"Invalid value for '{param}': expected an http(s) URL or a data URL.", param=param)
     try:
-        # httpx's timeout bounds each read, not the download: a server trickling a byte at a
-        # time would hold the request (and its worker) for as long as it liked.
-        with anyio.fail_after(timeout):
-            for _ in range(MAX_REDIRECTS + 1):
-                if not settings.fetch_private_urls:
-                    await _check_public(url, param)
-                # Redirects are followed here, one hop at a time, so each target is checked.
-                async with http.stream("GET", url, timeout=timeout, follow_redirects=False) as resp:
-                    if resp.is_redirect and "location" in resp.headers:
-                        url = resp.url.join(resp.headers["location"])
-                        continue
-                    if resp.status_code != 200:
-                        raise InvalidImage(
-                            f"Could not fetch '{param}': the server answered HTTP {resp.status_code}.",
-                            param=param,
-                        )
-                    chunks: list[bytes] = []
-                    total = 0
-                    async for chunk in resp.aiter_bytes():
-                        total += len(chunk)
-                        if total > limit:
-                            raise PayloadTooLarge(
-                                f"The image at '{param}' is larger than {limit} bytes.", param=param
-                            )
-                        chunks.append(chunk)
-                    declared = resp.headers.get("content-type", "").split(";")[0] or None
-                    return RawImage(param, Payload(b"".join(chunks)), declared)
-            raise InvalidImage(f"Could not fetch '{param}': too many redirects.", param=param)
-    except TimeoutError as exc:
-        raise InvalidImage(
-            f"Could not fetch '{param}': the download took longer than {timeout:g} s.", param=param
-        ) from exc
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise InvalidImage(
-            f"Could not fetch '{param}': {type(exc).__name__}.", param=param
-        ) from exc
-
-
-async def _check_public(url: httpx.URL, param: str) -> None:
-    """Refuse URLs whose host resolves to this gateway's own networks (SSRF). A DNS answer that
-    changes between this check and the connection (rebinding) is not covered."""
-    try:
-        infos = await anyio.getaddrinfo(url.host, url.port or (443 if url.scheme == "https" else 80))
-    except OSError as exc:
-        raise InvalidImage(f"Could not fetch '{param}': the host does not resolve.", param=param) from exc
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        if not address.is_global:
-            raise InvalidValue(
-                f"Invalid value for '{param}': this server does not fetch images from private, "
-                "loopback or link-local addresses.",
-                param=param,
-            )
+        data, declared = await fetcher.get(url)
+    except FetchInvalidURL:
+        raise InvalidValue(f"Invalid value for '{param}': not a valid URL.", param=param) from None
+    except FetchRefused:
+        raise InvalidValue(
+            f"Invalid value for '{param}': this server does not fetch images from private, "
+            "loopback or link-local addresses.", param=param) from None
+    except FetchTooLarge:
+        raise PayloadTooLarge(f"The image at '{param}' is larger than {fetcher.max_bytes} bytes.",
+                              param=param) from None
+    except FetchError as exc:
+        raise InvalidImage(f"Could not fetch '{param}': {exc}.", param=param) from exc
+    return RawImage(param, Payload(data), declared)
 
 
 def _too_many(count: int, param: str) -> InvalidValue:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from imagegate.channels import Channels, Prober
 from imagegate.config import Settings
+from imagegate.engines.fetch import provider_fetcher
 from imagegate.engines.registry import build_registry
 from imagegate.engines.upstream import Session
 from imagegate.flow.run import ImageFlow
@@ -29,7 +30,8 @@ class Maintenance:
         self.stores = stores
         self.flow = flow
         self.upstream = upstream
-        self.prober = Prober(stores.channels, upstream, settings.channel_balance_probe_s)
+        self.prober = Prober(stores.channels, upstream, settings.channel_balance_probe_s,
+                             provider_fetcher(settings))
 
     async def reload_channels(self) -> None:
         """Rebuild the routes from the channels table (every replica, every few seconds)."""

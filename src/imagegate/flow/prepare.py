@@ -11,10 +11,10 @@ import random
 from dataclasses import dataclass
 
 import anyio.to_thread
-import httpx
 
 from imagegate.config import Settings
 from imagegate.domain import ImageJob
+from imagegate.engines.fetch import Fetcher
 from imagegate.engines.registry import EngineRegistry, Route
 from imagegate.flow import fetch_images, moderate, validate
 from imagegate.flow.request import ImageRequest, ResponseOptions
@@ -28,11 +28,11 @@ _seeds = random.SystemRandom()
 @dataclass(frozen=True, slots=True)
 class Preparer:
     settings: Settings
-    http: httpx.AsyncClient  # reference images given as URLs
+    fetcher: Fetcher  # reference images given as URLs
 
     async def __call__(self, request: ImageRequest, registry: EngineRegistry, request_id: str) -> Prepared:
         settings = self.settings
-        raw_images, raw_mask = await fetch_images.collect(request, self.http, settings)
+        raw_images, raw_mask = await fetch_images.collect(request, self.fetcher)
 
         def check() -> tuple[ImageJob, ResponseOptions]:
             return validate.validate(

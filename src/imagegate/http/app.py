@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import anyio.to_thread
-import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -19,6 +18,7 @@ from imagegate.breakers import BreakerConfig, build_circuit_breaker
 from imagegate.channels import Channels
 from imagegate.clock import Clock, FrozenClock, SystemClock
 from imagegate.config import Settings
+from imagegate.engines.fetch import client_fetcher
 from imagegate.engines.registry import build_registry
 from imagegate.engines.upstream import new_session
 from imagegate.flow.maintenance import Maintenance
@@ -37,7 +37,7 @@ log = logging.getLogger("imagegate")
 
 
 def build_flow(
-    settings: Settings, clock: Clock, stores: Stores, http: httpx.AsyncClient, upstream: aiohttp.ClientSession
+    settings: Settings, clock: Clock, stores: Stores, upstream: aiohttp.ClientSession
 ) -> tuple[ImageFlow, Maintenance]:
     """The request path over `stores`, and the background work that keeps its routes current."""
     secret = settings.url_secret or load_or_create_secret(settings.data_dir / "url-secret")
@@ -56,7 +56,7 @@ def build_flow(
         limiter=build_rate_limiter(settings.redis_url, prefix=settings.redis_prefix,
                                    lease_ttl_s=settings.reservation_timeout_s),
         router=Router(breaker, clock, policy, on_disable=lambda c, r: maintenance.disable_channel(c, r)),
-        prepare=Preparer(settings, http),
+        prepare=Preparer(settings, client_fetcher(settings)),
         clock=clock,
     )
     maintenance = Maintenance(settings, stores, flow, upstream)
@@ -69,11 +69,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
-            httpx.AsyncClient(follow_redirects=True) as http,  # reference images (flow/fetch_images.py)
             new_session() as upstream,  # the channels (engines/upstream.py)
         ):
             stores = open_stores(settings, clock)
-            flow, maintenance = build_flow(settings, clock, stores, http, upstream)
+            flow, maintenance = build_flow(settings, clock, stores, upstream)
             app.state.flow = flow
             app.state.stores = stores
             app.state.maintenance = maintenance

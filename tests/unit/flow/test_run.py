@@ -17,6 +17,7 @@ from imagegate.breakers import BreakerConfig, build_circuit_breaker
 from imagegate.clock import ManualClock
 from imagegate.config import Settings
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
+from imagegate.engines.fetch import client_fetcher
 from imagegate.engines.registry import EngineRegistry, Route, build_registry
 from imagegate.errors import (
     Conflict,
@@ -59,7 +60,7 @@ class Harness:
             settings=self.settings, stores=self.stores, signer=UrlSigner("s" * 64, 3600, self.clock),
             registry=build_registry(self.settings), limiter=self.limiter,
             router=Router(breaker, self.clock, RetryPolicy(backoff_s=0.0), on_disable=_never),
-            prepare=Preparer(self.settings, self.http), clock=self.clock,
+            prepare=Preparer(self.settings, client_fetcher(self.settings)), clock=self.clock,
         )
         self.secret = "sk-ig-unit-test-key-000000"
         self.key = self.stores.keys.add(self.secret)
