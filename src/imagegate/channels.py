@@ -13,6 +13,7 @@ successful probe costs the operator one low-quality image.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -96,8 +97,8 @@ class Prober:
             else:
                 answers = await self._lists_models(channel)
             if answers:
-                await anyio.to_thread.run_sync(
-                    lambda c=channel: self.repo.update(str(c.id), enabled=True, disabled_reason=None))
+                await anyio.to_thread.run_sync(partial(self.repo.update, str(channel.id), enabled=True,
+                                                       disabled_reason=None))
                 log.info("channel %s answers again: re-enabled", channel.name)
                 revived.append(channel.name)
         return revived

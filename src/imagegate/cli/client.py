@@ -152,7 +152,8 @@ def cost(
 ) -> None:
     """Estimate what a request costs (the server's price table when connected, else OpenAI's)."""
     with reporting(json_out):
-        params = {"quality": quality, "size": size, "n": n, "model": model, "partial_images": partial_images}
+        params: dict[str, Any] = {"quality": quality, "size": size, "n": n, "model": model,
+                                  "partial_images": partial_images}
         table_source = "default"
         try:
             connected = not offline and bool(resolve_connection(api_key, base_url))

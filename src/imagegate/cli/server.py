@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -17,6 +18,9 @@ from imagegate.cli.stores import Stores, open_stores
 if TYPE_CHECKING:
     from imagegate.accounts import Accounts
     from imagegate.channels import Channels
+    from imagegate.config import Settings
+
+T = TypeVar("T")
 
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list, update and revoke API keys.")
 credits_app = typer.Typer(no_args_is_help=True, help="Add credit to a key.")
@@ -24,10 +28,10 @@ channels_app = typer.Typer(no_args_is_help=True, help="Upstream channels (OpenAI
 LIMITS = ("rpm", "rpd", "ipm", "concurrency")
 
 
-def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+def _settings(**overrides: object) -> Settings:
     from imagegate.config import Settings
 
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings.model_validate({k: v for k, v in overrides.items() if v is not None})
 
 
 def _stores() -> Stores:
@@ -63,7 +67,7 @@ def _channels() -> Channels:
     return channels
 
 
-def _admin(call):  # type: ignore[no-untyped-def]
+def _admin(call: Callable[[], T]) -> T:
     """Run an account operation; a GatewayError becomes one red line and exit code 1."""
     from imagegate.errors import GatewayError
 
@@ -140,8 +144,9 @@ Models = Annotated[str | None, typer.Option(help="Comma-separated models this ke
 Expires = Annotated[float | None, typer.Option(help="Days until the key expires.")]
 
 
-def _limits(rpm, rpd, ipm, concurrency, multiplier, models, expires_days):  # type: ignore[no-untyped-def]
-    fields = {"rpm": rpm, "rpd": rpd, "ipm": ipm, "concurrency": concurrency, "multiplier": multiplier,
+def _limits(rpm: int | None, rpd: int | None, ipm: int | None, concurrency: int | None,
+            multiplier: str | None, models: str | None, expires_days: float | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"rpm": rpm, "rpd": rpd, "ipm": ipm, "concurrency": concurrency, "multiplier": multiplier,
               "allowed_models": models.split(",") if models else None,
               "expires_at": time.time() + expires_days * 86_400 if expires_days else None}
     return {k: v for k, v in fields.items() if v is not None}
@@ -299,7 +304,8 @@ def channels_update(
     priority: Prio = None, weight: Weight = None, timeout: Timeout = None, model_map: Map = None,
 ) -> None:
     """Change a channel; --enable also clears an automatic disable."""
-    fields = {"base_url": base_url, "api_key": api_key, "models": models.split(",") if models else None,
+    fields: dict[str, Any] = {
+        "base_url": base_url, "api_key": api_key, "models": models.split(",") if models else None,
               "enabled": enabled, "priority": priority, "weight": weight, "timeout_s": timeout}
     fields = {k: v for k, v in fields.items() if v is not None}
     if model_map is not None:

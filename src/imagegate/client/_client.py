@@ -181,8 +181,9 @@ class Client(_Shell):
         return self._execute(self._edit_call(images, prompt, mask, params))
 
     def stream(self, prompt: str, *, images: ImagesArg | None = None, mask: ImageInput | None = None,
-               partial_images: int | None = None, **params: Unpack[ImageParams]) -> Iterator[StreamEvent]:
+               **params: Unpack[ImageParams]) -> Iterator[StreamEvent]:
         """Stream a generation (or, with `images`, an edit): partial images, then completed ones."""
+        partial_images = params.pop("partial_images", None)
         call = self._any_call(prompt, images, mask, params)
         session: StreamSession = self._driver.run(open_stream(self._core, call, partial_images))
         response: httpx.Response = session.response
@@ -261,9 +262,9 @@ class AsyncClient(_Shell):
         return await self._execute(self._edit_call(images, prompt, mask, params))
 
     async def stream(self, prompt: str, *, images: ImagesArg | None = None, mask: ImageInput | None = None,
-                     partial_images: int | None = None,
                      **params: Unpack[ImageParams]) -> AsyncIterator[StreamEvent]:
         """Stream a generation (or, with `images`, an edit): partial images, then completed ones."""
+        partial_images = params.pop("partial_images", None)
         call = self._any_call(prompt, images, mask, params)
         session: StreamSession = await self._driver.run(open_stream(self._core, call, partial_images))
         response: httpx.Response = session.response

@@ -87,7 +87,7 @@ def load_input(value: ImageInput, default_name: str = "image") -> ImageRef:
         return _from_bytes(bytes(value), default_name)
     if _is_pil_image(value):
         buffer = io.BytesIO()
-        image = value
+        image: Any = value  # a PIL image (checked by name: the SDK does not need Pillow)
         if image.mode not in ("RGB", "RGBA", "L", "LA"):
             image = image.convert("RGBA")
         image.save(buffer, format="PNG")

@@ -84,7 +84,7 @@ def load_tokenizer() -> Callable[[str], int]:
         with warnings.catch_warnings():
             # bpe-openai 0.1.4 warns about importlib.resources on import.
             warnings.simplefilter("ignore", DeprecationWarning)
-            import bpe_openai  # type: ignore[import-untyped]
+            import bpe_openai
 
             encoding = bpe_openai.get_encoding("o200k_base")
     except Exception:  # not installed, or broken: estimate instead

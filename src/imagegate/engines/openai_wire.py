@@ -43,7 +43,7 @@ def edit_form(job: ImageJob, fields: Mapping[str, Any]) -> aiohttp.MultipartWrit
     "true"/"false"), every image as `image[]` and the mask, named as the client named them."""
     form = aiohttp.MultipartWriter("form-data")
     for name, value in fields.items():
-        part = aiohttp.payload.BytesPayload(_form_value(value).encode())
+        part: aiohttp.payload.Payload = aiohttp.payload.BytesPayload(_form_value(value).encode())
         del part.headers["Content-Type"]  # a plain text field, as the openai SDK sends one
         part.headers["Content-Disposition"] = _disposition(name)
         form.append_payload(part)
@@ -154,12 +154,13 @@ def usage(raw: Any) -> Usage | None:
     """The provider's usage block; None when it sent none (or an unreadable one)."""
     if not isinstance(raw, dict):
         return None
-    details = raw.get("input_tokens_details") or {}
+    block: dict[str, Any] = raw
+    details: dict[str, Any] = block.get("input_tokens_details") or {}
     try:
         return Usage(
-            text_in=int(details.get("text_tokens", raw.get("input_tokens", 0))),
+            text_in=int(details.get("text_tokens", block.get("input_tokens", 0))),
             image_in=int(details.get("image_tokens", 0)),
-            image_out=int(raw.get("output_tokens", 0)),
+            image_out=int(block.get("output_tokens", 0)),
         )
     except (TypeError, ValueError, AttributeError):
         return None

@@ -37,7 +37,7 @@ def _encoding() -> Any:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import bpe_openai  # type: ignore[import-untyped]
+        import bpe_openai
 
         return bpe_openai.get_encoding("o200k_base")
 

@@ -12,6 +12,7 @@ Key TTLs run on Redis's clock; every limit decision uses the caller's ``now``, n
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -132,7 +133,7 @@ class RedisRateLimiter:
             self._key(subject, f"rpd:{utc_day(now)}"),
             self._key(subject, "leases"),
         ]
-        args = [
+        args: list[Any] = [
             repr(float(now)),
             limits.rpm or 0,
             limits.ipm or 0,

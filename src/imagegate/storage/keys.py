@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from imagegate.clock import Clock
 from imagegate.storage.statements import Statement
@@ -156,7 +156,7 @@ def _get(conn: Connection, key_id: int) -> ApiKey | None:
     return _key(row._mapping) if row is not None else None
 
 
-def _key(r: Mapping[str, Any]) -> ApiKey:
+def _key(r: Mapping[str, Any] | RowMapping) -> ApiKey:
     allowed = json.loads(r["allowed_models"]) if r["allowed_models"] else None
     return ApiKey(
         id=r["id"], name=r["name"], prefix=r["prefix"], tier=r["tier"], created_at=r["created_at"],

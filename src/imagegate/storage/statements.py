@@ -59,7 +59,7 @@ class Statement:
         """Execute; the number of rows matched (UPDATE, DELETE) or written."""
         plan = self._plan(conn)
         if plan is None:
-            return int(conn.execute(self.clause, dict(params)).rowcount)  # type: ignore[attr-defined]
+            return int(conn.execute(self.clause, dict(params)).rowcount)
         cursor = self._execute(conn, plan, params)
         try:
             return int(cursor.rowcount)
@@ -94,7 +94,7 @@ class Statement:
             return plan
 
     def _compile(self, dialect: Dialect) -> _Plan | None:
-        compiled = self.clause.compile(dialect=dialect, column_keys=self.columns)
+        compiled = self.clause.compile(dialect=dialect, column_keys=self.columns)  # type: ignore[attr-defined]
         assert isinstance(compiled, SQLCompiler)
         if compiled.escaped_bind_names or "__[POSTCOMPILE" in compiled.string:
             return None

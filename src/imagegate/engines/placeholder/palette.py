@@ -196,7 +196,8 @@ def dominant_colours(image: Image.Image, count: int = 3) -> list[RGB]:
     flat = quantised.getpalette() or []
     counted = sorted(quantised.getcolors() or [], key=lambda item: (-item[0], item[1]))
     colours: list[RGB] = []
-    for _, idx in counted:
+    for _, found in counted:
+        idx = int(found)  # type: ignore[call-overload]  # a palette index (getcolors of a 'P' image)
         rgb = (flat[idx * 3], flat[idx * 3 + 1], flat[idx * 3 + 2])
         if all(_distance(rgb, other) > 40 for other in colours):
             colours.append(rgb)

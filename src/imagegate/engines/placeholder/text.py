@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 import re
 from functools import cache
@@ -16,7 +18,7 @@ from imagegate.engines.placeholder.context import Context
 from imagegate.engines.placeholder.drawing import fade, masked_colour, rounded_mask
 from imagegate.engines.placeholder.palette import RGB, clamp, luma, with_alpha
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Font = ImageFont.FreeTypeFont
 
 _FONT_PACKAGE = "noto_cjk_sans_otc"
 _FONT_FILE = "NotoSansCJK-Regular.ttc"
@@ -50,7 +52,9 @@ def load_font(size: int) -> Font:
     source = _font_source()
     if source is not None:
         return ImageFont.truetype(source[0], size, index=source[1])
-    return ImageFont.load_default(size)
+    font = ImageFont.load_default(size)  # FreeType-backed: Pillow's wheels ship FreeType
+    assert isinstance(font, ImageFont.FreeTypeFont)
+    return font
 
 
 # --------------------------------------------------------------------------- wrapping
@@ -135,7 +139,8 @@ def card(canvas: Image.Image, region: tuple[int, int, int, int], prompt: str, ct
     cy0 = ry1 - ch - round(min(rw, rh) * 0.06)
     box = (cx0, cy0, cx0 + cw, cy0 + ch)
     backdrop = canvas.crop(box)
-    opaque = backdrop.getextrema()[3][0] == 255
+    extrema: Any = backdrop.getextrema()  # per band for an RGBA image
+    opaque = extrema[3][0] == 255
     light = not opaque or luma(_mean_colour(backdrop)) > 135
     radius = min(ch / 2, size * 0.9)
     mask = rounded_mask((cw, ch), radius)
