@@ -18,8 +18,9 @@
     ├── PayloadTooLarge               413
     ├── RateLimited                   429 rate_limit_exceeded (+ Retry-After)
     ├── InsufficientQuota             429 insufficient_quota
-    ├── EngineFailed                  500 (an engine broke; never the client's fault)
-    ├── UpstreamError                 the provider's 4xx relayed as is; 502 for its failures
+    ├── EngineFailed                  500: an engine could not make the image (`retryable`: the
+    │   │                             router fails over to the next route, for any engine)
+    │   └── UpstreamError             a provider's: its 4xx relayed as is; 502 for its failures
     ├── NoRouteAvailable              503 (every channel for the model failed or is open)
     └── ServiceUnavailable            503 (a backing store is unreachable)
 
@@ -134,12 +135,48 @@ class InsufficientQuota(GatewayError):
     default_code = "insufficient_quota"
 
 
-class UpstreamError(GatewayError):
+class EngineFailed(GatewayError):
+    """An engine could not make the image: the one failure type every engine raises.
+
+    `retryable`: another route, or this one later, may succeed (the router fails over on it);
+    `status`: a 4xx that is not retryable is the client's fault and is answered as such;
+    `maybe_billed`: the work may have been charged for anyway (a provider had the request);
+    `disable_reason`: the route should be taken out of service (a rejected key, no balance).
+    """
+
+    type = "server_error"
+    default_code = "engine_error"
+    failure_status: ClassVar[int] = 500  # what a client sees for a failure that is not its fault
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status: int = 500,
+        retry_after_s: float | None = None,
+        maybe_billed: bool = False,
+        disable_reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+        self.maybe_billed = maybe_billed
+        self.disable_reason = disable_reason
+
+    @property
+    def client_status(self) -> int:
+        return self.status if 400 <= self.status < 500 and not self.retryable else self.failure_status
+
+
+class UpstreamError(EngineFailed):
     """A provider failed or refused. A 4xx from the provider is the client's fault and is
     relayed with the provider's status and body; anything else is a 502."""
 
     type = "upstream_error"
     default_code = "upstream_error"
+    failure_status = 502
 
     def __init__(
         self,
@@ -153,20 +190,12 @@ class UpstreamError(GatewayError):
         retry_after_s: float | None = None,
         maybe_billed: bool = False,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retryable = retryable
+        # maybe_billed: the provider got the whole request and may have made (and charged for) the
+        # image: a timeout or broken connection after sending, a malformed or cut-short answer.
+        super().__init__(message, retryable=retryable, status=status, retry_after_s=retry_after_s,
+                         maybe_billed=maybe_billed, disable_reason=disable_reason)
         self.channel = channel  # for logs and the operator; never shown to clients
         self.upstream_body = upstream_body
-        self.disable_reason = disable_reason
-        self.retry_after_s = retry_after_s
-        # The provider got the whole request and may have made (and charged for) the image: a
-        # timeout or broken connection after sending, a malformed or cut-short answer.
-        self.maybe_billed = maybe_billed
-
-    @property
-    def client_status(self) -> int:
-        return self.status if 400 <= self.status < 500 and not self.retryable else 502
 
     def body(self) -> dict[str, Any]:
         if self.upstream_body is not None and self.client_status < 500:
@@ -196,11 +225,6 @@ class ModelNotFound(NotFound):
 class PayloadTooLarge(GatewayError):
     type = "invalid_request_error"
     default_code = "request_too_large"
-
-
-class EngineFailed(GatewayError):
-    type = "server_error"
-    default_code = "engine_error"
 
 
 def supported(values: tuple[str, ...] | list[str]) -> str:
@@ -237,9 +261,9 @@ STATUS: dict[type[GatewayError], int] = {
 
 
 def status_of(exc: GatewayError) -> int:
-    if isinstance(exc, UpstreamError):
+    if isinstance(exc, EngineFailed):
         return exc.client_status
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500

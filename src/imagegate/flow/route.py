@@ -28,7 +28,7 @@ from imagegate.breakers.base import BreakerUnavailable, CircuitBreaker
 from imagegate.clock import Clock
 from imagegate.domain import EngineEvent, ImageJob
 from imagegate.engines.registry import Route
-from imagegate.errors import NoRouteAvailable, UpstreamError
+from imagegate.errors import EngineFailed, NoRouteAvailable, UpstreamError
 from imagegate.storage.channels import Channel
 
 log = logging.getLogger("imagegate.route")
@@ -92,13 +92,17 @@ class Router:
             raise NoRouteAvailable(f"No enabled channel or engine serves the model '{job.model}'.")
         ordered = self.order(routes)
         deadline = time.monotonic() + self.policy.deadline_s
-        last: UpstreamError | None = None
+        last: EngineFailed | None = None
+        disabled: set[str] = set()  # channels this request took out of service: never retried in it
+        forced = False  # every circuit was open: the least-failing routes are tried anyway
         while self._budget_left(report, deadline):
             tried = False
             for position, route in enumerate(ordered, 1):
                 if not self._budget_left(report, deadline):
                     break
-                if not await self._allowed(route):
+                if route.breaker_name in disabled:
+                    continue
+                if not forced and not await self._allowed(route):
                     continue  # its circuit is open: not an attempt
                 tried = True
                 report.attempts += 1
@@ -111,8 +115,10 @@ class Router:
                     yield first
                     async for event in events:
                         yield event
-                except UpstreamError as exc:
+                except EngineFailed as exc:
                     await self._failed(route, exc, report)
+                    if exc.disable_reason and route.breaker_name:
+                        disabled.add(route.breaker_name)
                     if started or not exc.retryable:
                         raise
                     log.warning("route %s failed (%s); trying the next", route.engine.name, exc.message)
@@ -128,14 +134,34 @@ class Router:
                 await self._record(route, ok=True)
                 return
             if not tried:
-                break  # every circuit is open
+                if forced or all(r.breaker_name in disabled for r in ordered):
+                    break
+                # Every circuit is open: rather than a 503 at once, try the routes that fail least
+                # (a half-failing provider still serves most requests within the attempt budget).
+                ordered, forced = await self._least_failing(ordered), True
         raise NoRouteAvailable(
             f"Every upstream for the model '{job.model}' failed or is cooling down "
             f"({report.attempts} attempt{'s' if report.attempts != 1 else ''}). Try again shortly."
             + (f" Last error: {last.message}" if last else "")
         )
 
-    async def _failed(self, route: Route, exc: UpstreamError, report: RouteReport) -> None:
+    async def _least_failing(self, routes: list[Route]) -> list[Route]:
+        """The routes by their failure rate over the breaker's window, lowest first (stable)."""
+        now = self.clock.now()
+
+        async def rate(route: Route) -> float:
+            if route.breaker_name is None:
+                return 0.0
+            try:
+                state = await self.breaker.state(route.breaker_name, now)
+            except BreakerUnavailable:
+                return 0.0
+            return state.window_failures / state.window_requests if state.window_requests else 1.0
+
+        rates = [await rate(r) for r in routes]
+        return [r for _, _, r in sorted(zip(rates, range(len(routes)), routes, strict=True))]
+
+    async def _failed(self, route: Route, exc: EngineFailed, report: RouteReport) -> None:
         """The bookkeeping of a failed attempt: the maybe-billed count, the channel's breaker (not
         for a deadline abort, which is no fault of the channel), disabling a refusing channel."""
         report.maybe_billed += exc.maybe_billed
