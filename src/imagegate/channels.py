@@ -13,8 +13,8 @@ successful probe costs the operator one low-quality image.
 from __future__ import annotations
 
 import logging
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -24,7 +24,8 @@ from pydantic import ValidationError
 
 from imagegate.domain import ImageJob
 from imagegate.engines.fetch import Fetcher
-from imagegate.engines.upstream import OUT_OF_BALANCE_REASON, UpstreamEngine
+from imagegate.engines.registry import ChannelRoutes
+from imagegate.engines.upstream import OUT_OF_BALANCE_REASON, UpstreamConfig, UpstreamEngine
 from imagegate.errors import Conflict, InvalidValue, NotFound, UpstreamError
 from imagegate.pricing import ModelPrice
 from imagegate.storage.channels import Channel, ChannelRepo, DuplicateChannel
@@ -60,6 +61,12 @@ class Channels:
 
     def get(self, ident: str) -> dict[str, Any]:
         return self._get(ident).public()
+
+    def disable_named(self, name: str, reason: str) -> None:
+        """Disable the channel `name` (the router reports channels by name)."""
+        channel = self.repo.get(name)
+        if channel is not None:
+            self.disable(channel, reason)
 
     def disable(self, channel: Channel, reason: str) -> None:
         log.warning("channel %s disabled: %s", channel.name, reason)
@@ -122,7 +129,7 @@ class Prober:
         job = ImageJob(model=channel.models[0], prompt=self.PROMPT, quality="low",
                        passthrough=MappingProxyType(params))
         try:
-            async for _ in UpstreamEngine(channel, self.session, self.fetcher).run(job):
+            async for _ in UpstreamEngine(upstream_config(channel), self.session, self.fetcher).run(job):
                 pass
         except UpstreamError as exc:
             log.info("channel %s: balance probe refused (%s)", channel.name, exc.message)
@@ -165,3 +172,14 @@ def _check(**fields: Any) -> None:
             raise InvalidValue(f"Invalid 'prices' ({where}): {first['msg']}. Expected micro-dollars: "
                                "text_in_per_1m, image_in_per_1m, image_out_per_1m and optionally per_image.",
                                param="prices") from None
+
+
+def upstream_config(channel: Channel) -> UpstreamConfig:
+    return UpstreamConfig(name=channel.name, base_url=channel.base_url, api_key=channel.api_key,
+                          model_map=dict(channel.model_map), timeout_s=channel.timeout_s)
+
+
+def channel_routes(channel: Channel) -> ChannelRoutes:
+    """A stored channel as the engine registry takes it."""
+    return ChannelRoutes(config=upstream_config(channel), models=channel.models, priority=channel.priority,
+                         weight=channel.weight, prices=channel.prices, usable=channel.usable)

@@ -162,6 +162,16 @@ class Settings(BaseSettings):
         default_factory=default_prices,
         description="Model -> prices in micro-dollars; '*' prices every other model.",
     )
+    local_engines: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Local engine kind -> the model names it serves (kinds: 'placeholder' and the allowed "
+        "plugins), e.g. {\"my-engine\": [\"my-model\"]}.",
+    )
+    engine_plugins: list[str] = Field(
+        default_factory=list,
+        description="Names of third-party engines (entry points in the group 'imagegate.engines') "
+        "that may be loaded; nothing else installed is ever imported.",
+    )
     placeholder_price: ModelPrice = Field(
         default_factory=lambda: ModelPrice(text_in_per_1m=0, image_in_per_1m=0, image_out_per_1m=0),
         description="What a key pays for images the offline placeholder draws (default: nothing, so a "

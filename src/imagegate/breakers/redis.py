@@ -13,6 +13,8 @@ Key TTLs run on Redis's clock; every breaker decision uses the caller's ``now``,
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -130,7 +132,7 @@ class RedisCircuitBreaker:
         return f"{self.prefix}breaker:{name}"
 
     async def allow(self, name: str, now: float) -> bool:
-        args = [repr(float(now)), repr(float(self.config.cooldown_s)), self.key_ttl_ms]
+        args: list[Any] = [repr(float(now)), repr(float(self.config.cooldown_s)), self.key_ttl_ms]
         try:
             return bool(int(await self._allow(keys=[self._key(name)], args=args)))
         except RedisError as exc:
@@ -161,7 +163,7 @@ class RedisCircuitBreaker:
 
     async def state(self, name: str, now: float) -> BreakerState:
         try:
-            fields = await self._redis.hgetall(self._key(name))
+            fields: dict[bytes, bytes] = await self._redis.hgetall(self._key(name))  # type: ignore[assignment]
         except RedisError as exc:
             raise _unavailable(exc) from exc
         return view(_circuit(fields), now, self.config)

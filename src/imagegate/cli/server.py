@@ -289,6 +289,8 @@ def channels_list(as_json: AsJson = False) -> None:
     table = Table("id", "name", "base url", "models", "priority", "weight", "key", "status")
     for c in rows:
         status = "enabled" if c["enabled"] else f"disabled ({c['disabled_reason'] or 'by operator'})"
+        if c.get("error"):
+            status = f"skipped: {c['error']}"
         table.add_row(str(c["id"]), c["name"], c["base_url"], ", ".join(c["models"]), str(c["priority"]),
                       str(c["weight"]), c["api_key"], status)
     output_console().print(table)

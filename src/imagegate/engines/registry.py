@@ -4,42 +4,69 @@ A model can be served by several routes: upstream channels (priority and weight 
 channel) and local engines. The placeholder engine serves the configured model names that
 no channel lists, at the lowest priority, so a fresh install works and a configured channel
 replaces it for the models it serves; for the models in `local_fallback_models` it stays, as
-the last route, tried when every channel has failed or is cooling down.
+the last route, tried when every channel has failed or is cooling down. A channel that cannot
+be used (its key cannot be unsealed) keeps its models known and routed nowhere: they answer 503,
+never the placeholder's art in its place.
+
+Local engines are registered by kind in `KINDS`; `local_engines` (settings) names the models each
+kind serves. Third-party engines come from the entry-point group `imagegate.engines` (a factory
+`(Settings) -> Engine`), loaded only when their entry-point name is in `engine_plugins`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
 import aiohttp
 
 from imagegate.config import Settings
-from imagegate.engines.base import Engine
+from imagegate.engines.base import Capabilities, Engine
 from imagegate.engines.fetch import provider_fetcher
 from imagegate.engines.placeholder import PlaceholderEngine
-from imagegate.engines.upstream import UpstreamEngine
+from imagegate.engines.upstream import UpstreamConfig, UpstreamEngine
 from imagegate.errors import ModelNotFound
-from imagegate.storage.channels import Channel
+from imagegate.pricing import ModelPrice
 
-# Local engine name -> factory. Third-party engines register here as they land.
-FACTORIES: dict[str, Callable[[Settings], Engine]] = {
+log = logging.getLogger("imagegate.engines")
+PLUGIN_GROUP = "imagegate.engines"
+Factory = Callable[[Settings], Engine]
+# Local engine kinds, by name. Third-party kinds join from the entry-point group.
+KINDS: dict[str, Factory] = {
     "placeholder": lambda _settings: PlaceholderEngine(),
 }
 LOCAL_PRIORITY = -1_000_000  # below any channel's priority
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelRoutes:
+    """An upstream channel as the registry needs it (channels.py builds it from the stored row)."""
+
+    config: UpstreamConfig
+    models: tuple[str, ...]
+    priority: int = 0
+    weight: int = 1
+    prices: ModelPrice | None = None  # what the operator pays the provider
+    usable: bool = True  # enabled, and its key could be unsealed
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
+    """One way to serve a model: what the flow needs, never a storage row."""
+
     model: str
     engine: Engine
     priority: int = LOCAL_PRIORITY
     weight: int = 1
-    channel: Channel | None = None  # None for local engines
+    channel: str | None = None  # the upstream channel's name; None for a local engine
+    prices: ModelPrice | None = None  # what the operator pays per token or image, when known
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
     @property
     def breaker_name(self) -> str | None:
-        return f"channel:{self.channel.name}" if self.channel else None
+        return f"channel:{self.channel}" if self.channel else None
 
 
 class EngineRegistry:
@@ -75,7 +102,22 @@ class EngineRegistry:
         return list(self._models)
 
 
-def build_registry(settings: Settings, channels: Iterable[Channel] = (),
+def engine_kinds(settings: Settings) -> dict[str, Factory]:
+    """The built-in kinds and the allow-listed plugins (`engine_plugins`) found installed."""
+    kinds = dict(KINDS)
+    wanted = set(settings.engine_plugins)
+    for point in entry_points(group=PLUGIN_GROUP):
+        if point.name not in wanted:
+            continue  # installed but not allowed: never imported
+        kinds[point.name] = point.load()
+        wanted.discard(point.name)
+    for name in sorted(wanted):
+        log.error("engine plugin %r is allowed (engine_plugins) but no package provides it in the "
+                  "entry-point group %s", name, PLUGIN_GROUP)
+    return kinds
+
+
+def build_registry(settings: Settings, channels: Iterable[ChannelRoutes] = (),
                    session: aiohttp.ClientSession | None = None) -> EngineRegistry:
     registry = EngineRegistry()
     channels = list(channels)
@@ -83,13 +125,29 @@ def build_registry(settings: Settings, channels: Iterable[Channel] = (),
     for channel in channels:
         for model in channel.models:
             registry.know(model)
-            if channel.enabled and session is not None:
-                engine = UpstreamEngine(channel, session, fetcher)
-                registry.add(Route(model, engine, channel.priority, max(1, channel.weight), channel))
-    served_by_channels = {m for c in channels for m in c.models}
-    placeholder = FACTORIES["placeholder"](settings)
+            if channel.usable and session is not None:
+                upstream = UpstreamEngine(channel.config, session, fetcher)
+                registry.add(Route(model, upstream, channel.priority, max(1, channel.weight),
+                                   channel.config.name, channel.prices, upstream.capabilities))
+    kinds = engine_kinds(settings)
+    local: dict[str, Engine] = {}
+
+    def local_engine(kind: str) -> Engine:
+        if kind not in local:
+            local[kind] = kinds[kind](settings)
+        return local[kind]
+
+    for kind, models in settings.local_engines.items():
+        if kind not in kinds:
+            log.error("local_engines names the engine kind %r, which is not registered", kind)
+            continue
+        for model in models:
+            made = local_engine(kind)
+            registry.add(Route(model, made, capabilities=made.capabilities))
+    served = {m for c in channels for m in c.models} | {r.model for r in registry.routes()}
     fallback = set(settings.local_fallback_models)
     for model in dict.fromkeys([*settings.models, *settings.local_fallback_models]):
-        if model not in served_by_channels or model in fallback:
-            registry.add(Route(model, placeholder))
+        if model not in served or model in fallback:
+            placeholder = local_engine("placeholder")
+            registry.add(Route(model, placeholder, capabilities=placeholder.capabilities))
     return registry

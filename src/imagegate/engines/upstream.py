@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
+from imagegate.engines.base import Capabilities
 from imagegate.engines.fetch import Fetcher, FetchError, FetchRefused
 from imagegate.engines.openai_wire import (
     LineTooLong,
@@ -38,7 +40,6 @@ from imagegate.engines.openai_wire import (
 from imagegate.errors import UpstreamError
 from imagegate.images.encode import MEDIA_TYPES, sniff_format
 from imagegate.images.tokens import Usage
-from imagegate.storage.channels import Channel
 
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # Words in an upstream error that mean the provider account cannot pay (new-api's rule).
@@ -61,10 +62,27 @@ def new_session(max_connections: int = 1000) -> aiohttp.ClientSession:
                                  trust_env=False, raise_for_status=False)
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """One OpenAI-compatible channel, as the engine needs it (built from the stored channel by
+    channels.py: engines never see a storage row)."""
+
+    name: str
+    base_url: str
+    api_key: str = field(repr=False)  # never logged
+    model_map: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 120.0
+
+    def upstream_model(self, model: str) -> str:
+        return self.model_map.get(model, model)
+
+
 class UpstreamEngine:
     """Serves the models of one channel."""
 
-    def __init__(self, channel: Channel, session: aiohttp.ClientSession, fetcher: Fetcher) -> None:
+    capabilities = Capabilities()  # OpenAI's images API: the provider says what it refuses
+
+    def __init__(self, channel: UpstreamConfig, session: aiohttp.ClientSession, fetcher: Fetcher) -> None:
         self.channel = channel
         self.session = session
         self.fetcher = fetcher  # the image URLs in its answers: untrusted (engines/fetch.py)

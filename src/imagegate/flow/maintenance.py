@@ -11,13 +11,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from imagegate.channels import Channels, Prober
+from imagegate.channels import Channels, Prober, channel_routes
 from imagegate.config import Settings
 from imagegate.engines.fetch import provider_fetcher
 from imagegate.engines.registry import build_registry
 from imagegate.engines.upstream import Session
 from imagegate.flow.run import ImageFlow
-from imagegate.storage.channels import Channel
 from imagegate.storage.stores import Stores
 
 log = logging.getLogger("imagegate")
@@ -30,16 +29,22 @@ class Maintenance:
         self.stores = stores
         self.flow = flow
         self.upstream = upstream
+        self._reported: set[str] = set()  # unusable channels already logged
         self.prober = Prober(stores.channels, upstream, settings.channel_balance_probe_s,
                              provider_fetcher(settings))
 
     async def reload_channels(self) -> None:
-        """Rebuild the routes from the channels table (every replica, every few seconds)."""
+        """Rebuild the routes from the channels table (every replica, every few seconds). A channel
+        whose key cannot be unsealed is skipped, and said so once (log, `channels list`, /admin)."""
         channels = await self.stores.db.run_in_thread(self.stores.channels.list)
-        self.flow.registry = build_registry(self.settings, channels, self.upstream)
+        broken = {c.name: c.error for c in channels if c.error}
+        for name in broken.keys() - self._reported:
+            log.error("channel %s is skipped: %s", name, broken[name])
+        self._reported = set(broken)
+        self.flow.registry = build_registry(self.settings, map(channel_routes, channels), self.upstream)
 
-    async def disable_channel(self, channel: Channel, reason: str) -> None:
-        await self.stores.db.run_in_thread(Channels(self.stores.channels).disable, channel, reason)
+    async def disable_channel(self, name: str, reason: str) -> None:
+        await self.stores.db.run_in_thread(Channels(self.stores.channels).disable_named, name, reason)
         await self.reload_channels()
 
     async def probe_channels(self) -> dict[str, int]:

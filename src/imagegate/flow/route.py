@@ -29,7 +29,6 @@ from imagegate.clock import Clock
 from imagegate.domain import EngineEvent, ImageJob
 from imagegate.engines.registry import Route
 from imagegate.errors import EngineFailed, NoRouteAvailable, UpstreamError
-from imagegate.storage.channels import Channel
 
 log = logging.getLogger("imagegate.route")
 
@@ -55,7 +54,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after_s: float | None, rng: random.Random) -> float:
         """Exponential backoff with jitter (0.5-1.0 of the step); a Retry-After wins if longer."""
-        step = min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s)
+        step: float = min(self.backoff_s * 2.0 ** (attempt - 1), self.backoff_max_s)
         delay = step * (0.5 + rng.random() / 2)
         if retry_after_s is not None:
             delay = max(delay, min(retry_after_s, self.backoff_max_s))
@@ -68,7 +67,7 @@ class Router:
         breaker: CircuitBreaker,
         clock: Clock,
         policy: RetryPolicy,
-        on_disable: Callable[[Channel, str], Awaitable[None]],
+        on_disable: Callable[[str, str], Awaitable[None]],  # (channel name, reason)
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
@@ -173,7 +172,7 @@ class Router:
     async def _first(self, events: AsyncIterator[EngineEvent], deadline: float, route: Route) -> EngineEvent:
         """The route's first event, within what is left of the deadline: until then the request
         can still fail over; after it, the engine (its channel's own timeout) has the rest."""
-        who = route.channel.name if route.channel else route.engine.name
+        who = route.channel or route.engine.name
         timeout = asyncio.timeout(max(0.0, deadline - time.monotonic()))
         try:
             async with timeout:

@@ -142,10 +142,8 @@ class Settlement:
             state.usage = prepared.usage  # a local engine: our own token math is the usage
         usage = state.delivered_usage()
         route = state.report.route
-        channel = route.channel if route is not None else None
-        if channel is not None and channel.prices is not None:
-            state.upstream_cost = reserve_quota.quote(channel.prices, usage, prepared.job, state.images,
-                                                      1_000_000)[0]
+        if route is not None and route.prices is not None:
+            state.upstream_cost = reserve_quota.quote(route.prices, usage, prepared.job, state.images, 1_000_000)[0]
         return reserve_quota.quote(prepared.price, usage, prepared.job, state.images,
                                    state.multiplier_ppm)[1]
 
@@ -161,7 +159,7 @@ class Settlement:
             params=_params(state) if job else {}, images=state.images, text_in=usage.text_in,
             image_in=usage.image_in, image_out=usage.image_out, cost_micros=state.cost,
             latency_ms=int((time.perf_counter() - state.started) * 1000), error_code=error_code,
-            channel=route.channel.name if route and route.channel else None,
+            channel=route.channel if route else None,
             upstream_cost_micros=state.upstream_cost, attempts=max(1, state.report.attempts),
             maybe_billed=state.report.maybe_billed,
         )

@@ -20,7 +20,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from imagegate.domain import ImageJob, InputImage
+from imagegate.domain import ImageJob, InputImage, JobKind
 from imagegate.errors import (
     InvalidType,
     InvalidValue,
@@ -85,7 +85,7 @@ def validate(
                       filename=r.filename)
         for r in images
     ]
-    kind = "edit" if (request.kind == "edit" or checked) else "generation"
+    kind: JobKind = "edit" if (request.kind == "edit" or checked) else "generation"
     if request.kind == "edit" and not checked:
         # Multipart edits upload `image` files; JSON edits list `images` (or the guide's `image`).
         raise MissingParameter("image" if request.multipart or "image" in p else "images")
@@ -341,7 +341,7 @@ def _bool(p: dict[str, Any], name: str) -> bool | None:
 
 
 def _resolve_auto(value: str | None, default: str) -> str:
-    return default if value in (None, "auto") else value  # type: ignore[return-value]
+    return default if value in (None, "auto") else str(value)
 
 
 def _background(p: dict[str, Any], prompt: str, output_format: str) -> str:

@@ -52,7 +52,7 @@ def build_flow(
         settings=settings,
         stores=request_stores(stores),
         signer=UrlSigner(secret, settings.url_ttl_s, clock),
-        registry=build_registry(settings, stores.channels.list(), upstream),
+        registry=build_registry(settings),  # the channels join at start-up (Maintenance.reload_channels)
         limiter=build_rate_limiter(settings.redis_url, prefix=settings.redis_prefix,
                                    lease_ttl_s=settings.reservation_timeout_s),
         router=Router(breaker, clock, policy, on_disable=lambda c, r: maintenance.disable_channel(c, r)),
@@ -81,6 +81,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             app.state.accounts = Accounts(settings, stores.keys, stores.ledger, stores.usage)
             app.state.channels = Channels(stores.channels)
             app.state.started_at = clock.now()
+            await maintenance.reload_channels()
             _log_routes(flow)
             # bpe-openai builds its vocabularies on first use (~0.5 s): not on a request.
             await anyio.to_thread.run_sync(count_text_tokens, "warm up")

@@ -222,8 +222,9 @@ def inspect_image(
 
     def decode() -> Image.Image:
         def load() -> Image.Image:
-            image = opener(payload.open())
-            image.load()
+            opened = opener(payload.open())
+            opened.load()
+            image: Image.Image = opened
             if orientation in _TRANSPOSE:
                 image = image.transpose(_TRANSPOSE[orientation])
             return _to_rgb_or_rgba(image)

@@ -14,6 +14,7 @@ from imagegate.pricing import ModelPrice
 from imagegate.storage.secretbox import SecretBox
 from imagegate.storage.tables import channels
 
+UNSEALABLE = "its key cannot be unsealed with this gateway's secret key"
 EDITABLE = ("base_url", "api_key", "models", "model_map", "priority", "weight", "timeout_s", "prices",
             "enabled", "disabled_reason")
 
@@ -32,6 +33,13 @@ class Channel:
     prices: ModelPrice | None = None
     enabled: bool = True
     disabled_reason: str | None = None
+    # Why the channel cannot be used at all (its key was sealed with another secret key): it is
+    # listed with this error and serves nothing until the key is set again.
+    error: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.enabled and self.error is None
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
@@ -44,7 +52,7 @@ class Channel:
             "models": list(self.models), "model_map": self.model_map, "priority": self.priority,
             "weight": self.weight, "timeout_s": self.timeout_s,
             "prices": self.prices.model_dump() if self.prices else None,
-            "enabled": self.enabled, "disabled_reason": self.disabled_reason,
+            "enabled": self.enabled, "disabled_reason": self.disabled_reason, "error": self.error,
         }
 
 
@@ -122,8 +130,15 @@ class ChannelRepo:
 
     def _channel(self, row: Any) -> Channel:
         r = row._mapping
+        error = None
+        try:
+            api_key = self.box.open(r["api_key_sealed"])
+        except Exception:  # sealed with another secret key (or none here): listed, never used
+            api_key = ""
+            error = (UNSEALABLE + " (set the secret key the other replicas use, IMAGEGATE_SECRET_KEY, or the "
+                     "channel's key again: channels update --api-key)")
         return Channel(
-            id=r["id"], name=r["name"], base_url=r["base_url"], api_key=self.box.open(r["api_key_sealed"]),
+            id=r["id"], name=r["name"], base_url=r["base_url"], api_key=api_key, error=error,
             models=tuple(json.loads(r["models"])), model_map=json.loads(r["model_map"] or "{}"),
             priority=r["priority"], weight=r["weight"], timeout_s=r["timeout_s"],
             prices=ModelPrice.model_validate_json(r["prices"]) if r["prices"] else None,

@@ -15,7 +15,6 @@ from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
 from imagegate.engines.registry import Route
 from imagegate.errors import NoRouteAvailable, UpstreamError
 from imagegate.flow.route import RetryPolicy, Router, RouteReport
-from imagegate.storage.channels import Channel
 
 JOB = ImageJob(model="m", prompt="p")
 
@@ -50,8 +49,7 @@ def upstream_error(status: int = 500, *, retryable: bool = True, retry_after: fl
 
 
 def route(engine: Scripted, priority: int = 0, weight: int = 1) -> Route:
-    channel = Channel(id=hash(engine.name) % 1000, name=engine.name, base_url="http://x", api_key="k" * 12)
-    return Route("m", engine, priority, weight, channel)  # type: ignore[arg-type]
+    return Route("m", engine, priority, weight, channel=engine.name)  # type: ignore[arg-type]
 
 
 class Harness:
@@ -64,8 +62,8 @@ class Harness:
         async def sleep(seconds: float) -> None:
             self.sleeps.append(seconds)
 
-        async def on_disable(channel: Channel, reason: str) -> None:
-            self.disabled.append((channel.name, reason))
+        async def on_disable(channel: str, reason: str) -> None:
+            self.disabled.append((channel, reason))
 
         self.router = Router(self.breaker, self.clock, RetryPolicy(**policy), on_disable,  # type: ignore[arg-type]
                              rng=random.Random(7), sleep=sleep)

@@ -8,6 +8,7 @@ from functools import partial as bind
 import anyio.to_thread
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
+from imagegate.engines.base import Capabilities
 from imagegate.engines.placeholder.compose import partial, render
 
 
@@ -19,6 +20,7 @@ class PlaceholderEngine:
     """
 
     name = "placeholder"
+    capabilities = Capabilities()  # every size, format, alpha, edits, masks and streaming
 
     def describe(self) -> str:
         return "deterministic offline placeholder renderer (no upstream, no model weights)"

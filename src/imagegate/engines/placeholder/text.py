@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
 import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageStat
 from PIL.Image import Resampling
