@@ -99,10 +99,8 @@ class Router:
             for position, route in enumerate(ordered, 1):
                 if not self._budget_left(report, deadline):
                     break
-                if route.breaker_name in disabled:
-                    continue
-                if not forced and not await self._allowed(route):
-                    continue  # its circuit is open: not an attempt
+                if not await self._may_try(route, disabled, forced):
+                    continue  # disabled in this request, or its circuit is open: not an attempt
                 tried = True
                 report.attempts += 1
                 report.route = route
@@ -122,11 +120,7 @@ class Router:
                         raise
                     log.warning("route %s failed (%s); trying the next", route.engine.name, exc.message)
                     last = exc
-                    if self._budget_left(report, deadline):
-                        # A Retry-After speaks for the channel that sent it: it delays a retry of the
-                        # routes already tried (the next round), never the move to another channel.
-                        retry_after = exc.retry_after_s if position == len(ordered) else None
-                        await self.sleep(self.policy.delay(report.attempts, retry_after, self.rng))
+                    await self._back_off(exc, report, deadline, last_route=position == len(ordered))
                     continue
                 finally:
                     await events.aclose()  # type: ignore[attr-defined]
@@ -143,6 +137,18 @@ class Router:
             f"({report.attempts} attempt{'s' if report.attempts != 1 else ''}). Try again shortly."
             + (f" Last error: {last.message}" if last else "")
         )
+
+    async def _back_off(self, exc: EngineFailed, report: RouteReport, deadline: float, last_route: bool) -> None:
+        if self._budget_left(report, deadline):
+            # A Retry-After speaks for the channel that sent it: it delays a retry of the routes
+            # already tried (the next round), never the move to another channel.
+            retry_after = exc.retry_after_s if last_route else None
+            await self.sleep(self.policy.delay(report.attempts, retry_after, self.rng))
+
+    async def _may_try(self, route: Route, disabled: set[str], forced: bool) -> bool:
+        if route.breaker_name in disabled:
+            return False
+        return forced or await self._allowed(route)
 
     async def _least_failing(self, routes: list[Route]) -> list[Route]:
         """The routes by their failure rate over the breaker's window, lowest first (stable)."""
