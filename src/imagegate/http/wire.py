@@ -1,7 +1,9 @@
 """Wire models for the OpenAPI document at /openapi.json.
 
 Requests are parsed by flow/validate.py (OpenAI's error wording, the guide's aliases,
-multipart strings), so these models describe the bodies rather than parse them.
+multipart strings), so these models describe the bodies rather than parse them; a test
+(tests/unit/http/test_wire.py) keeps the fields they document and the fields the parser accepts
+the same.
 """
 
 from __future__ import annotations
@@ -48,14 +50,13 @@ class _Common(BaseModel):
     format: Format | None = Field(default=None, description="Alias of output_format.")
     compression: int | None = Field(default=None, ge=0, le=100, description="Alias.")
     transparency: bool | None = Field(default=None, description="true = background 'transparent'.")
-
-
-class CreateImageRequest(_Common):
-    """POST /v1/images/generations (application/json)."""
-
-    image: str | list[str] | None = Field(
-        default=None, description="The guide's spelling: reference image URL(s); makes an edit."
-    )
+    complexity: Literal["low", "medium", "high"] | None = Field(
+        default=None, description="The SDK's spelling of `effort`.")
+    frame_count: int | None = Field(
+        default=None, description="Sent by newer SDKs for animated output: refused (400 invalid_value).")
+    frame_duration_ms: int | None = Field(
+        default=None, description="As frame_count: refused (400 invalid_value).")
+    svg: bool | None = Field(default=None, description="Vector output: refused (400 invalid_value).")
 
 
 class ImageRef(BaseModel):
@@ -64,40 +65,46 @@ class ImageRef(BaseModel):
     image_url: str = Field(description="An http(s) URL or a base64 data URL.")
 
 
+class CreateImageRequest(_Common):
+    """POST /v1/images/generations (application/json)."""
+
+    image: str | list[str] | None = Field(
+        default=None, description="The guide's spelling: reference image URL(s); makes an edit."
+    )
+    images: list[ImageRef] | None = Field(
+        default=None, max_length=16, description="Reference images (as an edit's); makes an edit.")
+    input_fidelity: Literal["low", "high"] | None = Field(
+        default=None, description="With reference images: how closely to keep their details.")
+
+
 class EditImageJsonRequest(_Common):
     """POST /v1/images/edits (application/json)."""
 
     images: list[ImageRef] = Field(min_length=1, max_length=16)
+    image: str | list[str] | None = Field(default=None, description="The guide's spelling of `images`: URL(s).")
     mask: ImageRef | None = None
     input_fidelity: Literal["low", "high"] | None = "low"
+    markup: Any | None = Field(default=None, description="Sent by newer SDKs: refused (400 invalid_value).")
 
 
-class EditImageMultipartRequest(BaseModel):
-    """POST /v1/images/edits (multipart/form-data). Other fields as in the JSON variant."""
+class EditImageMultipartRequest(_Common):
+    """POST /v1/images/edits (multipart/form-data): the JSON fields as text parts, and files."""
 
     image: list[bytes] = Field(
         json_schema_extra={"items": {"type": "string", "format": "binary"}},
         description="1 to 16 png/webp/jpeg files, as `image` or `image[]` parts.",
+    )
+    image_array: list[bytes] | None = Field(
+        default=None, alias="image[]", json_schema_extra={"items": {"type": "string", "format": "binary"}},
+        description="The same files as `image[]` parts (what the openai SDK sends).",
     )
     mask: bytes | None = Field(
         default=None,
         json_schema_extra={"type": "string", "format": "binary"},
         description="PNG with alpha, the size of the first image; alpha 0 marks the edit area.",
     )
-    prompt: str
-    model: str | None = None
-    n: int | None = None
-    size: str | None = None
-    quality: Quality | None = None
-    background: Background | None = None
-    output_format: Format | None = None
-    output_compression: int | None = None
     input_fidelity: Literal["low", "high"] | None = None
-    stream: bool | None = None
-    partial_images: int | None = None
-    response_format: Literal["url", "b64_json"] | None = None
-    seed: int | None = None
-    user: str | None = None
+    markup: Any | None = Field(default=None, description="Sent by newer SDKs: refused (400 invalid_value).")
 
 
 class ImageData(BaseModel):
