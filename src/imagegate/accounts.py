@@ -9,8 +9,9 @@ from typing import Any
 from imagegate.config import Settings
 from imagegate.errors import InvalidValue, NotFound
 from imagegate.pricing import micros_to_usd, usd_to_micros
+from imagegate.storage import bounds
 from imagegate.storage.keys import ApiKey, KeyRepo
-from imagegate.storage.ledger import Ledger
+from imagegate.storage.ledger import BalanceTooLarge, Ledger
 from imagegate.storage.usage import UsageRepo
 
 LIMIT_FIELDS = ("rpm", "rpd", "ipm", "concurrency")
@@ -27,6 +28,7 @@ class Accounts:
                    **fields: Any) -> tuple[dict[str, Any], str]:
         """A new key with its starting credit (the trial credit unless `credit_usd` is given)."""
         self._check_tier(tier)
+        _check_text(name, "name", bounds.KEY_NAME)
         credit = self.settings.trial_credit_usd if credit_usd is None else credit_usd
         key, secret = self.keys.create(name, tier, credit_micros=_micros(credit, "credit_usd"),
                                        **_clean(fields))
@@ -36,6 +38,8 @@ class Accounts:
         key = self._find(ident)
         if "tier" in fields and fields["tier"] is not None:
             self._check_tier(fields["tier"])
+        if fields.get("name") is not None:
+            _check_text(fields["name"], "name", bounds.KEY_NAME)
         updated = self.keys.update(key.id, **_clean(fields, keep_none=("expires_at", "allowed_models",
                                                                        *LIMIT_FIELDS, "multiplier_ppm")))
         assert updated is not None
@@ -49,10 +53,16 @@ class Accounts:
 
     def add_credit(self, ident: str, amount_usd: str | Decimal, note: str | None = None) -> dict[str, Any]:
         key = self._find(ident)
+        if note is not None and (len(note) > 1000 or not bounds.storable(note)):
+            raise InvalidValue("'note' must be a text of at most 1000 characters.", param="note")
         micros = _micros(amount_usd, "amount_usd")
         if micros <= 0:
             raise InvalidValue("amount_usd must be more than zero.", param="amount_usd")
-        self.ledger.top_up(key.id, micros, note)
+        try:
+            self.ledger.top_up(key.id, micros, note)
+        except BalanceTooLarge:
+            raise InvalidValue(f"A key's balance can be at most ${micros_to_usd(bounds.MAX_BALANCE_MICROS):,.0f}; "
+                               "this top-up would exceed it.", param="amount_usd") from None
         return self.view(self._find(str(key.id)))
 
     def list_keys(self) -> list[dict[str, Any]]:
@@ -116,9 +126,25 @@ class Accounts:
 
 def _micros(value: str | Decimal | int | float, param: str) -> int:
     try:
-        return usd_to_micros(value)
+        micros = usd_to_micros(value)
     except ValueError as exc:
         raise InvalidValue(f"Invalid '{param}': {exc}.", param=param) from exc
+    if micros > bounds.MAX_BALANCE_MICROS:
+        raise InvalidValue(f"Invalid '{param}': at most ${micros_to_usd(bounds.MAX_BALANCE_MICROS):,.0f}.",
+                           param=param)
+    return micros
+
+
+def _check_text(value: object, param: str, size: int) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > size or not bounds.storable(value):
+        raise InvalidValue(f"'{param}' must be a non-empty text of at most {size} characters.", param=param)
+
+
+def _check_int(value: object, param: str, lo: int = 1, hi: int = bounds.INT32_MAX) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidValue(f"'{param}' must be a whole number from {lo} to {hi}.", param=param)
 
 
 def _clean(fields: dict[str, Any], keep_none: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -127,13 +153,27 @@ def _clean(fields: dict[str, Any], keep_none: tuple[str, ...] = ()) -> dict[str,
         multiplier = out.pop("multiplier")
         out["multiplier_ppm"] = None if multiplier is None else _ppm(multiplier)
     for name in LIMIT_FIELDS:
-        if out.get(name) is not None and int(out[name]) < 1:
-            raise InvalidValue(f"'{name}' must be at least 1.", param=name)
+        _check_int(out.get(name), name)
+    _check_int(out.get("multiplier_ppm"), "multiplier", 0)
+    models = out.get("allowed_models")
+    if models is not None:
+        if not isinstance(models, list | tuple):
+            raise InvalidValue("'allowed_models' must be a list of model names.", param="allowed_models")
+        for model in models:
+            _check_text(model, "allowed_models", bounds.MODEL_NAME)
+    expires = out.get("expires_at")
+    if expires is not None and not (isinstance(expires, int | float) and 0 <= expires < 1e11):
+        raise InvalidValue("'expires_at' must be a Unix time.", param="expires_at")
     return out
 
 
 def _ppm(multiplier: str | float | Decimal) -> int:
-    value = Decimal(str(multiplier)) * 1_000_000
-    if value < 0 or value != value.to_integral_value():
-        raise InvalidValue("multiplier must be >= 0 with at most 6 decimals.", param="multiplier")
+    try:
+        value = Decimal(str(multiplier)) * 1_000_000
+        ok = value.is_finite() and 0 <= value <= bounds.INT32_MAX and value == value.to_integral_value()
+    except ArithmeticError:  # decimal.InvalidOperation: not a number
+        ok = False
+    if not ok:
+        raise InvalidValue(f"multiplier must be from 0 to {bounds.INT32_MAX // 1_000_000} with at most 6 "
+                           "decimals.", param="multiplier")
     return int(value)

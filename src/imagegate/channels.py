@@ -28,6 +28,7 @@ from imagegate.engines.registry import ChannelRoutes
 from imagegate.engines.upstream import OUT_OF_BALANCE_REASON, UpstreamConfig, UpstreamEngine
 from imagegate.errors import Conflict, InvalidValue, NotFound, UpstreamError
 from imagegate.pricing import ModelPrice
+from imagegate.storage import bounds
 from imagegate.storage.channels import Channel, ChannelRepo, DuplicateChannel
 
 log = logging.getLogger("imagegate.channels")
@@ -39,7 +40,7 @@ class Channels:
     repo: ChannelRepo
 
     def add(self, name: str, base_url: str, api_key: str, models: list[str], **fields: Any) -> dict[str, Any]:
-        _check(base_url=base_url, models=models, **fields)
+        _check(name=name, base_url=base_url, models=models, **fields)
         try:
             return self.repo.add(name, base_url, api_key, models, **_clean(fields)).public()
         except DuplicateChannel:
@@ -151,17 +152,26 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check(**fields: Any) -> None:
+    name = fields.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > bounds.CHANNEL_NAME
+                             or not bounds.storable(name)):
+        raise InvalidValue(f"name must be a non-empty text of at most {bounds.CHANNEL_NAME} characters.",
+                           param="name")
     base_url = fields.get("base_url")
-    if base_url is not None and not str(base_url).startswith(("http://", "https://")):
-        raise InvalidValue("base_url must be an http(s) URL, e.g. https://api.example.com/v1.",
-                           param="base_url")
+    if base_url is not None and (not str(base_url).startswith(("http://", "https://"))
+                                 or len(str(base_url)) > bounds.BASE_URL or not bounds.storable(str(base_url))):
+        raise InvalidValue(f"base_url must be an http(s) URL of at most {bounds.BASE_URL} characters, e.g. "
+                           "https://api.example.com/v1.", param="base_url")
     models = fields.get("models")
-    if models is not None and (not models or not all(isinstance(m, str) and m for m in models)):
-        raise InvalidValue("models must be a non-empty list of model names.", param="models")
-    for name, lo in (("priority", -1_000_000), ("weight", 1), ("timeout_s", 1)):
-        value = fields.get(name)
-        if value is not None and value < lo:
-            raise InvalidValue(f"'{name}' must be at least {lo}.", param=name)
+    if models is not None and (not models or not all(
+            isinstance(m, str) and m and len(m) <= bounds.MODEL_NAME for m in models)):
+        raise InvalidValue(f"models must be a non-empty list of model names (at most {bounds.MODEL_NAME} "
+                           "characters each).", param="models")
+    for field, lo, hi in (("priority", -1_000_000, 1_000_000), ("weight", 1, bounds.INT32_MAX),
+                          ("timeout_s", 1, 86_400)):
+        value = fields.get(field)
+        if value is not None and not lo <= value <= hi:
+            raise InvalidValue(f"'{field}' must be from {lo} to {hi}.", param=field)
     prices = fields.get("prices")
     if prices is not None:
         try:

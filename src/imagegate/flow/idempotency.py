@@ -14,10 +14,23 @@ import hashlib
 import json
 from typing import Any
 
-from imagegate.errors import Conflict
+from imagegate.errors import Conflict, InvalidValue
 from imagegate.flow.ports import Blobs, Claims
 from imagegate.flow.request import ImageRequest
+from imagegate.storage import bounds
 from imagegate.storage.signing import UrlSigner
+
+
+def check_key(value: str | None) -> str | None:
+    """The Idempotency-Key header as a claim may hold it: 1 to 255 visible ASCII characters (a
+    header's other bytes arrive as latin-1, so one 'é' is two characters), else 400."""
+    if value is None or value == "":
+        return None
+    if len(value) > bounds.IDEMPOTENCY_KEY or not (value.isascii() and value.isprintable()):
+        raise InvalidValue(
+            f"Invalid 'Idempotency-Key' header: expected at most {bounds.IDEMPOTENCY_KEY} visible ASCII "
+            "characters (a UUID is a good key).", param=None)
+    return value
 
 
 def body_hash(request: ImageRequest) -> str:

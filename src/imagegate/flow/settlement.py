@@ -36,6 +36,7 @@ from imagegate.flow.ports import Kept, RequestStores
 from imagegate.flow.state import RequestState
 from imagegate.images.tokens import Usage
 from imagegate.limits.base import RateLimiter
+from imagegate.storage import bounds
 from imagegate.storage.usage import UsageRecord
 
 log = logging.getLogger("imagegate.flow")
@@ -155,11 +156,12 @@ class Settlement:
         return UsageRecord(
             request_id=state.ctx.request_id, key_id=state.key.id, created_at=self.clock.now(),
             endpoint="edits" if state.request.kind == "edit" else "generations", status=status,
-            model=job.model if job else None, engine=route.engine.name if route else None,
+            model=bounds.fit(job.model if job else None, bounds.MODEL_NAME),
+            engine=bounds.fit(route.engine.name if route else None, bounds.ENGINE_NAME),
             params=_params(state) if job else {}, images=state.images, text_in=usage.text_in,
             image_in=usage.image_in, image_out=usage.image_out, cost_micros=state.cost,
             latency_ms=int((time.perf_counter() - state.started) * 1000), error_code=error_code,
-            channel=route.channel if route else None,
+            channel=bounds.fit(route.channel if route else None, bounds.CHANNEL_NAME),
             upstream_cost_micros=state.upstream_cost, attempts=max(1, state.report.attempts),
             maybe_billed=state.report.maybe_billed,
         )

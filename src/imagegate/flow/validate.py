@@ -33,6 +33,7 @@ from imagegate.flow.fetch_images import RawImage, is_image_field
 from imagegate.flow.request import ImageRequest, ResponseOptions
 from imagegate.images.decode import inspect_image, inspect_mask
 from imagegate.images.sizes import auto_edit_size, auto_generation_size, parse_size
+from imagegate.storage import bounds
 
 MAX_PROMPT_CHARS = 32_000
 QUALITIES = ("low", "medium", "high", "auto")
@@ -127,7 +128,7 @@ def validate(
         partial_images=partial_images if stream else 0,
         stream=stream,
         effort=_choice(p, "effort", LEVELS) or _choice(p, "complexity", LEVELS),  # type: ignore[arg-type]
-        user=_str(p, "user"),
+        user=_str(p, "user", bounds.USER),
         relay_json=kind == "edit" and not request.multipart,
     )
     job = replace(job, passthrough=_passthrough(p, job))
@@ -135,7 +136,7 @@ def validate(
         include_b64=response_format != "url",
         include_url=response_format != "b64_json",
         stream=stream,
-        safety_identifier=_str(p, "safety_identifier"),
+        safety_identifier=_str(p, "safety_identifier", bounds.USER),
     )
     return job, options
 
@@ -255,7 +256,7 @@ def _model(p: dict[str, Any], models: Collection[str], default_model: str) -> st
     return model
 
 
-def _str(p: dict[str, Any], name: str) -> str | None:
+def _str(p: dict[str, Any], name: str, max_length: int | None = None) -> str | None:
     value = p.get(name)
     if value is None:
         return None
@@ -264,6 +265,10 @@ def _str(p: dict[str, Any], name: str) -> str | None:
             f"Invalid type for '{name}': expected a string, but got {_type_name(value)} instead.",
             param=name,
         )
+    if max_length is not None and len(value) > max_length:
+        raise InvalidValue(
+            f"Invalid '{name}': string too long. Expected a string with maximum length {max_length}, but "
+            f"got a string with length {len(value)} instead.", param=name)
     return value
 
 

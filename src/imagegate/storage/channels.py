@@ -6,11 +6,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, false, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from imagegate.clock import Clock
 from imagegate.pricing import ModelPrice
+from imagegate.storage.bounds import as_id, storable
 from imagegate.storage.secretbox import SecretBox
 from imagegate.storage.tables import channels
 
@@ -147,4 +148,7 @@ class ChannelRepo:
 
 
 def _where(ident: str):  # type: ignore[no-untyped-def]
-    return channels.c.id == int(ident) if ident.isdigit() else channels.c.name == ident
+    if not storable(ident):
+        return false()  # no channel is named so (and PostgreSQL refuses the comparison)
+    channel_id = as_id(ident)
+    return channels.c.id == channel_id if channel_id is not None else channels.c.name == ident

@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import Engine, bindparam, false, func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from imagegate.clock import Clock
+from imagegate.storage.bounds import as_id, storable
 from imagegate.storage.statements import Statement
 from imagegate.storage.tables import api_keys, ledger
 
@@ -141,7 +142,10 @@ class KeyRepo:
 
 
 def _where(ident: str):  # type: ignore[no-untyped-def]
-    return api_keys.c.id == int(ident) if ident.isdigit() else api_keys.c.prefix == ident
+    if not storable(ident):
+        return false()  # no key is named so (and PostgreSQL refuses the comparison)
+    key_id = as_id(ident)
+    return api_keys.c.id == key_id if key_id is not None else api_keys.c.prefix == ident
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:

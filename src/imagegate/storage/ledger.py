@@ -27,8 +27,16 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from imagegate.clock import Clock
+from imagegate.storage.bounds import MAX_BALANCE_MICROS
 from imagegate.storage.statements import Statement
 from imagegate.storage.tables import api_keys, ledger, reservations
+
+
+class BalanceTooLarge(ValueError):
+    """A top-up would take the balance over MAX_BALANCE_MICROS."""
+
+    def __init__(self, most: int) -> None:
+        super().__init__(f"the balance would exceed {most} micro-dollars")
 
 
 class InsufficientBalance(Exception):
@@ -52,6 +60,13 @@ _HOLD = Statement(
 )
 _CREDIT = Statement(
     update(api_keys).where(api_keys.c.id == bindparam("k"))
+    .values(balance_micros=api_keys.c.balance_micros + bindparam("amount"))
+)
+# A top-up that keeps the balance within MAX_BALANCE_MICROS (SQLite would turn an overflowing
+# integer into a REAL, PostgreSQL refuse it).
+_TOP_UP = Statement(
+    update(api_keys)
+    .where(api_keys.c.id == bindparam("k"), api_keys.c.balance_micros <= bindparam("room"))
     .values(balance_micros=api_keys.c.balance_micros + bindparam("amount"))
 )
 _CLOSE = Statement(
@@ -78,12 +93,13 @@ class Ledger:
 
     def top_up(self, key_id: int, micros: int, note: str | None = None) -> int:
         """Add credit; returns the new balance. Raises KeyError for an unknown key."""
-        if micros <= 0:
-            raise ValueError("a top-up must be positive")
+        if not 0 < micros <= MAX_BALANCE_MICROS:
+            raise ValueError(f"a top-up must be positive and at most {MAX_BALANCE_MICROS} micro-dollars")
         with self.engine.begin() as conn:
-            done = _CREDIT.run(conn, {"k": key_id, "amount": micros})
+            done = _TOP_UP.run(conn, {"k": key_id, "amount": micros, "room": MAX_BALANCE_MICROS - micros})
             if not done:
-                raise KeyError(key_id)
+                _balance(conn, key_id)  # KeyError for an unknown key
+                raise BalanceTooLarge(MAX_BALANCE_MICROS)
             self._entry(conn, key_id, "topup", micros, None, note)
             return _balance(conn, key_id)
 

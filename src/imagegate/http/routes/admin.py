@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,7 @@ from imagegate.channels import Channels
 from imagegate.errors import AuthenticationFailed, PermissionDenied
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+T = TypeVar("T")
 
 
 def require_admin(request: Request) -> Accounts:
@@ -33,6 +34,11 @@ def require_admin(request: Request) -> Accounts:
 
 
 AdminDep = Annotated[Accounts, Depends(require_admin)]
+
+
+async def _db(request: Request, call: Callable[[], T]) -> T:
+    """An admin call's database work, where every database call runs (storage/runner.py)."""
+    return await request.app.state.stores.db.run_in_thread(call)  # type: ignore[no-any-return]
 
 
 class _Limits(BaseModel):
@@ -66,42 +72,42 @@ class Credit(BaseModel):
 
 
 @router.post("/keys", status_code=201)
-def create_key(body: KeyCreate, accounts: AdminDep) -> JSONResponse:
+async def create_key(body: KeyCreate, accounts: AdminDep, request: Request) -> JSONResponse:
     fields = body.model_dump(exclude={"name", "tier", "credit_usd"})
-    view, secret = accounts.create_key(body.name, body.tier, body.credit_usd, **fields)
+    view, secret = await _db(request, lambda: accounts.create_key(body.name, body.tier, body.credit_usd, **fields))
     return JSONResponse({**view, "secret": secret}, status_code=201)
 
 
 @router.get("/keys")
-def list_keys(accounts: AdminDep) -> dict[str, Any]:
-    return {"object": "list", "data": accounts.list_keys()}
+async def list_keys(accounts: AdminDep, request: Request) -> dict[str, Any]:
+    return {"object": "list", "data": await _db(request, accounts.list_keys)}
 
 
 @router.get("/keys/{ident}")
-def get_key(ident: str, accounts: AdminDep) -> dict[str, Any]:
-    return accounts.get_key(ident)
+async def get_key(ident: str, accounts: AdminDep, request: Request) -> dict[str, Any]:
+    return await _db(request, lambda: accounts.get_key(ident))
 
 
 @router.patch("/keys/{ident}")
-def update_key(ident: str, body: KeyUpdate, accounts: AdminDep) -> dict[str, Any]:
-    return accounts.update_key(ident, **body.model_dump(exclude_unset=True))
+async def update_key(ident: str, body: KeyUpdate, accounts: AdminDep, request: Request) -> dict[str, Any]:
+    return await _db(request, lambda: accounts.update_key(ident, **body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/keys/{ident}")
-def revoke_key(ident: str, accounts: AdminDep) -> dict[str, Any]:
-    return accounts.revoke_key(ident)
+async def revoke_key(ident: str, accounts: AdminDep, request: Request) -> dict[str, Any]:
+    return await _db(request, lambda: accounts.revoke_key(ident))
 
 
 @router.post("/keys/{ident}/credits")
-def add_credit(ident: str, body: Credit, accounts: AdminDep) -> dict[str, Any]:
-    return accounts.add_credit(ident, body.amount_usd, body.note)
+async def add_credit(ident: str, body: Credit, accounts: AdminDep, request: Request) -> dict[str, Any]:
+    return await _db(request, lambda: accounts.add_credit(ident, body.amount_usd, body.note))
 
 
 @router.get("/usage")
-def usage(accounts: AdminDep, request: Request, key: str | None = None, days: int | None = None
-          ) -> dict[str, Any]:
+async def usage(accounts: AdminDep, request: Request, key: str | None = None, days: int | None = None
+                ) -> dict[str, Any]:
     now = request.app.state.clock.now()
-    return {"object": "list", "data": accounts.usage_totals(key, days, now)}
+    return {"object": "list", "data": await _db(request, lambda: accounts.usage_totals(key, days, now))}
 
 
 # --- Upstream channels ----------------------------------------------------------------------
@@ -141,33 +147,32 @@ class ChannelUpdate(_ChannelFields):
 @router.post("/channels", status_code=201)
 async def create_channel(body: ChannelCreate, channels: ChannelsDep, request: Request) -> JSONResponse:
     fields = body.model_dump(exclude={"name", "base_url", "api_key", "models"}, exclude_none=True)
-    view = await anyio.to_thread.run_sync(
-        lambda: channels.add(body.name, body.base_url, body.api_key, body.models, **fields))
+    view = await _db(request, lambda: channels.add(body.name, body.base_url, body.api_key, body.models, **fields))
     await request.app.state.maintenance.reload_channels()
     return JSONResponse(view, status_code=201)
 
 
 @router.get("/channels")
-def list_channels(channels: ChannelsDep) -> dict[str, Any]:
-    return {"object": "list", "data": channels.list()}
+async def list_channels(channels: ChannelsDep, request: Request) -> dict[str, Any]:
+    return {"object": "list", "data": await _db(request, channels.list)}
 
 
 @router.get("/channels/{ident}")
-def get_channel(ident: str, channels: ChannelsDep) -> dict[str, Any]:
-    return channels.get(ident)
+async def get_channel(ident: str, channels: ChannelsDep, request: Request) -> dict[str, Any]:
+    return await _db(request, lambda: channels.get(ident))
 
 
 @router.patch("/channels/{ident}")
 async def update_channel(ident: str, body: ChannelUpdate, channels: ChannelsDep, request: Request
                          ) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True)
-    view = await anyio.to_thread.run_sync(lambda: channels.update(ident, **fields))
+    view = await _db(request, lambda: channels.update(ident, **fields))
     await request.app.state.maintenance.reload_channels()
     return view
 
 
 @router.delete("/channels/{ident}")
 async def remove_channel(ident: str, channels: ChannelsDep, request: Request) -> dict[str, Any]:
-    await anyio.to_thread.run_sync(channels.remove, ident)
+    await _db(request, lambda: channels.remove(ident))
     await request.app.state.maintenance.reload_channels()
     return {"id": ident, "deleted": True}

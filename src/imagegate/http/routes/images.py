@@ -13,6 +13,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartParser
 
 from imagegate.errors import GatewayError, InvalidRequest
+from imagegate.flow import idempotency
 from imagegate.flow.request import ImageRequest, Upload
 from imagegate.flow.run import RequestContext
 from imagegate.http import wire
@@ -75,7 +76,7 @@ async def _run(image_request: ImageRequest, request: Request, flow: FlowDep, key
     ctx = RequestContext(
         request_id=request_id(request),
         base_url=base_url(request),
-        idempotency_key=request.headers.get("idempotency-key") or None,
+        idempotency_key=idempotency.check_key(request.headers.get("idempotency-key")),
     )
     outcome = await flow.handle(image_request, key, ctx)
     if outcome.events is not None:
