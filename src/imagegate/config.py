@@ -74,9 +74,11 @@ def _default_rules() -> list[ModerationRule]:
         ModerationRule(
             category="trademark",
             terms=[
-                "nike logo", "apple logo", "coca-cola logo", "coca cola logo", "mcdonald's logo",
+                # The brands, not the words: "a red apple logo for my fruit shop" is the shop's own.
+                "nike logo", "apple inc logo", "apple computer logo", "iphone logo", "macbook logo",
+                "coca-cola logo", "mcdonald's logo",
                 "starbucks logo", "google logo", "adidas logo", "disney logo", "mickey mouse",
-                "louis vuitton logo", "gucci logo", "耐克标志", "苹果标志", "可口可乐标志", "品牌标志",
+                "louis vuitton logo", "gucci logo", "耐克标志", "苹果公司标志", "可口可乐标志", "品牌标志",
             ],
         ),
         ModerationRule(
