@@ -77,7 +77,7 @@ def test_edit_with_mask(env: dict[str, str], tmp_path: Path) -> None:
                 "add a sun", "-o", str(tmp_path / "edited.webp"), "--quality", "low"], env)
     assert done.returncode == 0, done.stderr
     with PILImage.open(tmp_path / "edited.webp") as image:
-        assert image.format == "WEBP" and image.size == (320, 200)
+        assert image.format == "WEBP" and image.size == (1536, 1024)  # auto: nearest 320:200
     missing = run(["edit", str(tmp_path / "nope.png"), "--prompt", "x", "-o", str(tmp_path / "y.png")], env)
     assert missing.returncode == 2
 
@@ -93,7 +93,7 @@ def test_edit_and_recipes_take_image_urls(env: dict[str, str], server: LiveServe
     by_data = run(["edit", image, "--mask", mask, "-p", "add a sun", "-o", str(tmp_path / "d.png"),
                    "--quality", "low"], env)
     assert by_data.returncode == 0, by_data.stderr
-    assert size_of(tmp_path / "d.png") == (96, 64)
+    assert size_of(tmp_path / "d.png") == (1536, 1024)  # auto: the model size nearest 96:64
     by_url = run(["edit", url, "-p", "in 3D", "-o", str(tmp_path / "u.png"), "--quality", "low"], env)
     assert by_url.returncode == 0, by_url.stderr
     assert size_of(tmp_path / "u.png") == (1024, 1024)

@@ -62,10 +62,10 @@ def test_edit_accepts_paths_bytes_files_and_pil(live: Client, tmp_path: Path) ->
 
 def test_edit_with_mask_and_a_data_url(live: Client) -> None:
     masked = live.edit(png(256, 256), "add a sun", mask=mask_png(256, 256, (0, 0, 128, 128)), quality="low")
-    assert masked.size == "256x256"  # size auto: the first image's own size
+    assert masked.size == "1024x1024"  # size auto: the model size nearest the first image's ratio
     data_url = "data:image/png;base64," + base64.b64encode(png(128, 96)).decode()
     via_json = live.edit(data_url, "add snow", quality="low")  # a URL input: a JSON edit
-    assert via_json.image.to_pil().size == (128, 96)
+    assert via_json.image.to_pil().size == (1536, 1024)  # auto: the model size nearest 128:96
 
 
 def test_url_input_is_sent_as_json_with_image_url(live: Client, server: LiveServer) -> None:

@@ -18,7 +18,7 @@ def test_single_image_edit(client: openai.OpenAI) -> None:
         model="gpt-image-1", image=("photo.png", png(1024, 1024), "image/png"),
         prompt="make it look like a watercolor",
     )
-    assert result.size == "1024x1024"  # size auto: the input image's own size
+    assert result.size == "1024x1024"  # size auto: the model size nearest the input's ratio
     assert result.data is not None and result.data[0].b64_json and result.data[0].url
     assert open_image(base64.b64decode(result.data[0].b64_json)).size == (1024, 1024)
     assert result.usage is not None
@@ -46,7 +46,7 @@ def test_list_of_images_and_formats(client: openai.OpenAI) -> None:
 def test_raw_bytes_upload_without_filename(client: openai.OpenAI) -> None:
     # The SDK sends bare bytes as application/octet-stream; the bytes themselves are a PNG.
     result = client.images.edit(model="gpt-image-1", image=png(256, 256), prompt="sharpen")
-    assert result.size == "256x256"
+    assert result.size == "1024x1024"  # size auto: the model size nearest the input's ratio
 
 
 def test_mask_keeps_pixels_outside_the_edit_area(client: openai.OpenAI) -> None:
@@ -55,7 +55,7 @@ def test_mask_keeps_pixels_outside_the_edit_area(client: openai.OpenAI) -> None:
     result = client.images.edit(
         model="gpt-image-1", image=("base.png", encode(base), "image/png"),
         mask=("mask.png", mask_png(512, 512, box), "image/png"),
-        prompt="put a small robot here", output_format="png",
+        prompt="put a small robot here", output_format="png", size="512x512",  # the input's own size
     )
     assert result.data is not None and result.data[0].b64_json
     out = open_image(base64.b64decode(result.data[0].b64_json)).convert("RGB")

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from imagegate.config import ModerationRule
 from imagegate.errors import ModerationBlocked
 
-
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
 
 

@@ -175,25 +175,11 @@ def auto_generation_size(prompt: str) -> tuple[int, int]:
 
 
 def auto_edit_size(width: int, height: int) -> tuple[int, int]:
-    """The size `auto` resolves to for an edit of a width x height input image.
-
-    The input's own size when it is within the limits. Otherwise: an aspect ratio
-    over 3:1 is clamped by shortening the long edge (as a centre crop would); then
-    the size is scaled down (rounding down) until it fits MAX_EDGE and MAX_PIXELS,
-    and scaled up until the short edge is MIN_EDGE. The ratio is kept as closely as
-    integer sizes allow, and the result always passes `parse_size`'s limits.
-    """
+    """The size `auto` resolves to for an edit of a width x height input image: as OpenAI does,
+    the model's size (1024x1024, 1536x1024, 1024x1536) nearest the input's aspect ratio (nearest
+    on a log scale; a tie goes to the square). The mask is scaled with the image. An explicit
+    custom size is kept exactly (parse_size), never this."""
     if width < 1 or height < 1:
         raise ValueError(f"image size must be positive, got {width}x{height}")
-    if within_limits(width, height):
-        return width, height
-    long, short = max(width, height), min(width, height)
-    long = min(long, _RATIO * short)
-    scale = min(1.0, MAX_EDGE / long, math.sqrt(MAX_PIXELS / (long * short)))
-    if scale < 1.0:
-        short = max(1, math.floor(short * scale))
-        long = min(math.floor(long * scale), _RATIO * short, MAX_EDGE, MAX_PIXELS // short)
-    if short < MIN_EDGE:
-        long = min(max(round(long * MIN_EDGE / short), MIN_EDGE), _RATIO * MIN_EDGE)
-        short = MIN_EDGE
-    return (long, short) if width >= height else (short, long)
+    ratio = math.log(width / height)
+    return min((SQUARE, LANDSCAPE, PORTRAIT), key=lambda size: abs(ratio - math.log(size[0] / size[1])))

@@ -186,40 +186,32 @@ def test_auto_generation_always_standard(prompt: str) -> None:
     assert auto_generation_size(prompt) in STANDARD_SIZES
 
 
-@pytest.mark.parametrize("size", [(1024, 1024), (1200, 630), (64, 192), (3840, 2160), (800, 600)])
-def test_auto_edit_keeps_valid_sizes(size: tuple[int, int]) -> None:
-    assert auto_edit_size(*size) == size
-
-
 @pytest.mark.parametrize(
     "size, expected",
     [
-        ((5000, 5000), (2880, 2880)),
-        ((7680, 4320), (3840, 2160)),
-        ((10000, 100), (300, 100)),
-        ((100, 10000), (100, 300)),
-        ((100000, 10), (192, 64)),
-        ((30, 30), (64, 64)),
-        ((10, 20), (64, 128)),
-        ((1, 1), (64, 64)),
+        ((1024, 1024), (1024, 1024)),
+        ((256, 256), (1024, 1024)),  # hardening: it came back 256x256, outside the size enum
+        ((1200, 630), (1536, 1024)),
+        ((800, 600), (1536, 1024)),  # 4:3 is nearer 3:2 than 1:1
+        ((1100, 1000), (1024, 1024)),
+        ((64, 192), (1024, 1536)),
+        ((3840, 2160), (1536, 1024)),
+        ((100000, 10), (1536, 1024)),
+        ((1, 1), (1024, 1024)),
     ],
 )
-def test_auto_edit_scales(size: tuple[int, int], expected: tuple[int, int]) -> None:
+def test_auto_edit_picks_the_models_size_nearest_the_inputs_ratio(
+    size: tuple[int, int], expected: tuple[int, int]
+) -> None:
     assert auto_edit_size(*size) == expected
 
 
 @settings(max_examples=500)
 @given(st.integers(1, 40000), st.integers(1, 40000))
-def test_auto_edit_always_valid(w: int, h: int) -> None:
-    out_w, out_h = auto_edit_size(w, h)
-    assert _valid(out_w, out_h)
-    assert parse_size(f"{out_w}x{out_h}") == (out_w, out_h)
-    # orientation is kept
-    assert (out_w >= out_h) == (w >= h) or out_w == out_h
-    # the ratio is kept (clamped to 3:1) within rounding
-    want = min(max(w, h) / min(w, h), MAX_RATIO)
-    got = max(out_w, out_h) / min(out_w, out_h)
-    assert abs(got - want) <= 2 / min(out_w, out_h) * want + 1e-9
+def test_auto_edit_always_standard_and_keeps_orientation(w: int, h: int) -> None:
+    out = auto_edit_size(w, h)
+    assert out in STANDARD_SIZES
+    assert out == (1024, 1024) or (out[0] > out[1]) == (w > h)
 
 
 def test_auto_edit_rejects_empty() -> None:
