@@ -36,6 +36,7 @@ bench: $(STAMP)  ## print the benchmark figures (needs PostgreSQL and Redis for 
 	$(BIN)/python bench/admission.py
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/relay_memory.py
+	$(BIN)/python bench/edit_memory.py
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(
         default=50_000_000, description="Decoded input images beyond this are refused (bombs)."
     )
+    max_request_pixels: int = Field(
+        default=64_000_000, ge=1,
+        description="All of one request's input images and mask together, in decoded pixels (16 images "
+        "of 2000x2000): more is refused before anything is decoded (400), so a few decompression bombs "
+        "cannot take the server's memory.",
+    )
     fetch_private_urls: bool = Field(
         default=False,
         description="Allow reference-image URLs that resolve to loopback, private or link-local "

@@ -51,6 +51,10 @@ class InputImage:
     def decoded(self) -> bool:
         return self._pixels is not None
 
+    def release(self) -> None:
+        """Drop the decoded pixels (the engine is done with them); `image` decodes again if asked."""
+        self._pixels = None
+
     def alpha(self) -> Image.Image:
         """The alpha channel (mode "L"); for a mask: 0 = edit here, 255 = keep."""
         return self.image.getchannel("A") if self.image.mode == "RGBA" else Image.new("L", self.size, 255)

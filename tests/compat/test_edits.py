@@ -6,6 +6,8 @@ import base64
 
 import httpx
 import openai
+import pytest
+from PIL import Image as PILImage
 from PIL import ImageChops
 
 from imagegate.images.tokens import count_text_tokens, input_image_tokens
@@ -118,3 +120,16 @@ def test_private_urls_are_refused_by_default(tmp_path, server, http: httpx.Clien
     assert resp.status_code == 400
     assert resp.json()["error"]["param"] == "images[0]"
     assert "private" in resp.json()["error"]["message"]
+
+
+def test_decompression_bombs_are_bounded_per_request(client: openai.OpenAI) -> None:
+    """Hardening: four 160 KB PNGs of 7000x7000 in one edit took the server from 300 MB to 1.46 GB.
+    Each is within the per-image limit; together they are over the request's budget, refused from
+    their headers before any pixel is decoded."""
+    bomb = encode(PILImage.new("L", (7000, 7000)))
+    with pytest.raises(openai.BadRequestError) as info:
+        client.images.edit(model="gpt-image-1", image=[(f"b{i}.png", bomb, "image/png") for i in range(4)],
+                           prompt="combine", quality="low")
+    assert info.value.code == "invalid_image_file" and "pixels" in info.value.message
+    many = [(f"s{i}.png", png(256, 256, seed=i), "image/png") for i in range(16)]
+    assert client.images.edit(model="gpt-image-1", image=many, prompt="a collage", quality="low").data

@@ -38,7 +38,7 @@ class Preparer:
             return validate.validate(
                 request, raw_images, raw_mask, models=registry.models(),
                 default_model=settings.default_model, new_seed=lambda: _seeds.randrange(2**32),
-                max_input_pixels=settings.max_input_pixels,
+                max_input_pixels=settings.max_input_pixels, max_request_pixels=settings.max_request_pixels,
             )
 
         # Reading input images' headers is worth a worker thread; checking a plain generation's

@@ -179,6 +179,9 @@ class ImageFlow:
             route = state.report.route
             name = route.engine.name if route else "unknown"
             raise EngineFailed(f"The '{name}' engine failed while generating the image.") from exc
+        finally:
+            for image in (*prepared.job.images, *([prepared.job.mask] if prepared.job.mask else [])):
+                image.release()  # the pixels are not held a moment longer than the engine needed them
 
     def _base(self, ctx: RequestContext) -> str:
         return self.settings.public_base_url or ctx.base_url

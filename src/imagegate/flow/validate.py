@@ -22,6 +22,7 @@ from typing import Any
 
 from imagegate.domain import ImageJob, InputImage, JobKind
 from imagegate.errors import (
+    InvalidImage,
     InvalidType,
     InvalidValue,
     MissingParameter,
@@ -74,6 +75,7 @@ def validate(
     default_model: str,
     new_seed: Callable[[], int],
     max_input_pixels: int,
+    max_request_pixels: int | None = None,
 ) -> tuple[ImageJob, ResponseOptions]:
     p = request.params
     _check_fields(request)
@@ -91,6 +93,7 @@ def validate(
         # Multipart edits upload `image` files; JSON edits list `images` (or the guide's `image`).
         raise MissingParameter("image" if request.multipart or "image" in p else "images")
     _check_uploads(request)
+    _check_total_pixels(checked, mask, max_request_pixels)
     mask_image = None
     if mask is not None:
         if not checked:
@@ -389,6 +392,19 @@ def _size(p: dict[str, Any], prompt: str, images: list[InputImage]) -> tuple[int
 def _seed(p: dict[str, Any], new_seed: Callable[[], int]) -> int:
     seed = _int(p, "seed", 0, 2**32 - 1)
     return new_seed() if seed is None else seed
+
+
+def _check_total_pixels(images: list[InputImage], mask: RawImage | None, most: int | None) -> None:
+    """The decoded pixels of all the request's inputs (a mask is the first image's size), from
+    their headers: over the budget is a 400 before anything is decoded."""
+    if most is None:
+        return
+    sizes = [img.size for img in images] + ([images[0].size] if mask is not None and images else [])
+    total = sum(w * h for w, h in sizes)
+    if total > most:
+        raise InvalidImage(
+            f"The input images of this request add up to {total} pixels; at most {most} are accepted "
+            "in one request. Send fewer or smaller images.", param="image")
 
 
 def _unsupported(p: dict[str, Any]) -> None:
