@@ -131,6 +131,17 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(
         default=50_000_000, description="Decoded input images beyond this are refused (bombs)."
     )
+    header_timeout_s: float = Field(
+        default=30.0, gt=0, description="A request's headers must arrive within this (of the connection "
+        "opening, or of the request's first byte on a kept-alive one); else 408 and the connection closes.")
+    body_timeout_s: float = Field(
+        default=300.0, gt=0, description="A request's body must arrive within this of its headers; else 408 "
+        "(or the connection closes).")
+    keep_alive_timeout_s: float = Field(
+        default=5.0, gt=0, description="An idle kept-alive connection is closed after this.")
+    max_connections: int = Field(
+        default=1000, ge=1, description="Concurrent connections (and requests) one process serves; beyond "
+        "it new ones get 503.")
     max_request_pixels: int = Field(
         default=64_000_000, ge=1,
         description="All of one request's input images and mask together, in decoded pixels (16 images "

@@ -86,6 +86,7 @@ def serve(
     import uvicorn
 
     from imagegate.http.app import create_app
+    from imagegate.http.connections import uvicorn_options
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every upstream call at INFO ("HTTP Request: POST ..."): the usage records say more,
@@ -107,7 +108,7 @@ def serve(
             "access log off (IMAGEGATE_ACCESS_LOG=true turns it on); every images request is in the "
             "usage records: imagegate usage")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                access_log=settings.access_log)
+                access_log=settings.access_log, **uvicorn_options(settings))
 
 
 def _print_welcome(secret: str, host: str, port: int) -> None:

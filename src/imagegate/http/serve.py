@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -19,10 +20,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
-    """Start `app` on host:port (a free port by default); yield its base URL; stop it on exit."""
+def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int | None = None,
+                    **options: Any) -> Iterator[str]:
+    """Start `app` on host:port (a free port by default); yield its base URL; stop it on exit.
+    `options` go to uvicorn (e.g. http/connections.py uvicorn_options)."""
     port = port or free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
