@@ -9,7 +9,7 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageStat
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, InputImage, PartialImage
 from imagegate.engines.placeholder import PlaceholderEngine, palette_for, partial, render
@@ -365,3 +365,28 @@ def test_engine_without_stream_yields_only_finals() -> None:
     )
     assert [type(e) for e in events] == [FinalImage, FinalImage]
     assert [e.index for e in events] == [0, 1]
+
+
+def _thumb_diff(a: Image.Image, b: Image.Image) -> float:
+    a16, b16 = (im.convert("RGB").resize((16, 16), Image.Resampling.BOX) for im in (a, b))
+    return sum(ImageStat.Stat(ImageChops.difference(a16, b16)).mean) / 3
+
+
+def _edges(image: Image.Image) -> float:
+    return float(ImageStat.Stat(image.convert("L").filter(ImageFilter.FIND_EDGES)).mean[0])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_same_seed_is_the_same_picture_at_every_quality_with_more_detail(seed: int) -> None:
+    """Hardening: the guide's tip (preview at low quality, then render the same at high) needs the
+    same composition at every quality and effort; higher ones add detail."""
+    def draw(quality: str, effort: str | None = None, at: int = seed) -> Image.Image:
+        job = ImageJob(model="m", prompt="a lighthouse on a cliff at sunset", quality=quality,  # type: ignore[arg-type]
+                       effort=effort, seed=at, width=384, height=384)  # type: ignore[arg-type]
+        return render(job, 0)
+
+    low, high = draw("low"), draw("high")
+    assert _thumb_diff(low, high) < 8  # the same picture, seen small
+    assert _thumb_diff(draw("medium", "low"), draw("medium", "high")) < 8
+    assert _thumb_diff(low, draw("low", at=seed + 1000)) > _thumb_diff(low, high)  # another seed differs more
+    assert _edges(high) > _edges(draw("medium")) > _edges(low)  # more detail at higher quality

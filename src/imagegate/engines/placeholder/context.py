@@ -30,6 +30,16 @@ class Context:
     def pick(self, start: int = 0) -> RGB:
         return self.palette[self.rng.randrange(start, len(self.palette))]
 
+    def fork(self) -> random.Random:
+        """A generator of its own for a detail whose size depends on the level: it takes one draw
+        from `rng` whatever the level, so the composition after it is the same at every quality."""
+        return random.Random(self.rng.getrandbits(64))
+
+
+# The composition's own counts (rings, bands, tiles, ridges, waves) are those of this level at
+# every quality; the detail level adds stars, lights, grain and resolution on top.
+STRUCTURE = 3
+
 
 _QUALITY_LEVEL = {"low": 0, "medium": 2, "high": 4}
 _EFFORT_SHIFT = {"low": -1, "medium": 0, "high": 1}
@@ -48,9 +58,9 @@ def _job_digest(job: ImageJob, index: int) -> bytes:
         str(job.seed),
         str(index),
         job.size,
-        job.quality,
+        # Not quality nor effort: they set the detail level, never the composition, so a preview at
+        # low quality is the same picture as the final one at high (the guide's tip).
         job.background,
-        str(job.effort),
         job.kind,
     ):
         h.update(part.encode("utf-8", "surrogatepass"))

@@ -113,10 +113,11 @@ def glow(scene: Image.Image, x: float, y: float, r: float, colour: RGB, opacity:
 def stars(scene: Image.Image, ctx: Context, count: int, top: float = 1.0) -> None:
     draw = ImageDraw.Draw(scene, "RGBA")
     w, h = scene.size
+    rng = ctx.fork()  # as many stars as the detail level asks, the composition unmoved
     for _ in range(count):
-        x, y = ctx.rng.uniform(0, w), ctx.rng.uniform(0, h * top)
-        r = ctx.rng.choice((0.6, 0.8, 1.0, 1.4)) * max(1.0, min(w, h) / 600)
-        a = ctx.rng.randint(90, 230)
+        x, y = rng.uniform(0, w), rng.uniform(0, h * top)
+        r = rng.choice((0.6, 0.8, 1.0, 1.4)) * max(1.0, min(w, h) / 600)
+        a = rng.randint(90, 230)
         draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 255, 250, a))
 
 

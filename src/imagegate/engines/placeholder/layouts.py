@@ -10,7 +10,7 @@ from collections.abc import Callable
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 from PIL.Image import Resampling
 
-from imagegate.engines.placeholder.context import Context
+from imagegate.engines.placeholder.context import STRUCTURE, Context
 from imagegate.engines.placeholder.drawing import Shape, circle, fade, glow, paint, soft_mask, stars
 from imagegate.engines.placeholder.palette import INK_DARK, RGB, mix, with_alpha
 
@@ -29,7 +29,7 @@ def _layout_orbits(scene: Image.Image, ctx: Context) -> None:
     rings, planets = [], []
     step = u * rng.uniform(0.07, 0.1)
     line = max(1.0, u * 0.004)
-    for i in range(3 + ctx.level // 2 + rng.randint(0, 1)):
+    for i in range(3 + STRUCTURE // 2 + rng.randint(0, 1)):
         radius = sun_r * 1.6 + step * (i + 1)
         colour = mix(ctx.palette[(i + 1) % len(ctx.palette)], (255, 255, 255), 0.35)
         rings.append(
@@ -93,7 +93,7 @@ def _layout_bands(scene: Image.Image, ctx: Context) -> None:
     rng, (w, h) = ctx.rng, scene.size
     angle = math.radians(rng.uniform(20, 65) * rng.choice((1, -1)))
     reach = math.hypot(w, h) / 2
-    count = 4 + ctx.level + rng.randint(0, 2)
+    count = 4 + STRUCTURE + rng.randint(0, 2)
     weights = [rng.uniform(0.4, 1.6) for _ in range(count)]
     start = -reach * rng.uniform(0.1, 0.5)
     span = reach * 1.6
@@ -149,7 +149,7 @@ def _tile_motif(tile: Image.Image, ctx: Context, colour: RGB) -> None:
 def _layout_tiles(scene: Image.Image, ctx: Context) -> None:
     rng, (w, h) = ctx.rng, scene.size
     u = min(w, h)
-    cols = max(2, round((3 + ctx.level // 2 + rng.randint(0, 1)) * w / u))
+    cols = max(2, round((3 + STRUCTURE // 2 + rng.randint(0, 1)) * w / u))
     margin, gap = u * 0.07, u * 0.025
     tile = (w - 2 * margin - gap * (cols - 1)) / cols
     rows = max(1, int((h - 2 * margin + gap) // (tile + gap)))
@@ -204,9 +204,9 @@ def _layout_horizon(scene: Image.Image, ctx: Context) -> None:
     sun = mix(ctx.palette[0], (255, 255, 240), 0.45)
     glow(scene, sx, sy, sr * 3, sun, 0.5)
     paint(scene, ctx, [circle(sx, sy, sr, fill=with_alpha(sun, 250))], shadow=0)
-    layers = 3 + ctx.level // 2 + rng.randint(0, 1)
+    layers = 3 + STRUCTURE // 2 + rng.randint(0, 1)
     far, near = ctx.bg[2], mix(ctx.palette[1], INK_DARK, 0.7)
-    points = 17 if ctx.level < 3 else 65
+    points = 65
     for i in range(layers):
         t = i / max(1, layers - 1)
         base = h * (0.5 + 0.35 * t)
@@ -232,12 +232,13 @@ def _layout_bokeh(scene: Image.Image, ctx: Context) -> None:
         lw, lh = max(1, round(w * scale)), max(1, round(h * scale))
         lights = Image.new("RGB", (lw, lh), (0, 0, 0))
         draw = ImageDraw.Draw(lights, "RGBA")
-        count = (8 + 4 * ctx.level) if layer == 0 else (10 + 6 * ctx.level)
+        count = (8 + 4 * STRUCTURE) if layer == 0 else (10 + 6 * ctx.level)  # the big ones: composition
+        lr = ctx.fork()  # the same first lights at every level, more of them at higher ones
         for _ in range(count):
-            r = u * scale * (rng.uniform(0.05, 0.16) if layer == 0 else rng.uniform(0.015, 0.05))
-            x, y = rng.uniform(0, lw), rng.uniform(0, lh)
-            colour = mix(ctx.pick(), (255, 255, 255), rng.uniform(0.0, 0.4))
-            alpha = rng.randint(60, 130) if layer == 0 else rng.randint(110, 200)
+            r = u * scale * (lr.uniform(0.05, 0.16) if layer == 0 else lr.uniform(0.015, 0.05))
+            x, y = lr.uniform(0, lw), lr.uniform(0, lh)
+            colour = mix(ctx.palette[lr.randrange(len(ctx.palette))], (255, 255, 255), lr.uniform(0.0, 0.4))
+            alpha = lr.randint(60, 130) if layer == 0 else lr.randint(110, 200)
             draw.ellipse(
                 (x - r, y - r, x + r, y + r),
                 fill=with_alpha(colour, alpha),
@@ -259,7 +260,7 @@ def _layout_bokeh(scene: Image.Image, ctx: Context) -> None:
 
 def _layout_waves(scene: Image.Image, ctx: Context) -> None:
     rng, (w, h) = ctx.rng, scene.size
-    count = 4 + ctx.level // 2 + rng.randint(0, 1)
+    count = 4 + STRUCTURE // 2 + rng.randint(0, 1)
     steps = 32 if ctx.level < 3 else 72
     glow(scene, w * rng.uniform(0.2, 0.8), h * 0.2, min(w, h) * 0.25, ctx.palette[0], 0.35)
     for i in range(count):

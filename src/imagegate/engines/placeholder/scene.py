@@ -58,11 +58,12 @@ _SOFTEN = ImageFilter.Kernel((3, 3), (1, 2, 1, 2, 4, 2, 1, 2, 1), 16)
 
 def _grain(image: Image.Image, ctx: Context) -> Image.Image:
     """Film grain (RGB in, RGB out), from a seeded noise tile; none at low levels."""
+    rng = ctx.fork()  # taken at every level, so what is drawn after grain is the same at all of them
     amplitude = max(0, ctx.level - 1)
     if amplitude == 0:
         return image
     tile_size = 128
-    noise = Image.frombytes("L", (tile_size, tile_size), ctx.rng.randbytes(tile_size**2))
+    noise = Image.frombytes("L", (tile_size, tile_size), rng.randbytes(tile_size**2))
     noise = noise.point([v * 2 * amplitude // 255 for v in range(256)])
     field_l = Image.new("L", image.size)
     for y in range(0, image.size[1], tile_size):
