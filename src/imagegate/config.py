@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     moderation_rules: list[ModerationRule] = Field(
         default_factory=_default_rules, description="Prompt policy behind moderation='auto'/'low'."
     )
+    moderation_channel: str | None = Field(
+        default=None, description="A channel whose OpenAI-style /v1/moderations endpoint checks every prompt "
+        "(moderation 'auto') before generating, in addition to the rules; unreachable: 503 (fails closed).")
     tiers: dict[str, Tier] = Field(
         default_factory=_default_tiers, description="Tier name -> limits and price multiplier."
     )

@@ -25,6 +25,7 @@ import aiohttp
 from imagegate.config import Settings
 from imagegate.engines.base import Capabilities, Engine
 from imagegate.engines.fetch import provider_fetcher
+from imagegate.engines.moderation import Moderator
 from imagegate.engines.placeholder import PlaceholderEngine
 from imagegate.engines.upstream import UpstreamConfig, UpstreamEngine
 from imagegate.errors import ModelNotFound
@@ -73,6 +74,7 @@ class EngineRegistry:
     def __init__(self) -> None:
         self._routes: dict[str, list[Route]] = {}
         self._models: list[str] = []
+        self.moderator: Moderator | None = None  # the configured moderation channel's endpoint
 
     def add(self, route: Route) -> None:
         self._routes.setdefault(route.model, []).append(route)
@@ -123,6 +125,8 @@ def build_registry(settings: Settings, channels: Iterable[ChannelRoutes] = (),
     channels = list(channels)
     fetcher = provider_fetcher(settings)
     for channel in channels:
+        if channel.config.name == settings.moderation_channel and channel.usable and session is not None:
+            registry.moderator = Moderator(channel.config, session)
         for model in channel.models:
             registry.know(model)
             if channel.usable and session is not None:

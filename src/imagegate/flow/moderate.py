@@ -19,7 +19,8 @@ import unicodedata
 from collections.abc import Sequence
 
 from imagegate.config import ModerationRule
-from imagegate.errors import ModerationBlocked
+from imagegate.engines.moderation import Moderator
+from imagegate.errors import ModerationBlocked, ServiceUnavailable
 
 _PUNCTUATION = re.compile(r"[^\w\s]|_")
 
@@ -45,10 +46,22 @@ def check(prompt: str, level: str, rules: Sequence[ModerationRule], request_id: 
         if (level == "auto" or rule.applies_at_low)
         and any(_pattern(term).search(text) for term in rule.terms)
     ]
-    if not hits:
-        return
-    categories = sorted(set(hits))
-    raise ModerationBlocked(
+    if hits:
+        raise blocked(sorted(set(hits)), request_id)
+
+
+async def check_remote(moderator: Moderator | None, prompt: str, request_id: str) -> None:
+    """The configured moderation channel's verdict; no usable channel of that name: 503."""
+    if moderator is None:
+        raise ServiceUnavailable("The moderation channel this gateway requires is not available (disabled, "
+                                 "missing or its key cannot be unsealed).")
+    categories = await moderator.flagged(prompt)
+    if categories:
+        raise blocked(categories, request_id)
+
+
+def blocked(categories: list[str], request_id: str) -> ModerationBlocked:
+    return ModerationBlocked(
         "Your request was rejected by the safety system. If you believe this is an error, "
         "contact the operator of this gateway and include the request ID "
         f"{request_id}. safety_violations=[{', '.join(categories)}].",

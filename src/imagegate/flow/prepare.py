@@ -46,6 +46,8 @@ class Preparer:
         has_images = bool(raw_images) or raw_mask is not None
         job, options = await anyio.to_thread.run_sync(check) if has_images else check()
         moderate.check(job.prompt, job.moderation, settings.moderation_rules, request_id)
+        if job.moderation == "auto" and settings.moderation_channel:
+            await moderate.check_remote(registry.moderator, job.prompt, request_id)
         routes = registry.routes_for(job.model)
         if has_images and routes and routes[0].channel is None:
             # A local engine will need the pixels: decode them now, so that a corrupt file is a 400
