@@ -54,8 +54,7 @@ HUGE = {"rpm": 10**9, "rpd": 10**9, "ipm": 10**9, "concurrency": 10**6}
 CREDIT = 10**15  # micro-dollars: never runs out
 CONCURRENCY = (1, 16)
 PROMPT = "a red fox in a blue forest"
-BODY = {"model": "gpt-image-1", "prompt": PROMPT, "size": "64x64", "quality": "low",
-        "output_format": "jpeg"}
+BODY = {"model": "gpt-image-1", "prompt": PROMPT, "size": "64x64", "quality": "low", "output_format": "jpeg"}
 STAGES = ("authenticate", "rate limit", "reserve", "settle")
 
 
@@ -78,8 +77,8 @@ class Figures:
     bare_acquire: float  # median ms
 
 
-
 # --- part 1: the admission stages, called directly ------------------------------------------
+
 
 @dataclass
 class Bench:
@@ -102,13 +101,19 @@ class Bench:
         key = await authenticate(f"Bearer {secret}", SqlKeys(self.keys, self.db))
         t1 = time.perf_counter()
         decision = await rate_limit.admit(
-            self.limiter, key, rate_limit.limits_for(key, self.settings.tiers), images=1,
-            now=clock.now(), fail_open=self.settings.rate_limit_fail_open)
+            self.limiter,
+            key,
+            rate_limit.limits_for(key, self.settings.tiers),
+            images=1,
+            now=clock.now(),
+            fail_open=self.settings.rate_limit_fail_open,
+        )
         rate_limit.headers(decision)
         t2 = time.perf_counter()
         credits = SqlCredits(self.ledger, self.db)
         reservation = await reserve_quota.reserve(
-            credits, key.id, self.price, f"req_{uuid.uuid4().hex}", self.settings.reservation_timeout_s)
+            credits, key.id, self.price, f"req_{uuid.uuid4().hex}", self.settings.reservation_timeout_s
+        )
         t3 = time.perf_counter()
         await credits.settle(reservation, self.price)
         t4 = time.perf_counter()
@@ -120,8 +125,9 @@ class Bench:
                 stages[i].append(dt)
         return t5 - t0
 
-    async def run(self, requests: int, coroutines: int,
-                  stages: list[list[float]] | None = None) -> tuple[float, list[float]]:
+    async def run(
+        self, requests: int, coroutines: int, stages: list[list[float]] | None = None
+    ) -> tuple[float, list[float]]:
         """(requests per second, latencies in seconds) for `requests` spread over coroutines."""
         latencies: list[float] = []
 
@@ -147,11 +153,13 @@ class Bench:
 
 
 def flow_price(settings: Settings) -> int:
-    job = ImageJob(model="gpt-image-1", prompt=PROMPT, width=64, height=64, quality="low",
-                   output_format="jpeg")
+    job = ImageJob(
+        model="gpt-image-1", prompt=PROMPT, width=64, height=64, quality="low", output_format="jpeg"
+    )
     usage = job_usage(prompt=PROMPT, quality="low", width=64, height=64, n=1)
-    return reserve_quota.quote(price_for(settings.prices, job.model), usage, job, 1,
-                               settings.tiers["free"].multiplier_ppm)[1]
+    return reserve_quota.quote(
+        price_for(settings.prices, job.model), usage, job, 1, settings.tiers["free"].multiplier_ppm
+    )[1]
 
 
 def measure_admission(setup: Setup, requests: int, data_dir: Path) -> Figures:
@@ -161,12 +169,15 @@ def measure_admission(setup: Setup, requests: int, data_dir: Path) -> Figures:
         clock = SystemClock()
         settings = Settings(data_dir=data_dir, create_initial_key=False)
         keys = KeyRepo(engine, clock)
-        secrets = [keys.create(f"bench-{i}", "free", credit_micros=CREDIT, **HUGE)[1]
-                   for i in range(max(CONCURRENCY))]
+        secrets = [
+            keys.create(f"bench-{i}", "free", credit_micros=CREDIT, **HUGE)[1]
+            for i in range(max(CONCURRENCY))
+        ]
 
         async def go() -> Figures:
-            limiter = build_rate_limiter(setup.redis_url, prefix=setup.prefix,
-                                         lease_ttl_s=settings.reservation_timeout_s)
+            limiter = build_rate_limiter(
+                setup.redis_url, prefix=setup.prefix, lease_ttl_s=settings.reservation_timeout_s
+            )
             bench = Bench(keys, Ledger(engine, clock), limiter, settings, secrets, flow_price(settings))
             try:
                 out = Figures({}, [], 0.0)
@@ -191,10 +202,15 @@ def measure_admission(setup: Setup, requests: int, data_dir: Path) -> Figures:
 
 # --- part 2: a real server, free-but-huge key vs internal key ------------------------------
 
+
 def measure_http(setup: Setup, requests: int, data_dir: Path) -> dict[str, float]:
-    settings = Settings(data_dir=data_dir, database_url=setup.server_database_url,
-                        redis_url=setup.redis_url, redis_prefix=setup.prefix + "srv:",
-                        create_initial_key=False)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=setup.server_database_url,
+        redis_url=setup.redis_url,
+        redis_prefix=setup.prefix + "srv:",
+        create_initial_key=False,
+    )
     with serve_in_thread(create_app(settings)) as base:
         engine = make_engine(settings.resolved_database_url)
         try:
@@ -205,10 +221,12 @@ def measure_http(setup: Setup, requests: int, data_dir: Path) -> dict[str, float
             engine.dispose()
         times: dict[str, list[float]] = {limited: [], internal: []}
         with httpx.Client(base_url=base, timeout=60) as client:
+
             def post(secret: str) -> float:
                 t = time.perf_counter()
-                r = client.post("/v1/images/generations", json=BODY,
-                                headers={"Authorization": f"Bearer {secret}"})
+                r = client.post(
+                    "/v1/images/generations", json=BODY, headers={"Authorization": f"Bearer {secret}"}
+                )
                 dt = time.perf_counter() - t
                 r.raise_for_status()
                 return dt
@@ -217,7 +235,7 @@ def measure_http(setup: Setup, requests: int, data_dir: Path) -> dict[str, float
                 post(limited)
                 post(internal)
             for i in range(requests):  # interleaved, alternating order: drift hits both alike
-                for secret in ((limited, internal) if i % 2 == 0 else (internal, limited)):
+                for secret in (limited, internal) if i % 2 == 0 else (internal, limited):
                     times[secret].append(post(secret))
     paired = [a - b for a, b in zip(times[limited], times[internal], strict=True)]
     return {
@@ -230,6 +248,7 @@ def measure_http(setup: Setup, requests: int, data_dir: Path) -> dict[str, float
 
 
 # --- setups and clean-up --------------------------------------------------------------------
+
 
 def postgres_settings(url: str) -> str | None:
     """'PostgreSQL 15.2, synchronous_commit=on' (what each commit waits for), or None if unreachable."""
@@ -245,21 +264,22 @@ def postgres_settings(url: str) -> str | None:
         engine.dispose()
 
 
-
-
-
 # --- report ----------------------------------------------------------------------------------
+
 
 def ratio(b: float, a: float) -> str:
     return f"{b / a:.2f}x" if a else "-"
 
 
-def report(setups: list[Setup], adm: dict[str, Figures], http: dict[str, dict[str, float]],
-           args: argparse.Namespace) -> None:
+def report(
+    setups: list[Setup], adm: dict[str, Figures], http: dict[str, dict[str, float]], args: argparse.Namespace
+) -> None:
     names = [s.name for s in setups]
     print("setups: " + "; ".join(f"({s.name}) {s.label}" for s in setups))
-    print(f"\n== admission path, called directly: {args.requests} requests at 1 coroutine, "
-          f"{2 * args.requests} at 16 (latency in ms) ==")
+    print(
+        f"\n== admission path, called directly: {args.requests} requests at 1 coroutine, "
+        f"{2 * args.requests} at 16 (latency in ms) =="
+    )
     header = f"{'coroutines':>10}" + "".join(f"  {n + ' req/s':>9} {'p50':>7} {'p99':>7}" for n in names)
     if len(names) == 2:
         header += f"  {'b/a req/s':>9} {'p50':>6} {'p99':>6}"
@@ -273,12 +293,14 @@ def report(setups: list[Setup], adm: dict[str, Figures], http: dict[str, dict[st
             (ra, pa, qa), (rb, pb, qb) = figs
             row += f"  {ratio(rb, ra):>9} {ratio(pb, pa):>6} {ratio(qb, qa):>6}"
         print(row)
-    print("each request: authenticate (KeyRepo.authenticate by secret: in place on SQLite WAL, else a "
-          "worker thread) + rate_limit.admit\n(limits_for a free key with rpm/rpd/ipm=1e9, "
-          "concurrency=1e6: every "
-          "limit checked, none denies)\n+ reserve_quota.reserve + credits.settle (charges the reserved "
-          "amount: no refund row) + the lease's release.\n16 coroutines use 16 keys; one event loop, "
-          "anyio's worker threads; the DB engines are make_engine's (the server's pools).")
+    print(
+        "each request: authenticate (KeyRepo.authenticate by secret: in place on SQLite WAL, else a "
+        "worker thread) + rate_limit.admit\n(limits_for a free key with rpm/rpd/ipm=1e9, "
+        "concurrency=1e6: every "
+        "limit checked, none denies)\n+ reserve_quota.reserve + credits.settle (charges the reserved "
+        "amount: no refund row) + the lease's release.\n16 coroutines use 16 keys; one event loop, "
+        "anyio's worker threads; the DB engines are make_engine's (the server's pools)."
+    )
 
     print("\n== per stage, median ms at 1 coroutine ==")
     print(f"{'stage':<34}" + "".join(f"{n:>9}" for n in names) + (f"{'b/a':>8}" if len(names) == 2 else ""))
@@ -291,28 +313,37 @@ def report(setups: list[Setup], adm: dict[str, Figures], http: dict[str, dict[st
             line += f"{ratio(vals[1], vals[0]):>8}"
         print(line)
 
-    print(f"\n== end to end: POST /v1/images/generations 64x64 low jpeg, {args.http_requests} per key, "
-          "interleaved, one client (ms) ==")
-    print(f"{'setup':<6}{'free-huge p50':>14}{'internal p50':>14}{'difference':>12}{'paired p50':>12}"
-          f"{'free-huge p90':>15}{'internal p90':>14}")
+    print(
+        f"\n== end to end: POST /v1/images/generations 64x64 low jpeg, {args.http_requests} per key, "
+        "interleaved, one client (ms) =="
+    )
+    print(
+        f"{'setup':<6}{'free-huge p50':>14}{'internal p50':>14}{'difference':>12}{'paired p50':>12}"
+        f"{'free-huge p90':>15}{'internal p90':>14}"
+    )
     for n in names:
         h = http[n]
-        print(f"{n:<6}{h['limited']:>14.2f}{h['internal']:>14.2f}{h['limited'] - h['internal']:>+12.2f}"
-              f"{h['paired']:>+12.2f}{h['limited_p90']:>15.2f}{h['internal_p90']:>14.2f}")
-    print("both rows: the whole request (auth, validation, moderation, rate limit, reserve, placeholder "
-          "render,\njpeg encode, blob store, settle, usage record, JSON) plus the httpx client, in one "
-          "process (server in a\nthread: client and server share the GIL and this machine's cores). "
-          "An internal key skips the\nlimiter (flow/rate_limit.py: no limits, no round trip), so "
-          "'difference' (p50 - p50) and 'paired'\n(median of per-pair differences) are the whole cost "
-          "of checking a key's limits.")
+        print(
+            f"{n:<6}{h['limited']:>14.2f}{h['internal']:>14.2f}{h['limited'] - h['internal']:>+12.2f}"
+            f"{h['paired']:>+12.2f}{h['limited_p90']:>15.2f}{h['internal_p90']:>14.2f}"
+        )
+    print(
+        "both rows: the whole request (auth, validation, moderation, rate limit, reserve, placeholder "
+        "render,\njpeg encode, blob store, settle, usage record, JSON) plus the httpx client, in one "
+        "process (server in a\nthread: client and server share the GIL and this machine's cores). "
+        "An internal key skips the\nlimiter (flow/rate_limit.py: no limits, no round trip), so "
+        "'difference' (p50 - p50) and 'paired'\n(median of per-pair differences) are the whole cost "
+        "of checking a key's limits."
+    )
     if len(setups) < 2:
         print("(PostgreSQL or Redis unreachable: setup b skipped)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000,
-                        help="admission requests at 1 coroutine (twice as many at 16)")
+    parser.add_argument(
+        "--requests", type=int, default=2000, help="admission requests at 1 coroutine (twice as many at 16)"
+    )
     parser.add_argument("--http-requests", type=int, default=300, help="HTTP requests per key per setup")
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -322,17 +353,22 @@ def main() -> None:
 
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imagegate-bench-")))
-        setups = [Setup("a", "SQLite file (WAL) + MemoryRateLimiter", f"sqlite:///{tmp / 'a.db'}",
-                        None, None, "")]
+        setups = [
+            Setup("a", "SQLite file (WAL) + MemoryRateLimiter", f"sqlite:///{tmp / 'a.db'}", None, None, "")
+        ]
         pg = postgres_settings(args.postgres_url)
         if pg is not None and redis_available(args.redis_url):
             tag = uuid.uuid4().hex[:10]
-            setups.append(Setup(
-                "b", f"{pg} + RedisRateLimiter",
-                stack.enter_context(pg_schema(args.postgres_url, f"bench_adm_{tag}")),
-                stack.enter_context(pg_schema(args.postgres_url, f"bench_srv_{tag}")),
-                args.redis_url, stack.enter_context(redis_prefix(args.redis_url, "bench-admission")),
-            ))
+            setups.append(
+                Setup(
+                    "b",
+                    f"{pg} + RedisRateLimiter",
+                    stack.enter_context(pg_schema(args.postgres_url, f"bench_adm_{tag}")),
+                    stack.enter_context(pg_schema(args.postgres_url, f"bench_srv_{tag}")),
+                    args.redis_url,
+                    stack.enter_context(redis_prefix(args.redis_url, "bench-admission")),
+                )
+            )
         adm: dict[str, Figures] = {}
         http: dict[str, dict[str, float]] = {}
         for s in setups:

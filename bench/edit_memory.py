@@ -38,9 +38,13 @@ def peak_mib(pid: int) -> float:
 
 def edit(base: str, secret: str, images: list[bytes]) -> int:
     files = [("image[]", (f"i{i}.png", data, "image/png")) for i, data in enumerate(images)]
-    resp = httpx.post(base + "/v1/images/edits", headers={"Authorization": f"Bearer {secret}"},
-                      data={"model": "gpt-image-1", "prompt": "a collage", "quality": "low",
-                            "size": "1024x1024"}, files=files, timeout=300)
+    resp = httpx.post(
+        base + "/v1/images/edits",
+        headers={"Authorization": f"Bearer {secret}"},
+        data={"model": "gpt-image-1", "prompt": "a collage", "quality": "low", "size": "1024x1024"},
+        files=files,
+        timeout=300,
+    )
     return resp.status_code
 
 
@@ -64,12 +68,18 @@ def main() -> None:
             status_bombs = edit(proc.base_url, secret, [bomb] * 4)
             after_bombs = peak_mib(proc.pid)
     upload = sum(map(len, sixteen)) / MB
-    print(f"16 images of {args.edge}x{args.edge} ({upload:.1f} MiB of PNG, "
-          f"{16 * args.edge * args.edge / 1e6:.1f} M pixels), served locally: HTTP {status16}")
-    print(f"gateway peak RSS (VmHWM): warm {warm:.1f} MiB, after the 16-image edit {after16:.1f} MiB "
-          f"(+{after16 - warm:.1f} MiB)")
-    print(f"4 bombs of 7000x7000 ({len(bomb) / 1024:.0f} KiB each): HTTP {status_bombs}, "
-          f"peak after {after_bombs:.1f} MiB (+{after_bombs - after16:.1f} MiB)")
+    print(
+        f"16 images of {args.edge}x{args.edge} ({upload:.1f} MiB of PNG, "
+        f"{16 * args.edge * args.edge / 1e6:.1f} M pixels), served locally: HTTP {status16}"
+    )
+    print(
+        f"gateway peak RSS (VmHWM): warm {warm:.1f} MiB, after the 16-image edit {after16:.1f} MiB "
+        f"(+{after16 - warm:.1f} MiB)"
+    )
+    print(
+        f"4 bombs of 7000x7000 ({len(bomb) / 1024:.0f} KiB each): HTTP {status_bombs}, "
+        f"peak after {after_bombs:.1f} MiB (+{after_bombs - after16:.1f} MiB)"
+    )
 
 
 if __name__ == "__main__":

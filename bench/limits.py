@@ -42,7 +42,6 @@ async def run(limiter: RateLimiter, ops: int, coroutines: int) -> tuple[float, l
     return len(latencies) / (time.perf_counter() - start), latencies
 
 
-
 async def measure(make: Callable[[], RateLimiter], ops: int) -> dict[int, tuple[float, float, float]]:
     results = {}
     for coroutines in CONCURRENCY:
@@ -56,7 +55,6 @@ async def measure(make: Callable[[], RateLimiter], ops: int) -> dict[int, tuple[
     return results
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=20_000, help="operations per measurement")
@@ -66,8 +64,9 @@ def main() -> None:
     table = {"memory": anyio.run(measure, MemoryRateLimiter, args.ops)}
     if redis_available(args.redis_url):
         with redis_prefix(args.redis_url, "bench-limits") as prefix:
-            table["redis"] = anyio.run(measure, lambda: RedisRateLimiter(args.redis_url, prefix=prefix),
-                                       args.ops)
+            table["redis"] = anyio.run(
+                measure, lambda: RedisRateLimiter(args.redis_url, prefix=prefix), args.ops
+            )
 
     backends = list(table)
     print(f"acquire + release, {args.ops} operations each (latency in ms)")

@@ -68,7 +68,6 @@ def fake_upstream(image_size: int) -> Iterator[str]:
         proc.wait(timeout=20)
 
 
-
 class Connection:
     """One keep-alive HTTP/1.1 connection, spoken to by hand: a load generator light enough not to
     be the bottleneck (httpx's pool, at 32 connections, saturates a core before the servers do)."""
@@ -76,9 +75,11 @@ class Connection:
     def __init__(self, url: str, secret: str, body: bytes) -> None:
         parsed = httpx.URL(url)
         self.host, self.port = parsed.host, parsed.port or 80
-        self.request = (f"POST {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                        f"Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n"
-                        f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        self.request = (
+            f"POST {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -90,8 +91,9 @@ class Connection:
         self.writer.write(self.request)
         head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
         status = int(head.split(" ", 2)[1])
-        length = next(int(line.split(":", 1)[1]) for line in head.split("\r\n")
-                      if line.startswith("content-length:"))
+        length = next(
+            int(line.split(":", 1)[1]) for line in head.split("\r\n") if line.startswith("content-length:")
+        )
         await self.reader.readexactly(length)
         if "connection: close" in head:
             await self.close()
@@ -130,8 +132,9 @@ async def load(url: str, secret: str, body: bytes, concurrency: int, duration: f
     await asyncio.gather(*(c.close() for c in connections))
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
-    return Result(len(latencies) / wall, statistics.median(latencies) * 1000, p99 * 1000, len(latencies),
-                  errors, size)
+    return Result(
+        len(latencies) / wall, statistics.median(latencies) * 1000, p99 * 1000, len(latencies), errors, size
+    )
 
 
 def main() -> None:
@@ -142,8 +145,12 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     body = json.dumps({"prompt": "a red fox in a blue forest", "size": "1024x1024", "quality": "medium"})
 
-    with tempfile.TemporaryDirectory() as tmp, fake_upstream(1024) as big, fake_upstream(0) as small, \
-            spawn_server(Path(tmp), own_env=True, quiet=True, IMAGEGATE_ADMIN_KEY=ADMIN) as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fake_upstream(1024) as big,
+        fake_upstream(0) as small,
+        spawn_server(Path(tmp), own_env=True, quiet=True, IMAGEGATE_ADMIN_KEY=ADMIN) as server,
+    ):
         base = server.base_url
         admin = {"Authorization": f"Bearer {ADMIN}"}
         for name, fake, model in (("image-sized", big, "gpt-image-1"), ("small", small, "gpt-image-1-mini")):
@@ -153,29 +160,40 @@ def main() -> None:
         secret = repo.create("bench", "internal", credit_micros=10**12)[1]
         repo.engine.dispose()
 
-        print(f"{os.cpu_count()} CPUs; {args.duration:g} s per measurement; imagegate and each fake upstream "
-              "in its own process; one asyncio client process, one keep-alive connection per client")
-        print(f"{'payload':<12} {'conc':>4} | {'direct req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | "
-              f"{'imagegate req/s':>15} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5} {'+p50 ms':>7}")
+        print(
+            f"{os.cpu_count()} CPUs; {args.duration:g} s per measurement; imagegate and each fake upstream "
+            "in its own process; one asyncio client process, one keep-alive connection per client"
+        )
+        print(
+            f"{'payload':<12} {'conc':>4} | {'direct req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | "
+            f"{'imagegate req/s':>15} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5} {'+p50 ms':>7}"
+        )
         for name, fake, model in (("image-sized", big, "gpt-image-1"), ("small", small, "gpt-image-1-mini")):
             payload = json.dumps({**json.loads(body), "model": model}).encode()
             for conc in levels:
                 # The image-sized runs write hundreds of MB of images: flush them to disk first, so
                 # their writeback does not land in the next measurement.
                 os.sync()
-                direct = asyncio.run(load(fake + "/images/generations", UPSTREAM_KEY, payload, conc,
-                                          args.duration))
+                direct = asyncio.run(
+                    load(fake + "/images/generations", UPSTREAM_KEY, payload, conc, args.duration)
+                )
                 os.sync()
-                relay = asyncio.run(load(base + "/v1/images/generations", secret, payload, conc,
-                                         args.duration))
+                relay = asyncio.run(
+                    load(base + "/v1/images/generations", secret, payload, conc, args.duration)
+                )
                 if direct.errors or relay.errors:
                     print(f"  errors: direct {direct.errors}, imagegate {relay.errors}")
-                print(f"{name:<12} {conc:>4} | "
-                      f"{direct.rps:>12.1f} {direct.p50_ms:>7.1f} {direct.p99_ms:>7.1f} | "
-                      f"{relay.rps:>15.1f} {relay.p50_ms:>7.1f} {relay.p99_ms:>7.1f} | "
-                      f"{relay.rps / direct.rps:>5.2f} {relay.p50_ms - direct.p50_ms:>7.1f}", flush=True)
-            print(f"  ({name}: {direct.response_bytes / 1e6:.3f} MB per direct answer, "
-                  f"{relay.response_bytes / 1e6:.3f} MB through imagegate: b64_json and a signed url)")
+                print(
+                    f"{name:<12} {conc:>4} | "
+                    f"{direct.rps:>12.1f} {direct.p50_ms:>7.1f} {direct.p99_ms:>7.1f} | "
+                    f"{relay.rps:>15.1f} {relay.p50_ms:>7.1f} {relay.p99_ms:>7.1f} | "
+                    f"{relay.rps / direct.rps:>5.2f} {relay.p50_ms - direct.p50_ms:>7.1f}",
+                    flush=True,
+                )
+            print(
+                f"  ({name}: {direct.response_bytes / 1e6:.3f} MB per direct answer, "
+                f"{relay.response_bytes / 1e6:.3f} MB through imagegate: b64_json and a signed url)"
+            )
 
 
 if __name__ == "__main__":

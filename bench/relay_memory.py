@@ -40,11 +40,14 @@ def memory_kb(pid: int) -> dict[str, int]:
     return out
 
 
-
 def edit(base: str, secret: str, image: bytes) -> None:
-    resp = httpx.post(base + "/v1/images/edits", headers={"Authorization": f"Bearer {secret}"},
-                      data={"model": "gpt-image-1", "prompt": "relay me", "quality": "low"},
-                      files={"image": ("upload.png", image, "image/png")}, timeout=300)
+    resp = httpx.post(
+        base + "/v1/images/edits",
+        headers={"Authorization": f"Bearer {secret}"},
+        data={"model": "gpt-image-1", "prompt": "relay me", "quality": "low"},
+        files={"image": ("upload.png", image, "image/png")},
+        timeout=300,
+    )
     resp.raise_for_status()
 
 
@@ -60,9 +63,17 @@ def main() -> None:
         with spawn_server(data_dir, own_env=True, quiet=True, IMAGEGATE_ADMIN_KEY=ADMIN) as proc:
             base = proc.base_url
             admin = {"Authorization": f"Bearer {ADMIN}"}
-            httpx.post(base + "/admin/channels", headers=admin, timeout=30, json={
-                "name": "fake", "base_url": fake.api_base, "api_key": "sk-bench-upstream",
-                "models": ["gpt-image-1"]}).raise_for_status()
+            httpx.post(
+                base + "/admin/channels",
+                headers=admin,
+                timeout=30,
+                json={
+                    "name": "fake",
+                    "base_url": fake.api_base,
+                    "api_key": "sk-bench-upstream",
+                    "models": ["gpt-image-1"],
+                },
+            ).raise_for_status()
             repo = KeyRepo(make_engine(f"sqlite:///{data_dir / 'imagegate.db'}"), SystemClock())
             secret = repo.create("bench", "internal", credit_micros=10**10)[1]
             repo.engine.dispose()
@@ -76,12 +87,18 @@ def main() -> None:
         relayed = fake.posts("/images/edits")[-1]
         received = [line for line in relayed.body.decode("utf-8", "replace").splitlines() if "bytes>" in line]
     growth = after["VmHWM"] - before["VmHWM"]
-    print(f"upload: {len(upload) / MB:.1f} MiB PNG ({edge}x{edge}), relayed in {elapsed:.2f} s; "
-          f"upstream received image part {received[0] if received else '?'}")
-    print(f"gateway RSS before {before['VmRSS'] / 1024:.1f} MiB, "
-          f"peak (VmHWM) before {before['VmHWM'] / 1024:.1f} MiB, after {after['VmHWM'] / 1024:.1f} MiB")
-    print(f"peak growth {growth / 1024:.1f} MiB = {growth * 1024 / len(upload):.2f}x the upload "
-          f"(goal: much less than 1x)")
+    print(
+        f"upload: {len(upload) / MB:.1f} MiB PNG ({edge}x{edge}), relayed in {elapsed:.2f} s; "
+        f"upstream received image part {received[0] if received else '?'}"
+    )
+    print(
+        f"gateway RSS before {before['VmRSS'] / 1024:.1f} MiB, "
+        f"peak (VmHWM) before {before['VmHWM'] / 1024:.1f} MiB, after {after['VmHWM'] / 1024:.1f} MiB"
+    )
+    print(
+        f"peak growth {growth / 1024:.1f} MiB = {growth * 1024 / len(upload):.2f}x the upload "
+        f"(goal: much less than 1x)"
+    )
 
 
 if __name__ == "__main__":

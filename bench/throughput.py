@@ -40,8 +40,9 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
 
 
 def render_once(seed: int) -> FinalImage:
-    job = ImageJob(model="gpt-image-1", prompt="a red fox in a blue forest, watercolor",
-                   quality="medium", seed=seed)
+    job = ImageJob(
+        model="gpt-image-1", prompt="a red fox in a blue forest, watercolor", quality="medium", seed=seed
+    )
 
     async def go() -> FinalImage:
         return [e async for e in PlaceholderEngine().run(job) if isinstance(e, FinalImage)][0]
@@ -56,8 +57,14 @@ def row(name: str, samples: list[float], per_call: int = 1) -> None:
 
 
 def http_path(base: str, key: str, fmt: str, response_format: str, n: int, conc: int) -> float:
-    body = {"model": "gpt-image-1", "prompt": "a red fox in a blue forest", "size": "1024x1024",
-            "quality": "medium", "output_format": fmt, "response_format": response_format}
+    body = {
+        "model": "gpt-image-1",
+        "prompt": "a red fox in a blue forest",
+        "size": "1024x1024",
+        "quality": "medium",
+        "output_format": fmt,
+        "response_format": response_format,
+    }
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
         c.post("/v1/images/generations", json=body).raise_for_status()  # warm-up
 
@@ -85,8 +92,10 @@ def main() -> None:
     for fmt in FORMATS:
         row(f"encode {fmt}", timed(lambda fmt=fmt: encode_image(image, fmt, compression=90), 20))
 
-    print(f"\n== HTTP path: POST /v1/images/generations, {args.requests} requests, "
-          f"{args.concurrency} concurrent clients ==")
+    print(
+        f"\n== HTTP path: POST /v1/images/generations, {args.requests} requests, "
+        f"{args.concurrency} concurrent clients =="
+    )
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), create_initial_key=False)
         with serve_in_thread(create_app(settings)) as base:

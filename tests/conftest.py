@@ -36,8 +36,9 @@ class LiveServer:
     def keys(self) -> KeyRepo:
         return KeyRepo(make_engine(self.settings.resolved_database_url), self.clock)
 
-    def new_key(self, name: str = "test", tier: str = "internal", credit_micros: int = 10**9,
-                **fields: object) -> str:
+    def new_key(
+        self, name: str = "test", tier: str = "internal", credit_micros: int = 10**9, **fields: object
+    ) -> str:
         """A key on the server's database; by default unlimited and with $1000 of credit."""
         repo = self.keys()
         try:
@@ -140,8 +141,9 @@ def postgres_server_url() -> str:
     except OperationalError as exc:
         if url:
             pytest.fail(f"IMAGEGATE_TEST_POSTGRES_URL does not answer: {exc}")
-        pytest.skip(f"no PostgreSQL at {DEFAULT_POSTGRES_URL} "
-                    "(set IMAGEGATE_TEST_POSTGRES_URL to require one)")
+        pytest.skip(
+            f"no PostgreSQL at {DEFAULT_POSTGRES_URL} (set IMAGEGATE_TEST_POSTGRES_URL to require one)"
+        )
     finally:
         engine.dispose()
     return url or DEFAULT_POSTGRES_URL

@@ -23,8 +23,9 @@ from imagegate.http.serve import free_port
 
 CLI = [sys.executable, "-m", "imagegate.cli"]
 # The money suites bill placeholder images at gpt-image-1's list price (the default is free).
-LIST_PRICE = json.dumps({"text_in_per_1m": 5_000_000, "image_in_per_1m": 10_000_000,
-                         "image_out_per_1m": 40_000_000})
+LIST_PRICE = json.dumps(
+    {"text_in_per_1m": 5_000_000, "image_in_per_1m": 10_000_000, "image_out_per_1m": 40_000_000}
+)
 
 
 def redis_available(url: str) -> bool:
@@ -43,7 +44,7 @@ def delete_prefix(url: str, prefix: str) -> None:
     try:
         keys = list(client.scan_iter(match=prefix + "*", count=1000))
         for i in range(0, len(keys), 1000):
-            client.delete(*keys[i:i + 1000])
+            client.delete(*keys[i : i + 1000])
     finally:
         client.close()
 
@@ -106,8 +107,14 @@ def spawn_server(
     """
     port = free_port()
     base_env = {k: v for k, v in os.environ.items() if not (own_env and k.startswith("IMAGEGATE_"))}
-    full_env = {**base_env, "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port),
-                "IMAGEGATE_CREATE_INITIAL_KEY": "false", "IMAGEGATE_PLACEHOLDER_PRICE": LIST_PRICE, **env}
+    full_env = {
+        **base_env,
+        "IMAGEGATE_DATA_DIR": str(data_dir),
+        "IMAGEGATE_PORT": str(port),
+        "IMAGEGATE_CREATE_INITIAL_KEY": "false",
+        "IMAGEGATE_PLACEHOLDER_PRICE": LIST_PRICE,
+        **env,
+    }
     output = subprocess.DEVNULL if quiet else subprocess.PIPE
     proc = subprocess.Popen(CLI + ["serve"], env=full_env, stdout=output, stderr=subprocess.STDOUT, text=True)
     process = Process(f"http://127.0.0.1:{port}", proc, full_env)

@@ -24,14 +24,16 @@ class Accounts:
     ledger: Ledger
     usage: UsageRepo
 
-    def create_key(self, name: str, tier: str = "free", credit_usd: str | Decimal | None = None,
-                   **fields: Any) -> tuple[dict[str, Any], str]:
+    def create_key(
+        self, name: str, tier: str = "free", credit_usd: str | Decimal | None = None, **fields: Any
+    ) -> tuple[dict[str, Any], str]:
         """A new key with its starting credit (the trial credit unless `credit_usd` is given)."""
         self._check_tier(tier)
         _check_text(name, "name", bounds.KEY_NAME)
         credit = self.settings.trial_credit_usd if credit_usd is None else credit_usd
-        key, secret = self.keys.create(name, tier, credit_micros=_micros(credit, "credit_usd"),
-                                       **_clean(fields))
+        key, secret = self.keys.create(
+            name, tier, credit_micros=_micros(credit, "credit_usd"), **_clean(fields)
+        )
         return self.view(key), secret
 
     def update_key(self, ident: str, **fields: Any) -> dict[str, Any]:
@@ -40,8 +42,10 @@ class Accounts:
             self._check_tier(fields["tier"])
         if fields.get("name") is not None:
             _check_text(fields["name"], "name", bounds.KEY_NAME)
-        updated = self.keys.update(key.id, **_clean(fields, keep_none=("expires_at", "allowed_models",
-                                                                       *LIMIT_FIELDS, "multiplier_ppm")))
+        updated = self.keys.update(
+            key.id,
+            **_clean(fields, keep_none=("expires_at", "allowed_models", *LIMIT_FIELDS, "multiplier_ppm")),
+        )
         assert updated is not None
         return self.view(updated)
 
@@ -61,8 +65,11 @@ class Accounts:
         try:
             self.ledger.top_up(key.id, micros, note)
         except BalanceTooLarge:
-            raise InvalidValue(f"A key's balance can be at most ${micros_to_usd(bounds.MAX_BALANCE_MICROS):,.0f}; "
-                               "this top-up would exceed it.", param="amount_usd") from None
+            raise InvalidValue(
+                f"A key's balance can be at most ${micros_to_usd(bounds.MAX_BALANCE_MICROS):,.0f}; "
+                "this top-up would exceed it.",
+                param="amount_usd",
+            ) from None
         return self.view(self._find(str(key.id)))
 
     def list_keys(self) -> list[dict[str, Any]]:
@@ -87,8 +94,9 @@ class Accounts:
             **counts,
         }
 
-    def usage_totals(self, key: str | None = None, days: int | None = None, now: float | None = None
-                     ) -> list[dict[str, Any]]:
+    def usage_totals(
+        self, key: str | None = None, days: int | None = None, now: float | None = None
+    ) -> list[dict[str, Any]]:
         key_id = self._find(key).id if key else None
         rows = self.usage.totals(key_id=key_id, days=days, now=now)
         for row in rows:
@@ -98,15 +106,26 @@ class Accounts:
 
     def view(self, key: ApiKey) -> dict[str, Any]:
         tier = self.settings.tiers.get(key.tier)
-        effective = {f: getattr(key, f) if getattr(key, f) is not None else getattr(tier, f, None)
-                     for f in LIMIT_FIELDS}
-        multiplier = key.multiplier_ppm if key.multiplier_ppm is not None else (
-            tier.multiplier_ppm if tier else 1_000_000)
+        effective = {
+            f: getattr(key, f) if getattr(key, f) is not None else getattr(tier, f, None)
+            for f in LIMIT_FIELDS
+        }
+        multiplier = (
+            key.multiplier_ppm
+            if key.multiplier_ppm is not None
+            else (tier.multiplier_ppm if tier else 1_000_000)
+        )
         return {
-            "id": key.id, "name": key.name, "prefix": key.prefix, "tier": key.tier,
-            "status": "revoked" if key.revoked_at else "active", "created_at": int(key.created_at),
-            "expires_at": key.expires_at, "balance_usd": micros_to_usd(key.balance_micros),
-            "limits": effective, "overrides": {f: getattr(key, f) for f in LIMIT_FIELDS},
+            "id": key.id,
+            "name": key.name,
+            "prefix": key.prefix,
+            "tier": key.tier,
+            "status": "revoked" if key.revoked_at else "active",
+            "created_at": int(key.created_at),
+            "expires_at": key.expires_at,
+            "balance_usd": micros_to_usd(key.balance_micros),
+            "limits": effective,
+            "overrides": {f: getattr(key, f) for f in LIMIT_FIELDS},
             "multiplier": multiplier / 1_000_000,
             "allowed_models": list(key.allowed_models) if key.allowed_models else None,
         }
@@ -130,8 +149,9 @@ def _micros(value: str | Decimal | int | float, param: str) -> int:
     except ValueError as exc:
         raise InvalidValue(f"Invalid '{param}': {exc}.", param=param) from exc
     if micros > bounds.MAX_BALANCE_MICROS:
-        raise InvalidValue(f"Invalid '{param}': at most ${micros_to_usd(bounds.MAX_BALANCE_MICROS):,.0f}.",
-                           param=param)
+        raise InvalidValue(
+            f"Invalid '{param}': at most ${micros_to_usd(bounds.MAX_BALANCE_MICROS):,.0f}.", param=param
+        )
     return micros
 
 
@@ -174,6 +194,8 @@ def _ppm(multiplier: str | float | Decimal) -> int:
     except ArithmeticError:  # decimal.InvalidOperation: not a number
         ok = False
     if not ok:
-        raise InvalidValue(f"multiplier must be from 0 to {bounds.INT32_MAX // 1_000_000} with at most 6 "
-                           "decimals.", param="multiplier")
+        raise InvalidValue(
+            f"multiplier must be from 0 to {bounds.INT32_MAX // 1_000_000} with at most 6 decimals.",
+            param="multiplier",
+        )
     return int(value)

@@ -105,17 +105,20 @@ class Prober:
             else:
                 answers = await self._lists_models(channel)
             if answers:
-                await anyio.to_thread.run_sync(partial(self.repo.update, str(channel.id), enabled=True,
-                                                       disabled_reason=None))
+                await anyio.to_thread.run_sync(
+                    partial(self.repo.update, str(channel.id), enabled=True, disabled_reason=None)
+                )
                 log.info("channel %s answers again: re-enabled", channel.name)
                 revived.append(channel.name)
         return revived
 
     async def _lists_models(self, channel: Channel) -> bool:
         try:
-            async with self.session.get(channel.base_url.rstrip("/") + "/models",
-                                        headers={"Authorization": f"Bearer {channel.api_key}"},
-                                        timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            async with self.session.get(
+                channel.base_url.rstrip("/") + "/models",
+                headers={"Authorization": f"Bearer {channel.api_key}"},
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as resp:
                 return resp.status == 200
         except (aiohttp.ClientError, TimeoutError):
             return False
@@ -127,8 +130,9 @@ class Prober:
         if not await anyio.to_thread.run_sync(self.repo.claim_balance_probe, channel.id, every_s):
             return False  # probed less than balance_probe_s ago, by this replica or another
         params = {"prompt": self.PROMPT, "quality": "low", "size": "1024x1024", "n": 1}
-        job = ImageJob(model=channel.models[0], prompt=self.PROMPT, quality="low",
-                       passthrough=MappingProxyType(params))
+        job = ImageJob(
+            model=channel.models[0], prompt=self.PROMPT, quality="low", passthrough=MappingProxyType(params)
+        )
         try:
             async for _ in UpstreamEngine(upstream_config(channel), self.session, self.fetcher).run(job):
                 pass
@@ -138,8 +142,9 @@ class Prober:
         except Exception:  # one odd answer must not end the round for the other channels
             log.exception("channel %s: balance probe failed", channel.name)
             return False
-        log.info("channel %s: balance probe served one low-quality image (a cost to the operator)",
-                 channel.name)
+        log.info(
+            "channel %s: balance probe served one low-quality image (a cost to the operator)", channel.name
+        )
         return True
 
 
@@ -153,22 +158,39 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
 
 def _check(**fields: Any) -> None:
     name = fields.get("name")
-    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > bounds.CHANNEL_NAME
-                             or not bounds.storable(name)):
-        raise InvalidValue(f"name must be a non-empty text of at most {bounds.CHANNEL_NAME} characters.",
-                           param="name")
+    if name is not None and (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > bounds.CHANNEL_NAME
+        or not bounds.storable(name)
+    ):
+        raise InvalidValue(
+            f"name must be a non-empty text of at most {bounds.CHANNEL_NAME} characters.", param="name"
+        )
     base_url = fields.get("base_url")
-    if base_url is not None and (not str(base_url).startswith(("http://", "https://"))
-                                 or len(str(base_url)) > bounds.BASE_URL or not bounds.storable(str(base_url))):
-        raise InvalidValue(f"base_url must be an http(s) URL of at most {bounds.BASE_URL} characters, e.g. "
-                           "https://api.example.com/v1.", param="base_url")
+    if base_url is not None and (
+        not str(base_url).startswith(("http://", "https://"))
+        or len(str(base_url)) > bounds.BASE_URL
+        or not bounds.storable(str(base_url))
+    ):
+        raise InvalidValue(
+            f"base_url must be an http(s) URL of at most {bounds.BASE_URL} characters, e.g. "
+            "https://api.example.com/v1.",
+            param="base_url",
+        )
     models = fields.get("models")
-    if models is not None and (not models or not all(
-            isinstance(m, str) and m and len(m) <= bounds.MODEL_NAME for m in models)):
-        raise InvalidValue(f"models must be a non-empty list of model names (at most {bounds.MODEL_NAME} "
-                           "characters each).", param="models")
-    for field, lo, hi in (("priority", -1_000_000, 1_000_000), ("weight", 1, bounds.INT32_MAX),
-                          ("timeout_s", 1, 86_400)):
+    if models is not None and (
+        not models or not all(isinstance(m, str) and m and len(m) <= bounds.MODEL_NAME for m in models)
+    ):
+        raise InvalidValue(
+            f"models must be a non-empty list of model names (at most {bounds.MODEL_NAME} characters each).",
+            param="models",
+        )
+    for field, lo, hi in (
+        ("priority", -1_000_000, 1_000_000),
+        ("weight", 1, bounds.INT32_MAX),
+        ("timeout_s", 1, 86_400),
+    ):
         value = fields.get(field)
         if value is not None and not lo <= value <= hi:
             raise InvalidValue(f"'{field}' must be from {lo} to {hi}.", param=field)
@@ -179,17 +201,30 @@ def _check(**fields: Any) -> None:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise InvalidValue(f"Invalid 'prices' ({where}): {first['msg']}. Expected micro-dollars: "
-                               "text_in_per_1m, image_in_per_1m, image_out_per_1m and optionally per_image.",
-                               param="prices") from None
+            raise InvalidValue(
+                f"Invalid 'prices' ({where}): {first['msg']}. Expected micro-dollars: "
+                "text_in_per_1m, image_in_per_1m, image_out_per_1m and optionally per_image.",
+                param="prices",
+            ) from None
 
 
 def upstream_config(channel: Channel) -> UpstreamConfig:
-    return UpstreamConfig(name=channel.name, base_url=channel.base_url, api_key=channel.api_key,
-                          model_map=dict(channel.model_map), timeout_s=channel.timeout_s)
+    return UpstreamConfig(
+        name=channel.name,
+        base_url=channel.base_url,
+        api_key=channel.api_key,
+        model_map=dict(channel.model_map),
+        timeout_s=channel.timeout_s,
+    )
 
 
 def channel_routes(channel: Channel) -> ChannelRoutes:
     """A stored channel as the engine registry takes it."""
-    return ChannelRoutes(config=upstream_config(channel), models=channel.models, priority=channel.priority,
-                         weight=channel.weight, prices=channel.prices, usable=channel.usable)
+    return ChannelRoutes(
+        config=upstream_config(channel),
+        models=channel.models,
+        priority=channel.priority,
+        weight=channel.weight,
+        prices=channel.prices,
+        usable=channel.usable,
+    )

@@ -65,20 +65,50 @@ def _default_rules() -> list[ModerationRule]:
         ModerationRule(
             category="likeness",
             terms=[
-                "taylor swift", "elon musk", "donald trump", "joe biden", "barack obama",
-                "xi jinping", "beyonce", "kim kardashian", "leonardo dicaprio", "scarlett johansson",
-                "tom cruise", "jackie chan", "成龙", "刘德华", "周杰伦", "杨幂", "范冰冰", "马斯克",
-                "celebrity likeness", "明星肖像",
+                "taylor swift",
+                "elon musk",
+                "donald trump",
+                "joe biden",
+                "barack obama",
+                "xi jinping",
+                "beyonce",
+                "kim kardashian",
+                "leonardo dicaprio",
+                "scarlett johansson",
+                "tom cruise",
+                "jackie chan",
+                "成龙",
+                "刘德华",
+                "周杰伦",
+                "杨幂",
+                "范冰冰",
+                "马斯克",
+                "celebrity likeness",
+                "明星肖像",
             ],
         ),
         ModerationRule(
             category="trademark",
             terms=[
                 # The brands, not the words: "a red apple logo for my fruit shop" is the shop's own.
-                "nike logo", "apple inc logo", "apple computer logo", "iphone logo", "macbook logo",
-                "coca-cola logo", "mcdonald's logo",
-                "starbucks logo", "google logo", "adidas logo", "disney logo", "mickey mouse",
-                "louis vuitton logo", "gucci logo", "耐克标志", "苹果公司标志", "可口可乐标志", "品牌标志",
+                "nike logo",
+                "apple inc logo",
+                "apple computer logo",
+                "iphone logo",
+                "macbook logo",
+                "coca-cola logo",
+                "mcdonald's logo",
+                "starbucks logo",
+                "google logo",
+                "adidas logo",
+                "disney logo",
+                "mickey mouse",
+                "louis vuitton logo",
+                "gucci logo",
+                "耐克标志",
+                "苹果公司标志",
+                "可口可乐标志",
+                "品牌标志",
             ],
         ),
         ModerationRule(
@@ -122,9 +152,7 @@ class Settings(BaseSettings):
         default=86_400, description="How long stored images are kept before the sweeper deletes them."
     )
     sweep_interval_s: int = Field(default=300, description="How often expired images are swept.")
-    max_body_bytes: int = Field(
-        default=128 * 1024 * 1024, description="Requests with larger bodies get 413."
-    )
+    max_body_bytes: int = Field(default=128 * 1024 * 1024, description="Requests with larger bodies get 413.")
     max_image_bytes: int = Field(
         default=50 * 1024 * 1024, description="Largest single input image (OpenAI: < 50 MB)."
     )
@@ -132,18 +160,28 @@ class Settings(BaseSettings):
         default=50_000_000, description="Decoded input images beyond this are refused (bombs)."
     )
     header_timeout_s: float = Field(
-        default=30.0, gt=0, description="A request's headers must arrive within this (of the connection "
-        "opening, or of the request's first byte on a kept-alive one); else 408 and the connection closes.")
+        default=30.0,
+        gt=0,
+        description="A request's headers must arrive within this (of the connection "
+        "opening, or of the request's first byte on a kept-alive one); else 408 and the connection closes.",
+    )
     body_timeout_s: float = Field(
-        default=300.0, gt=0, description="A request's body must arrive within this of its headers; else 408 "
-        "(or the connection closes).")
+        default=300.0,
+        gt=0,
+        description="A request's body must arrive within this of its headers; else 408 "
+        "(or the connection closes).",
+    )
     keep_alive_timeout_s: float = Field(
-        default=5.0, gt=0, description="An idle kept-alive connection is closed after this.")
+        default=5.0, gt=0, description="An idle kept-alive connection is closed after this."
+    )
     max_connections: int = Field(
-        default=1000, ge=1, description="Concurrent connections (and requests) one process serves; beyond "
-        "it new ones get 503.")
+        default=1000,
+        ge=1,
+        description="Concurrent connections (and requests) one process serves; beyond it new ones get 503.",
+    )
     max_request_pixels: int = Field(
-        default=64_000_000, ge=1,
+        default=64_000_000,
+        ge=1,
         description="All of one request's input images and mask together, in decoded pixels (16 images "
         "of 2000x2000): more is refused before anything is decoded (400), so a few decompression bombs "
         "cannot take the server's memory.",
@@ -154,7 +192,9 @@ class Settings(BaseSettings):
         "addresses (off: a client cannot make the gateway fetch from its own network).",
     )
     fetch_timeout_s: float = Field(
-        default=20.0, gt=0, description="Timeout for downloading an image given as an http(s) URL (a "
+        default=20.0,
+        gt=0,
+        description="Timeout for downloading an image given as an http(s) URL (a "
         "client's reference image, or a provider's answer), redirects included.",
     )
     fetch_private_provider_urls: bool = Field(
@@ -164,7 +204,9 @@ class Settings(BaseSettings):
         "channel's own base URL is the operator's and is not checked).",
     )
     max_provider_image_bytes: int = Field(
-        default=50 * 1024 * 1024, ge=1, description="Largest image downloaded from a provider's answer URL.",
+        default=50 * 1024 * 1024,
+        ge=1,
+        description="Largest image downloaded from a provider's answer URL.",
     )
     default_model: str = Field(default="gpt-image-1", description="Used when a request names none.")
     models: list[str] = Field(
@@ -175,8 +217,10 @@ class Settings(BaseSettings):
         default_factory=_default_rules, description="Prompt policy behind moderation='auto'/'low'."
     )
     moderation_channel: str | None = Field(
-        default=None, description="A channel whose OpenAI-style /v1/moderations endpoint checks every prompt "
-        "(moderation 'auto') before generating, in addition to the rules; unreachable: 503 (fails closed).")
+        default=None,
+        description="A channel whose OpenAI-style /v1/moderations endpoint checks every prompt "
+        "(moderation 'auto') before generating, in addition to the rules; unreachable: 503 (fails closed).",
+    )
     tiers: dict[str, Tier] = Field(
         default_factory=_default_tiers, description="Tier name -> limits and price multiplier."
     )
@@ -187,7 +231,7 @@ class Settings(BaseSettings):
     local_engines: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Local engine kind -> the model names it serves (kinds: 'placeholder' and the allowed "
-        "plugins), e.g. {\"my-engine\": [\"my-model\"]}.",
+        'plugins), e.g. {"my-engine": ["my-model"]}.',
     )
     engine_plugins: list[str] = Field(
         default_factory=list,
@@ -203,7 +247,8 @@ class Settings(BaseSettings):
         default=Decimal("5"), ge=0, description="Starting balance of a new key (the guide's $5)."
     )
     reservation_timeout_s: int = Field(
-        default=900, ge=1,
+        default=900,
+        ge=1,
         description="Unsettled reservations older than this are released (their process died); also "
         "the concurrency-lease TTL and how long a pending Idempotency-Key waits. A running request renews "
         "all three every third of this, so a slow provider never outlives them.",
@@ -230,7 +275,8 @@ class Settings(BaseSettings):
     breaker_window_s: float = Field(default=60.0, gt=0, description="...within this window.")
     breaker_cooldown_s: float = Field(default=30.0, gt=0, description="Open -> one probe after this.")
     access_log: bool = Field(
-        default=False, description="uvicorn's line per request on stderr (off, as in gunicorn: it cost "
+        default=False,
+        description="uvicorn's line per request on stderr (off, as in gunicorn: it cost "
         "about 0.4 ms a request). Every images request leaves a usage record anyway (imagegate usage).",
     )
     channel_refresh_s: float = Field(
@@ -240,7 +286,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How often auto-disabled channels are probed for re-enabling."
     )
     channel_balance_probe_s: float = Field(
-        default=600.0, ge=0, description="How often a channel disabled for lack of balance is probed with "
+        default=600.0,
+        ge=0,
+        description="How often a channel disabled for lack of balance is probed with "
         "one real low-quality generation (a cost to the operator when it succeeds); 0: never, the "
         "operator re-enables it.",
     )

@@ -29,8 +29,13 @@ class InputImage:
     __slots__ = ("_decode", "_pixels", "filename", "has_alpha", "media_type", "size", "source")
 
     def __init__(
-        self, source: Payload, media_type: str, size: tuple[int, int], has_alpha: bool,
-        decode: Callable[[], Image.Image], filename: str | None = None,
+        self,
+        source: Payload,
+        media_type: str,
+        size: tuple[int, int],
+        has_alpha: bool,
+        decode: Callable[[], Image.Image],
+        filename: str | None = None,
     ) -> None:
         self.source = source  # for hashing and relaying
         self.media_type = media_type  # image/png, image/jpeg or image/webp

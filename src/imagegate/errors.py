@@ -192,8 +192,14 @@ class UpstreamError(EngineFailed):
     ) -> None:
         # maybe_billed: the provider got the whole request and may have made (and charged for) the
         # image: a timeout or broken connection after sending, a malformed or cut-short answer.
-        super().__init__(message, retryable=retryable, status=status, retry_after_s=retry_after_s,
-                         maybe_billed=maybe_billed, disable_reason=disable_reason)
+        super().__init__(
+            message,
+            retryable=retryable,
+            status=status,
+            retry_after_s=retry_after_s,
+            maybe_billed=maybe_billed,
+            disable_reason=disable_reason,
+        )
         self.channel = channel  # for logs and the operator; never shown to clients
         self.upstream_body = upstream_body
 
@@ -237,9 +243,7 @@ def supported(values: tuple[str, ...] | list[str]) -> str:
 
 def invalid_choice(param: str, value: object, choices: tuple[str, ...] | list[str]) -> InvalidValue:
     """OpenAI's wording for an enum outside its set."""
-    return InvalidValue(
-        f"Invalid value: '{value}'. Supported values are: {supported(choices)}.", param=param
-    )
+    return InvalidValue(f"Invalid value: '{value}'. Supported values are: {supported(choices)}.", param=param)
 
 
 # The HTTP status of each error class (the first match along the class's MRO wins).

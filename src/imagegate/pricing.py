@@ -32,15 +32,18 @@ class ModelPrice(BaseModel):
 
 def default_prices() -> dict[str, ModelPrice]:
     """OpenAI's published figures; '*' prices every model not listed (gpt-image-1's)."""
-    gpt_image_1 = ModelPrice(text_in_per_1m=5_000_000, image_in_per_1m=10_000_000,
-                             image_out_per_1m=40_000_000)
+    gpt_image_1 = ModelPrice(
+        text_in_per_1m=5_000_000, image_in_per_1m=10_000_000, image_out_per_1m=40_000_000
+    )
     return {
         "*": gpt_image_1,
         "gpt-image-1": gpt_image_1,
-        "gpt-image-1-mini": ModelPrice(text_in_per_1m=2_000_000, image_in_per_1m=2_500_000,
-                                       image_out_per_1m=8_000_000),
-        "gpt-image-1.5": ModelPrice(text_in_per_1m=5_000_000, image_in_per_1m=8_000_000,
-                                    image_out_per_1m=32_000_000),
+        "gpt-image-1-mini": ModelPrice(
+            text_in_per_1m=2_000_000, image_in_per_1m=2_500_000, image_out_per_1m=8_000_000
+        ),
+        "gpt-image-1.5": ModelPrice(
+            text_in_per_1m=5_000_000, image_in_per_1m=8_000_000, image_out_per_1m=32_000_000
+        ),
     }
 
 

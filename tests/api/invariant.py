@@ -31,8 +31,13 @@ FUZZ = settings(
 ERROR_KEYS = {"message", "type", "param", "code"}
 # Codes of errors about one request field: their `param` must name it.
 PARAM_CODES = {
-    "unknown_parameter", "missing_required_parameter", "invalid_value", "invalid_type",
-    "invalid_image_file", "unsupported_file_mimetype", "model_not_found",
+    "unknown_parameter",
+    "missing_required_parameter",
+    "invalid_value",
+    "invalid_type",
+    "invalid_image_file",
+    "unsupported_file_mimetype",
+    "model_not_found",
 }
 
 
@@ -50,8 +55,10 @@ class ErrorLog(logging.Handler):
         self.records.append(record)
 
     def take(self) -> list[str]:
-        found = [f"{r.name}: {r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else r.getMessage()
-                 for r in self.records]
+        found = [
+            f"{r.name}: {r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else r.getMessage()
+            for r in self.records
+        ]
         self.records.clear()
         return found
 
@@ -78,9 +85,7 @@ def _event(label: str) -> None:
         event(label)
 
 
-def check(
-    resp: httpx.Response, log: ErrorLog, fields: set[str] | None = None
-) -> dict[str, Any] | None:
+def check(resp: httpx.Response, log: ErrorLog, fields: set[str] | None = None) -> dict[str, Any] | None:
     """The invariant: < 500, OpenAI's error body on 4xx, nothing logged as an error.
 
     `fields`: the parameter names the request sent (plus those it may be told it lacks);
@@ -112,4 +117,3 @@ def check_stream(resp: httpx.Response) -> None:
 
 def post_raw(api: httpx.Client, path: str, content: bytes, content_type: str) -> httpx.Response:
     return api.post(path, content=content, headers={"content-type": content_type})
-

@@ -164,8 +164,10 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "input_fidelity": st.sampled_from(["low", "high"]),
     "image": st.one_of(image_urls, st.lists(image_urls, max_size=3)),
     "images": images_values,
-    "mask": st.one_of(st.just({"image_url": data_url(IMAGES["mask"])}),
-                      st.builds(lambda url: {"image_url": url}, image_urls)),
+    "mask": st.one_of(
+        st.just({"image_url": data_url(IMAGES["mask"])}),
+        st.builds(lambda url: {"image_url": url}, image_urls),
+    ),
 }
 
 

@@ -24,8 +24,13 @@ from tests.services import pg_schema
 
 ADMIN = "admin-robustness-key"
 JSON = {"content-type": "application/json"}
-numbers = st.one_of(st.integers(-(2**70), 2**70), st.floats(), st.just(1e20), st.just(1e13),
-                    st.decimals(allow_nan=False, allow_infinity=False).map(str))
+numbers = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.just(1e20),
+    st.just(1e13),
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+)
 texts = st.one_of(st.text(max_size=20), st.text(min_size=190, max_size=320), st.just("é" * 201))
 values = st.one_of(st.none(), st.booleans(), numbers, texts, st.lists(texts, max_size=3))
 
@@ -45,14 +50,32 @@ def admin_server(tmp_path_factory: pytest.TempPathFactory, postgres_server_url: 
 
 @pytest.fixture(scope="module")
 def admin(admin_server: LiveServer, server_log: ErrorLog) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=admin_server.base_url + "/admin", timeout=30,
-                      headers={"Authorization": f"Bearer {ADMIN}"}) as client:
+    with httpx.Client(
+        base_url=admin_server.base_url + "/admin", timeout=30, headers={"Authorization": f"Bearer {ADMIN}"}
+    ) as client:
         yield client
 
 
 @FUZZ
-@given(body=st.dictionaries(st.sampled_from(["name", "tier", "credit_usd", "rpm", "rpd", "ipm", "concurrency",
-                                             "multiplier", "allowed_models", "expires_at"]), values))
+@given(
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "tier",
+                "credit_usd",
+                "rpm",
+                "rpd",
+                "ipm",
+                "concurrency",
+                "multiplier",
+                "allowed_models",
+                "expires_at",
+            ]
+        ),
+        values,
+    )
+)
 @example(body={"name": "big", "credit_usd": 1e13})
 @example(body={"name": "mult", "multiplier": 1e20})
 @example(body={"name": "x" * 201})
@@ -62,12 +85,16 @@ def test_key_bodies(admin: httpx.Client, server_log: ErrorLog, body: dict[str, A
     if created is None:  # then the key's own routes with the same body
         ident = str(admin.get("/keys").json()["data"][-1]["id"])
         check(admin.patch(f"/keys/{ident}", content=_json(body), headers=JSON), server_log)
-        check(admin.post(f"/keys/{ident}/credits", json={"amount_usd": body.get("credit_usd", 1)}), server_log)
+        check(
+            admin.post(f"/keys/{ident}/credits", json={"amount_usd": body.get("credit_usd", 1)}), server_log
+        )
 
 
 @FUZZ
-@given(ident=st.one_of(st.text(min_size=1, max_size=40), st.integers(0, 10**30).map(str)),
-       method=st.sampled_from(["GET", "PATCH", "DELETE", "CREDIT"]))
+@given(
+    ident=st.one_of(st.text(min_size=1, max_size=40), st.integers(0, 10**30).map(str)),
+    method=st.sampled_from(["GET", "PATCH", "DELETE", "CREDIT"]),
+)
 @example(ident="²", method="GET")
 @example(ident="1" * 26, method="GET")
 @example(ident="1" * 26, method="CREDIT")
@@ -85,13 +112,38 @@ def test_key_ids(admin: httpx.Client, server_log: ErrorLog, ident: str, method: 
 
 
 @FUZZ
-@given(body=st.dictionaries(st.sampled_from(["name", "base_url", "api_key", "models", "model_map", "priority",
-                                             "weight", "timeout_s", "prices"]), values))
+@given(
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "base_url",
+                "api_key",
+                "models",
+                "model_map",
+                "priority",
+                "weight",
+                "timeout_s",
+                "prices",
+            ]
+        ),
+        values,
+    )
+)
 @example(body={"name": "n" * 101, "base_url": "http://127.0.0.1:9/v1", "api_key": "k", "models": ["m"]})
-@example(body={"name": "long-model", "base_url": "http://127.0.0.1:9/v1", "api_key": "k",
-               "models": ["m" * 101]})
-@example(body={"name": "prio", "base_url": "http://127.0.0.1:9/v1", "api_key": "k", "models": ["m"],
-               "priority": 2**40, "weight": 2**40})
+@example(
+    body={"name": "long-model", "base_url": "http://127.0.0.1:9/v1", "api_key": "k", "models": ["m" * 101]}
+)
+@example(
+    body={
+        "name": "prio",
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key": "k",
+        "models": ["m"],
+        "priority": 2**40,
+        "weight": 2**40,
+    }
+)
 def test_channel_bodies(admin: httpx.Client, server_log: ErrorLog, body: dict[str, Any]) -> None:
     if "name" in body and isinstance(body["name"], str):
         body["name"] = f"{body['name']}{uuid.uuid4().hex[:4]}" if len(body["name"]) < 90 else body["name"]
@@ -118,25 +170,36 @@ def test_named_cases(admin: httpx.Client, admin_server: LiveServer, server_log: 
 
 
 def test_sqlite_balances_stay_integers_after_huge_top_ups(tmp_path: Path) -> None:
-    with run_server(make_settings(tmp_path, admin_key=ADMIN)) as live, httpx.Client(
-            base_url=live.base_url + "/admin", headers={"Authorization": f"Bearer {ADMIN}"}) as client:
+    with (
+        run_server(make_settings(tmp_path, admin_key=ADMIN)) as live,
+        httpx.Client(
+            base_url=live.base_url + "/admin", headers={"Authorization": f"Bearer {ADMIN}"}
+        ) as client,
+    ):
         ident = client.post("/keys", json={"name": "rich", "credit_usd": 500_000_000}).json()["id"]
         assert client.post(f"/keys/{ident}/credits", json={"amount_usd": 500_000_000}).status_code == 200
         assert client.post(f"/keys/{ident}/credits", json={"amount_usd": 500_000_000}).status_code == 400
     sql = make_engine(live.settings.resolved_database_url)
     with sql.connect() as conn:
-        kind, balance = conn.execute(text("SELECT typeof(balance_micros), balance_micros FROM api_keys")).one()
+        kind, balance = conn.execute(
+            text("SELECT typeof(balance_micros), balance_micros FROM api_keys")
+        ).one()
     sql.dispose()
     assert (kind, balance) == ("integer", 10**15)
 
 
-def test_request_headers_and_fields_that_columns_cannot_hold(admin_server: LiveServer, server_log: ErrorLog) -> None:
+def test_request_headers_and_fields_that_columns_cannot_hold(
+    admin_server: LiveServer, server_log: ErrorLog
+) -> None:
     secret = admin_server.new_key("headers")
     body = {"prompt": "a cat", "size": "64x64", "quality": "low"}
     url = admin_server.api_base + "/images/generations"
     for idem in ("k" * 300, "é" * 200):
-        resp = httpx.post(url, json=body, headers={"Authorization": f"Bearer {secret}",
-                                                    "Idempotency-Key": idem.encode("utf-8")})
+        resp = httpx.post(
+            url,
+            json=body,
+            headers={"Authorization": f"Bearer {secret}", "Idempotency-Key": idem.encode("utf-8")},
+        )
         assert resp.status_code == 400 and "Idempotency-Key" in resp.json()["error"]["message"]
     resp = httpx.post(url, json={**body, "user": "u" * 300}, headers={"Authorization": f"Bearer {secret}"})
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "user"

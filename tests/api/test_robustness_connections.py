@@ -91,9 +91,12 @@ def test_slow_image_url_times_out(small_server: tuple[LiveServer, str], server_l
     live, key = small_server
     with trickling_server() as url:
         started = time.monotonic()
-        resp = httpx.post(live.base_url + "/v1/images/edits", timeout=30,
-                          json={"prompt": "x", "images": [{"image_url": url}]},
-                          headers={"authorization": f"Bearer {key}"})
+        resp = httpx.post(
+            live.base_url + "/v1/images/edits",
+            timeout=30,
+            json={"prompt": "x", "images": [{"image_url": url}]},
+            headers={"authorization": f"Bearer {key}"},
+        )
         elapsed = time.monotonic() - started
     err = check(resp, server_log)
     assert err is not None and (err["code"], err["param"]) == ("invalid_image_file", "images[0]"), err
@@ -126,20 +129,22 @@ def test_body_cut_short_is_not_a_server_error(
     if framing == "content-length":
         head_extra, body = "Content-Length: 1000\r\n", b'{"prompt": "x"'
     else:
-        head_extra, body = "Transfer-Encoding: chunked\r\n", b"5\r\n{\"pro\r\n40\r\nmpt\""
-    head = (f"POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {api_key}\r\n"
-            f"Content-Type: {content_type}\r\n{head_extra}\r\n")
+        head_extra, body = "Transfer-Encoding: chunked\r\n", b'5\r\n{"pro\r\n40\r\nmpt"'
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {api_key}\r\n"
+        f"Content-Type: {content_type}\r\n{head_extra}\r\n"
+    )
     answer = _send_and_hang_up(server, head, body)
     assert not answer.startswith(b"HTTP/1.1 5"), answer[:300]
     assert not (logged := server_log.take()), logged
 
 
 @pytest.mark.parametrize("length", ["9" * 5000, "1" * 30, "-1", "+5", "0x10"])
-def test_odd_content_length(
-    server: LiveServer, api_key: str, server_log: ErrorLog, length: str
-) -> None:
-    head = (f"POST /v1/images/generations HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {api_key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n")
+def test_odd_content_length(server: LiveServer, api_key: str, server_log: ErrorLog, length: str) -> None:
+    head = (
+        f"POST /v1/images/generations HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {api_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
     answer = _send_and_hang_up(server, head, b'{"prompt": "x"}')
     assert not answer.startswith(b"HTTP/1.1 5"), answer[:300]
     assert not (logged := server_log.take()), logged

@@ -27,7 +27,6 @@ def _send_json(api: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Resp
     return post_raw(api, path, json.dumps(body).encode(), "application/json")
 
 
-
 # --- generations ----------------------------------------------------------------------------
 
 
@@ -54,8 +53,24 @@ def _nested(depth: int) -> bytes:
     return b'{"prompt": "x", "n": ' + b"[" * depth + b"]" * depth + b"}"
 
 
-TOKENS = [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999", b"1" * 5000, b'"\\ud800"',
-          b'"\\udfff\\ud800"', b'"\\u0000"', b"true", b"null", b"[]", b"{}", b"0.0", b"-0", b"1.5"]
+TOKENS = [
+    b"NaN",
+    b"Infinity",
+    b"-Infinity",
+    b"1e999",
+    b"-1e999",
+    b"1" * 5000,
+    b'"\\ud800"',
+    b'"\\udfff\\ud800"',
+    b'"\\u0000"',
+    b"true",
+    b"null",
+    b"[]",
+    b"{}",
+    b"0.0",
+    b"-0",
+    b"1.5",
+]
 raw_bodies = st.one_of(
     st.just(b""),
     st.binary(max_size=200),
@@ -66,14 +81,21 @@ raw_bodies = st.one_of(
     st.integers(500, 5_000).map(_nested),
     st.builds(
         lambda field, token: b'{"prompt": "x", "size": "64x64", "' + field.encode() + b'": ' + token + b"}",
-        st.sampled_from(sorted(GENERATION_FIELDS)), st.sampled_from(TOKENS),
+        st.sampled_from(sorted(GENERATION_FIELDS)),
+        st.sampled_from(TOKENS),
     ),
-    st.sampled_from([
-        b'{"prompt": "\xff\xfe"}', b'{"prompt": "x"', b'\xef\xbb\xbf{"prompt": "x", "size": "64x64"}',
-        json.dumps({"prompt": "x", "size": "64x64"}).encode("utf-16"),
-        json.dumps({"prompt": "x", "size": "64x64"}).encode("utf-32-le"),
-        b'{"prompt": "x", "prompt": 1}', b"\x00" * 10, b'{"prompt": "x"}' * 2,
-    ]),
+    st.sampled_from(
+        [
+            b'{"prompt": "\xff\xfe"}',
+            b'{"prompt": "x"',
+            b'\xef\xbb\xbf{"prompt": "x", "size": "64x64"}',
+            json.dumps({"prompt": "x", "size": "64x64"}).encode("utf-16"),
+            json.dumps({"prompt": "x", "size": "64x64"}).encode("utf-32-le"),
+            b'{"prompt": "x", "prompt": 1}',
+            b"\x00" * 10,
+            b'{"prompt": "x"}' * 2,
+        ]
+    ),
 )
 
 
@@ -99,9 +121,7 @@ def test_raw_json_bodies(api: httpx.Client, server_log: ErrorLog, content: bytes
 @example(body={"prompt": "x"}, images=[])
 @example(body={"prompt": "x", "images": None}, images=None)
 @example(body={"prompt": "x", "image": [data_url(IMAGES["png"])]}, images=[])
-def test_json_edits(
-    api: httpx.Client, server_log: ErrorLog, body: dict[str, Any], images: Any
-) -> None:
+def test_json_edits(api: httpx.Client, server_log: ErrorLog, body: dict[str, Any], images: Any) -> None:
     body.setdefault("images", images)
     resp = _send_json(api, "/v1/images/edits", body)
     check(resp, server_log, _fields(body, "images"))

@@ -18,8 +18,16 @@ from tests.api.strategies import GOOD, IMAGES, VALID_IMAGES, digit_strings, imag
 
 TEXT_FIELDS = sorted(EDIT_FIELDS - {"image", "image[]", "mask", "images"})
 FILE_FIELDS = ["image", "image", "image[]", "image[0]", "image[3]", "mask", "images", "file", "prompt"]
-PART_TYPES = ["image/png", "image/jpeg", "image/webp", "application/octet-stream", "text/plain",
-              "image/gif", "IMAGE/PNG; charset=binary", ""]
+PART_TYPES = [
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+    "application/octet-stream",
+    "text/plain",
+    "image/gif",
+    "IMAGE/PNG; charset=binary",
+    "",
+]
 printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=10)
 # Part names as httpx sends them unchanged (it escapes '"' and '\\' in names).
 part_names = st.text(
@@ -44,8 +52,11 @@ def multipart_parts(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[str, An
     good_file = st.tuples(
         st.sampled_from(["image", "image[]"]),
         # (httpx sends a part with an empty filename as a text field)
-        st.tuples(st.sampled_from(["a.png", "photo", "x.jpg"]), st.sampled_from(VALID_IMAGES),
-                  st.sampled_from(PART_TYPES)),
+        st.tuples(
+            st.sampled_from(["a.png", "photo", "x.jpg"]),
+            st.sampled_from(VALID_IMAGES),
+            st.sampled_from(PART_TYPES),
+        ),
     )
     any_file = st.tuples(
         st.sampled_from(FILE_FIELDS) | part_names,
@@ -72,13 +83,28 @@ def _multipart_fields(data: dict[str, Any], files: list[tuple[str, Any]]) -> set
 @given(parts=multipart_parts())
 @example(parts=({"prompt": "x", "n": "9" * 5000}, [("image", ("a.png", IMAGES["png"], "image/png"))]))
 @example(parts=({"prompt": "x", "seed": "-" + "9" * 5000}, [("image", ("a.png", IMAGES["png"], ""))]))
-@example(parts=({"prompt": "x", "mask": "data:image/png;base64,AAAA"},
-                [("image", ("a.png", IMAGES["png"], "image/png"))]))
-@example(parts=({"prompt": "x", "size": "64x64"},
-                [("image", ("a.png", IMAGES["png"], "image/png")), ("images", ("b.png", IMAGES["png"], ""))]))
-@example(parts=({"prompt": "x", "size": "64x64"}, [("image", ("a.png", IMAGES["png"], "image/png")),
-                                                   ("mask", ("m.png", IMAGES["mask"], "image/png")),
-                                                   ("mask", ("n.png", IMAGES["png"], "image/png"))]))
+@example(
+    parts=(
+        {"prompt": "x", "mask": "data:image/png;base64,AAAA"},
+        [("image", ("a.png", IMAGES["png"], "image/png"))],
+    )
+)
+@example(
+    parts=(
+        {"prompt": "x", "size": "64x64"},
+        [("image", ("a.png", IMAGES["png"], "image/png")), ("images", ("b.png", IMAGES["png"], ""))],
+    )
+)
+@example(
+    parts=(
+        {"prompt": "x", "size": "64x64"},
+        [
+            ("image", ("a.png", IMAGES["png"], "image/png")),
+            ("mask", ("m.png", IMAGES["mask"], "image/png")),
+            ("mask", ("n.png", IMAGES["png"], "image/png")),
+        ],
+    )
+)
 def test_multipart_edits(
     api: httpx.Client, server_log: ErrorLog, parts: tuple[dict[str, Any], list[tuple[str, Any]]]
 ) -> None:
@@ -96,28 +122,37 @@ def raw_multipart(draw: st.DrawFn) -> tuple[str, bytes]:
     parts = []
     for _ in range(draw(st.integers(0, 3))):
         name = draw(st.sampled_from(["prompt", "image", "mask", "n", ""]) | printable)
-        header = draw(st.sampled_from([
-            f'Content-Disposition: form-data; name="{name}"',
-            f'Content-Disposition: form-data; name="{name}"; filename="a.png"\r\nContent-Type: image/png',
-            f"Content-Disposition: form-data; name={name}",
-            "Content-Disposition: attachment",
-            "X-Nothing: 1",
-            "",
-        ]))
+        header = draw(
+            st.sampled_from(
+                [
+                    f'Content-Disposition: form-data; name="{name}"',
+                    f'Content-Disposition: form-data; name="{name}"; filename="a.png"\r\n'
+                    "Content-Type: image/png",
+                    f"Content-Disposition: form-data; name={name}",
+                    "Content-Disposition: attachment",
+                    "X-Nothing: 1",
+                    "",
+                ]
+            )
+        )
         value = draw(st.sampled_from([b"a cat", IMAGES["png"], b"\xff\xfe"]) | st.binary(max_size=30))
         parts.append(f"--{boundary}\r\n{header}\r\n\r\n".encode() + value + b"\r\n")
     body = b"".join(parts) + draw(st.sampled_from([f"--{boundary}--\r\n".encode(), b"", b"--"]))
     if draw(st.booleans()):
         body = body[: draw(st.integers(0, len(body)))]
-    content_type = draw(st.sampled_from([
-        f"multipart/form-data; boundary={boundary}",
-        f'multipart/form-data; boundary="{boundary}"',
-        "multipart/form-data",
-        "multipart/form-data; boundary=",
-        f"Multipart/Form-Data; boundary={boundary}",
-        f"multipart/form-data;boundary={boundary};charset=utf-16",
-        "multipart/form-dataX",
-    ]))
+    content_type = draw(
+        st.sampled_from(
+            [
+                f"multipart/form-data; boundary={boundary}",
+                f'multipart/form-data; boundary="{boundary}"',
+                "multipart/form-data",
+                "multipart/form-data; boundary=",
+                f"Multipart/Form-Data; boundary={boundary}",
+                f"multipart/form-data;boundary={boundary};charset=utf-16",
+                "multipart/form-dataX",
+            ]
+        )
+    )
     return content_type, body
 
 
@@ -135,12 +170,12 @@ CUT_SHORT = (  # a multipart body without its closing boundary
 def test_raw_multipart(api: httpx.Client, server_log: ErrorLog, request: tuple[str, bytes]) -> None:
     content_type, body = request
     try:
-        resp = api.post("/v1/images/edits", content=body,
-                        headers={"content-type": content_type.encode("utf-8")})  # type: ignore[dict-item]
+        resp = api.post(
+            "/v1/images/edits", content=body, headers={"content-type": content_type.encode("utf-8")}
+        )  # type: ignore[dict-item]
     except httpx.LocalProtocolError:
         return  # a header the client library itself refuses to send
     check(resp, server_log)
-
 
 
 def test_multipart_cut_short_is_refused(api: httpx.Client, server_log: ErrorLog) -> None:

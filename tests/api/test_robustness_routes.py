@@ -23,11 +23,18 @@ HEX = "0123456789abcdef"
 @given(
     name=st.one_of(
         st.text(max_size=80),
-        st.builds(lambda h, ext: h + ext, st.text(HEX, min_size=64, max_size=64),
-                  st.sampled_from([".png", ".jpeg", ".webp", ".gif", ".png\n", ""])),
+        st.builds(
+            lambda h, ext: h + ext,
+            st.text(HEX, min_size=64, max_size=64),
+            st.sampled_from([".png", ".jpeg", ".webp", ".gif", ".png\n", ""]),
+        ),
     ),
-    expires=st.one_of(st.text(max_size=12), st.integers(-5, 2**70).map(str), digit_strings,
-                      st.just(str(int(time.time()) + 3600))),
+    expires=st.one_of(
+        st.text(max_size=12),
+        st.integers(-5, 2**70).map(str),
+        digit_strings,
+        st.just(str(int(time.time()) + 3600)),
+    ),
     signature=st.one_of(st.text(max_size=70), st.text(HEX, min_size=64, max_size=64)),
     drop=st.sampled_from([None, "expires", "signature"]),
 )
@@ -63,38 +70,63 @@ latin1 = st.text(
 @st.composite
 def header_sets(draw: st.DrawFn, key: str) -> dict[str, bytes]:
     headers: dict[str, bytes] = {}
-    auth = draw(st.one_of(
-        st.none(),
-        st.sampled_from([f"Bearer {key}", f"bearer {key}", f"Bearer  {key} ", "Bearer", "Bearer ",
-                         f"Basic {key}", key, f"Bearer {key}x", "Bearer sk-ig-\u00e9\u00ff"]),
-        latin1,
-    ))
+    auth = draw(
+        st.one_of(
+            st.none(),
+            st.sampled_from(
+                [
+                    f"Bearer {key}",
+                    f"bearer {key}",
+                    f"Bearer  {key} ",
+                    "Bearer",
+                    "Bearer ",
+                    f"Basic {key}",
+                    key,
+                    f"Bearer {key}x",
+                    "Bearer sk-ig-\u00e9\u00ff",
+                ]
+            ),
+            latin1,
+        )
+    )
     if auth is not None:
         headers["authorization"] = auth.encode("latin-1")
-    content_type = draw(st.one_of(
-        st.none(),
-        st.sampled_from([
-            "application/json", "application/json; charset=utf-8", "application/JSON",
-            "multipart/form-data", "multipart/form-data; boundary=", "multipart/form-data; boundary=zz",
-            "multipart/mixed; boundary=zz", "text/plain", "application/x-www-form-urlencoded", "",
-        ]),
-        latin1,
-    ))
+    content_type = draw(
+        st.one_of(
+            st.none(),
+            st.sampled_from(
+                [
+                    "application/json",
+                    "application/json; charset=utf-8",
+                    "application/JSON",
+                    "multipart/form-data",
+                    "multipart/form-data; boundary=",
+                    "multipart/form-data; boundary=zz",
+                    "multipart/mixed; boundary=zz",
+                    "text/plain",
+                    "application/x-www-form-urlencoded",
+                    "",
+                ]
+            ),
+            latin1,
+        )
+    )
     if content_type is not None:
         headers["content-type"] = content_type.encode("latin-1")
     if draw(st.integers(0, 3)) == 0:
         idempotency_key = draw(st.sampled_from(["k", "x" * 5000, " ", "é"]) | latin1)
         headers["idempotency-key"] = idempotency_key.encode("latin-1")
     if draw(st.integers(0, 4)) == 0:
-        headers["host"] = draw(st.sampled_from(["[::1", "a b", "\u00e9", "x:99999", ":", "[", "h:1:2"])
-                               | latin1).encode("latin-1")
+        headers["host"] = draw(
+            st.sampled_from(["[::1", "a b", "\u00e9", "x:99999", ":", "[", "h:1:2"]) | latin1
+        ).encode("latin-1")
     return headers
 
 
 REQUEST_BODIES = [
     b"",
     json.dumps({"prompt": "a cat", "size": "64x64", "quality": "low"}).encode(),
-    b"--zz\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na cat\r\n--zz--\r\n",
+    b'--zz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\na cat\r\n--zz--\r\n',
     b"prompt=a+cat",
     b"\xff\x00",
 ]
@@ -104,14 +136,28 @@ REQUEST_BODIES = [
 @given(
     data=st.data(),
     method=st.sampled_from(["GET", "POST", "POST", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"]),
-    path=st.sampled_from([
-        "/v1/images/generations", "/v1/images/edits", "/v1/models", "/v1/models/gpt-image-1",
-        "/v1/images/files/x.png", "/healthz", "/v1/nothing", "/v1/images/edits/", "/openapi.json",
-    ]),
+    path=st.sampled_from(
+        [
+            "/v1/images/generations",
+            "/v1/images/edits",
+            "/v1/models",
+            "/v1/models/gpt-image-1",
+            "/v1/images/files/x.png",
+            "/healthz",
+            "/v1/nothing",
+            "/v1/images/edits/",
+            "/openapi.json",
+        ]
+    ),
     body=st.sampled_from(REQUEST_BODIES),
 )
 def test_headers(
-    api: httpx.Client, api_key: str, server_log: ErrorLog, data: st.DataObject, method: str, path: str,
+    api: httpx.Client,
+    api_key: str,
+    server_log: ErrorLog,
+    data: st.DataObject,
+    method: str,
+    path: str,
     body: bytes,
 ) -> None:
     headers = data.draw(header_sets(api_key))

@@ -21,8 +21,13 @@ DEADLINE_S = 0.6
 
 @pytest.fixture(scope="module")
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    settings = make_settings(tmp_path_factory.mktemp("slow"), header_timeout_s=DEADLINE_S,
-                             body_timeout_s=DEADLINE_S, keep_alive_timeout_s=DEADLINE_S, max_connections=20)
+    settings = make_settings(
+        tmp_path_factory.mktemp("slow"),
+        header_timeout_s=DEADLINE_S,
+        body_timeout_s=DEADLINE_S,
+        keep_alive_timeout_s=DEADLINE_S,
+        max_connections=20,
+    )
     with serve_in_thread(create_app(settings), **uvicorn_options(settings)) as base_url:
         host, port = base_url.removeprefix("http://").split(":")
         yield host, int(port)
@@ -66,8 +71,10 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off(address: tuple[str, int]) -> 
 
 def test_an_endless_chunked_body_is_cut_off(address: tuple[str, int]) -> None:
     with socket.create_connection(address) as sock:
-        sock.sendall(b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n"
-                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         started = time.monotonic()
         closed = False
         while time.monotonic() - started < 10 * DEADLINE_S:

@@ -17,10 +17,21 @@ from tests.conftest import LiveServer, make_settings
 def test_client_leaving_a_stream_is_not_a_server_error(
     server: LiveServer, api_key: str, server_log: ErrorLog
 ) -> None:
-    body = {"prompt": "a cat", "size": "256x256", "quality": "low", "stream": True, "partial_images": 3,
-            "n": 4}
-    with httpx.stream("POST", server.base_url + "/v1/images/generations", json=body, timeout=30,
-                      headers={"Authorization": f"Bearer {api_key}"}) as resp:
+    body = {
+        "prompt": "a cat",
+        "size": "256x256",
+        "quality": "low",
+        "stream": True,
+        "partial_images": 3,
+        "n": 4,
+    }
+    with httpx.stream(
+        "POST",
+        server.base_url + "/v1/images/generations",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {api_key}"},
+    ) as resp:
         assert resp.status_code == 200
         next(resp.iter_bytes())  # the first event, then hang up
     time.sleep(0.5)
@@ -39,8 +50,12 @@ def test_failure_mid_stream_becomes_an_error_event(tmp_path: Path, server_log: E
 
         stores.images.put = broken_put
         body = {"prompt": "a cat", "size": "64x64", "quality": "low", "stream": True}
-        resp = httpx.post(base_url + "/v1/images/generations", json=body, timeout=30,
-                          headers={"Authorization": f"Bearer {key}"})
+        resp = httpx.post(
+            base_url + "/v1/images/generations",
+            json=body,
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}"},
+        )
         time.sleep(0.2)
     assert resp.status_code == 200
     events = [json.loads(line[6:]) for line in resp.text.splitlines() if line.startswith("data: ")]

@@ -22,13 +22,15 @@ from imagegate.http.serve import free_port
 CLI = [sys.executable, "-m", "imagegate.cli"]
 
 
-def run(args: list[str], data_dir: Path | None, cwd: Path | None = None,
-        **env_vars: str) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], data_dir: Path | None, cwd: Path | None = None, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_") and k != "COLUMNS"}
     if data_dir is not None:
         env["IMAGEGATE_DATA_DIR"] = str(data_dir)
-    return subprocess.run(CLI + args, env={**env, **env_vars}, cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        CLI + args, env={**env, **env_vars}, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def create_database(data_dir: Path) -> None:
@@ -38,14 +40,16 @@ def create_database(data_dir: Path) -> None:
 
 def test_keys_credits_and_usage_commands(tmp_path: Path) -> None:
     create_database(tmp_path)
-    created = run(["keys", "create", "--name", "ci", "--tier", "tier1", "--credit", "12.5", "--rpm", "7"],
-                  tmp_path)
+    created = run(
+        ["keys", "create", "--name", "ci", "--tier", "tier1", "--credit", "12.5", "--rpm", "7"], tmp_path
+    )
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"sk-ig-[A-Za-z0-9]{40}", secret)
     listed = json.loads(run(["keys", "list", "--json"], tmp_path).stdout)
     assert [(k["name"], k["prefix"], k["tier"], k["balance_usd"], k["limits"]["rpm"]) for k in listed] == [
-        ("ci", secret[:12], "tier1", 12.5, 7)]
+        ("ci", secret[:12], "tier1", 12.5, 7)
+    ]
     human = run(["keys", "list"], tmp_path, COLUMNS="200").stdout
     assert "ci" in human and secret[:12] in human and secret not in human
     assert run(["credits", "add", secret[:12], "2.25", "--note", "invoice 1"], tmp_path).returncode == 0
@@ -69,8 +73,13 @@ def test_only_serve_creates_a_database(tmp_path: Path) -> None:
     the running server would never know): it refuses and says where it looked."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    for args in (["keys", "list"], ["keys", "create", "--name", "lost"], ["credits", "add", "1", "2"],
-                 ["usage"], ["channels", "list"]):
+    for args in (
+        ["keys", "list"],
+        ["keys", "create", "--name", "lost"],
+        ["credits", "add", "1", "2"],
+        ["usage"],
+        ["channels", "list"],
+    ):
         done = run(args, None, cwd=elsewhere)
         assert done.returncode == 1, (args, done.stdout, done.stderr)
         assert f"no imagegate database at {elsewhere / 'imagegate-data' / 'imagegate.db'}" in done.stderr
@@ -98,8 +107,9 @@ def test_tables_are_whole_when_not_on_a_terminal(tmp_path: Path) -> None:
 def served(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     port = free_port()
     env = {**os.environ, "IMAGEGATE_DATA_DIR": str(tmp_path), "IMAGEGATE_PORT": str(port)}
-    proc = subprocess.Popen(CLI + ["serve"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        CLI + ["serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         output = ""
@@ -129,8 +139,9 @@ def test_serve_on_a_new_database_prints_one_working_key(served: tuple[str, str, 
     # Start again on the same database: it works with the printed key and prints no new one.
     port = free_port()
     env = {**os.environ, "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port)}
-    proc = subprocess.Popen(CLI + ["serve"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        CLI + ["serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(600):

@@ -20,12 +20,19 @@ from tests.client.fake_upstream import FakeUpstream
 from tests.conftest import LiveServer
 from tests.imaging import png
 
-QUOTA = {"error": {"message": "You exceeded your current quota.", "type": "insufficient_quota",
-                   "param": None, "code": "insufficient_quota"}}
+QUOTA = {
+    "error": {
+        "message": "You exceeded your current quota.",
+        "type": "insufficient_quota",
+        "param": None,
+        "code": "insufficient_quota",
+    }
+}
 
 
 def test_async_retries_with_the_same_key_and_backoff(
-        fake: FakeUpstream, async_fake_client: AsyncClient, sleeps: SleepRecorder) -> None:
+    fake: FakeUpstream, async_fake_client: AsyncClient, sleeps: SleepRecorder
+) -> None:
     fake.push(("status", 429, {"error": {"message": "slow"}}, {"retry-after": "1"}), ("reset",))
 
     async def main() -> None:
@@ -45,11 +52,13 @@ def test_async_retries_with_the_same_key_and_backoff(
 
 
 def test_async_no_retry_on_400_and_gives_up_on_500s(
-        fake: FakeUpstream, async_fake_client: AsyncClient, sleeps: SleepRecorder) -> None:
+    fake: FakeUpstream, async_fake_client: AsyncClient, sleeps: SleepRecorder
+) -> None:
     async def main() -> None:
         async with async_fake_client as client:
-            fake.push(("status", 400, {"error": {"message": "bad", "param": "size", "code": "invalid_value"}},
-                       {}))
+            fake.push(
+                ("status", 400, {"error": {"message": "bad", "param": "size", "code": "invalid_value"}}, {})
+            )
             with pytest.raises(BadRequestError):
                 await client.generate("x", size="1x1")
             fake.push(*[("status", 503, {"error": {"message": "down"}}, {})] * 3)
@@ -92,8 +101,11 @@ def test_streams_that_break_or_are_not_streams(fake: FakeUpstream, fake_client: 
     plain = list(fake_client.stream("json"))
     assert [e.type for e in plain] == ["image_generation.completed"] and plain[0].cost_usd > 0
     kinds = [(r.kind, r.success, r.error_code) for r in fake_client.monitor.records]
-    assert kinds == [("generate-stream", True, None), ("generate-stream", False, "connection_error"),
-                     ("generate-stream", True, None)]
+    assert kinds == [
+        ("generate-stream", True, None),
+        ("generate-stream", False, "connection_error"),
+        ("generate-stream", True, None),
+    ]
 
 
 def test_async_stream_against_the_fake(fake: FakeUpstream, async_fake_client: AsyncClient) -> None:

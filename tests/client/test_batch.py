@@ -19,8 +19,19 @@ from tests.client.conftest import SleepRecorder
 from tests.client.fake_upstream import COST_PER_CALL, USAGE, FakeUpstream, Received, tiny_png
 from tests.fakes.upstream import Behaviour
 
-BAD = ("status", 400, {"error": {"message": "bad prompt", "type": "invalid_request_error", "param": "prompt",
-                                 "code": "invalid_value"}}, {})
+BAD = (
+    "status",
+    400,
+    {
+        "error": {
+            "message": "bad prompt",
+            "type": "invalid_request_error",
+            "param": "prompt",
+            "code": "invalid_value",
+        }
+    },
+    {},
+)
 
 
 class FakeClock:
@@ -46,7 +57,8 @@ def posted_prompts(fake: FakeUpstream) -> list[str]:
 
 
 def test_results_keep_input_order_and_failures_stay_in_their_slot(
-        fake: FakeUpstream, fake_client: Client) -> None:
+    fake: FakeUpstream, fake_client: Client
+) -> None:
     prompts = [f"job {i}" for i in range(8)]
     for i, prompt in enumerate(prompts):
         fake.delay_by_prompt[prompt] = (8 - i) * 0.02  # early jobs finish last
@@ -98,7 +110,8 @@ def test_resume_after_an_interruption(fake: FakeUpstream, fake_client: Client, t
 
 
 def test_failed_jobs_are_retried_on_resume_with_the_same_key(
-        fake: FakeUpstream, fake_client: Client, tmp_path: Path) -> None:
+    fake: FakeUpstream, fake_client: Client, tmp_path: Path
+) -> None:
     results = tmp_path / "r.jsonl"
     fake.behaviour_by_prompt["flaky"] = BAD
     first = fake_client.batch(["fine", "flaky"], results_file=results, concurrency=1)
@@ -113,19 +126,25 @@ def test_failed_jobs_are_retried_on_resume_with_the_same_key(
 
 
 def test_priority_rule_runs_hero_images_first_at_high_quality(
-        fake: FakeUpstream, fake_client: Client) -> None:
+    fake: FakeUpstream, fake_client: Client
+) -> None:
     jobs = ["banner", "hero image of the shoe", {"prompt": "main product shot", "quality": "medium"}, "icon"]
     outcome = fake_client.batch(jobs, concurrency=1, priority=True)
     assert posted_prompts(fake)[:2] == ["hero image of the shoe", "main product shot"]
     sent = {r.prompt: r.json().get("quality") for r in fake.posts()}
-    assert sent == {"banner": "low", "hero image of the shoe": "high", "main product shot": "medium",
-                    "icon": "low"}
+    assert sent == {
+        "banner": "low",
+        "hero image of the shoe": "high",
+        "main product shot": "medium",
+        "icon": "low",
+    }
     assert [r.job.prompt for r in outcome][0] == "banner"
     assert apply_priority(Job("Main Product on white")).params["quality"] == "high"
 
 
 def test_unreadable_inputs_fail_only_their_job(
-        fake: FakeUpstream, fake_client: Client, tmp_path: Path) -> None:
+    fake: FakeUpstream, fake_client: Client, tmp_path: Path
+) -> None:
     outcome = fake_client.batch([{"prompt": "edit", "images": [str(tmp_path / "missing.png")]}, "ok"])
     assert [r.state for r in outcome] == ["failed", "done"]
     assert outcome[0].error_code == "FileNotFoundError"
@@ -156,8 +175,21 @@ def test_rate_gate_adapts_to_429_and_ratelimit_headers() -> None:
 
 
 def test_a_429_pauses_the_following_jobs(fake: FakeUpstream, sleeps: SleepRecorder) -> None:
-    fake.push(("status", 429, {"error": {"message": "slow down", "type": "requests", "param": None,
-                                         "code": "rate_limit_exceeded"}}, {"retry-after": "3"}))
+    fake.push(
+        (
+            "status",
+            429,
+            {
+                "error": {
+                    "message": "slow down",
+                    "type": "requests",
+                    "param": None,
+                    "code": "rate_limit_exceeded",
+                }
+            },
+            {"retry-after": "3"},
+        )
+    )
     clock = FakeClock(sleeps=sleeps)
     fake.answer_headers = {}
     with Client("sk", fake.api_base, sleep=clock.sleep, clock=clock) as client:
@@ -174,8 +206,9 @@ def test_a_429_pauses_the_following_jobs(fake: FakeUpstream, sleeps: SleepRecord
 def test_load_jobs_from_jsonl_and_csv(tmp_path: Path) -> None:
     (tmp_path / "ref.png").write_bytes(b"x")
     jsonl = tmp_path / "jobs.jsonl"
-    jsonl.write_text('{"prompt": "a", "size": "1200x630", "id": "one"}\n\n'
-                     '{"prompt": "b", "images": ["ref.png"]}\n')
+    jsonl.write_text(
+        '{"prompt": "a", "size": "1200x630", "id": "one"}\n\n{"prompt": "b", "images": ["ref.png"]}\n'
+    )
     jobs = load_jobs(jsonl)
     assert jobs[0] == Job("a", {"size": "1200x630"}, id="one")
     assert jobs[1].images == (str(tmp_path / "ref.png"),)
@@ -196,8 +229,9 @@ def test_async_batch(fake: FakeUpstream, async_fake_client: AsyncClient, tmp_pat
 
     async def main() -> list[str]:
         async with async_fake_client as client:
-            first = await client.batch(["a0", "a1", "a2", "a3"], concurrency=3,
-                                       results_file=tmp_path / "r.jsonl", max_jobs=3)
+            first = await client.batch(
+                ["a0", "a1", "a2", "a3"], concurrency=3, results_file=tmp_path / "r.jsonl", max_jobs=3
+            )
             assert [r.job.prompt for r in first] == ["a0", "a1", "a2", "a3"]
             second = await client.batch(["a0", "a1", "a2", "a3"], results_file=tmp_path / "r.jsonl")
             return [r.state for r in first] + [r.state for r in second]
@@ -207,8 +241,10 @@ def test_async_batch(fake: FakeUpstream, async_fake_client: AsyncClient, tmp_pat
 
 
 def test_live_batch_writes_every_size(live: Client, tmp_path: Path) -> None:
-    jobs = [{"prompt": "wide", "size": "1200x630", "quality": "low", "id": "wide"},
-            {"prompt": "tall", "size": "1080x1920", "quality": "low", "id": "tall", "output_format": "jpeg"}]
+    jobs = [
+        {"prompt": "wide", "size": "1200x630", "quality": "low", "id": "wide"},
+        {"prompt": "tall", "size": "1080x1920", "quality": "low", "id": "tall", "output_format": "jpeg"},
+    ]
     outcome = live.batch(jobs, out_dir=tmp_path, concurrency=2)
     assert [r.files for r in outcome] == [(str(tmp_path / "wide.png"),), (str(tmp_path / "tall.jpg"),)]
     assert outcome[1].result is not None and outcome[1].result.image.to_pil().size == (1080, 1920)
@@ -238,8 +274,19 @@ class ServerBucket:
             return ("status", 200, {"created": 1, "data": [{"b64_json": image}], "usage": USAGE}, headers)
         self.refused += 1
         headers["retry-after"] = str(max(1, math.ceil(decision.retry_after_s)))
-        return ("status", 429, {"error": {"message": "Rate limit reached", "type": "requests", "param": None,
-                                          "code": "rate_limit_exceeded"}}, headers)
+        return (
+            "status",
+            429,
+            {
+                "error": {
+                    "message": "Rate limit reached",
+                    "type": "requests",
+                    "param": None,
+                    "code": "rate_limit_exceeded",
+                }
+            },
+            headers,
+        )
 
 
 def test_a_drained_bucket_waits_for_the_next_token_not_a_full_refill(fake: FakeUpstream) -> None:
@@ -267,8 +314,14 @@ def test_concurrent_workers_take_the_next_tokens_in_turn(fake: FakeUpstream, sle
 
 
 def test_a_per_day_limit_fails_the_jobs_at_once(fake: FakeUpstream, sleeps: SleepRecorder) -> None:
-    body = {"error": {"message": "Rate limit reached for requests per day", "type": "requests",
-                      "param": None, "code": "rate_limit_exceeded"}}
+    body = {
+        "error": {
+            "message": "Rate limit reached for requests per day",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
     fake.default = ("status", 429, body, {"retry-after": str(5 * 3600)})
     clock = FakeClock(sleeps=sleeps)
     with Client("sk", fake.api_base, sleep=clock.sleep, clock=clock) as client:

@@ -15,9 +15,24 @@ from pathlib import Path
 import imagegate.cli
 import imagegate.client
 
-SERVER = ("fastapi", "starlette", "sqlalchemy", "alembic", "uvicorn", "pydantic", "redis",
-          "imagegate.http", "imagegate.flow", "imagegate.storage", "imagegate.engines", "imagegate.images",
-          "imagegate.limits", "imagegate.config", "imagegate.pricing", "imagegate.errors")
+SERVER = (
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "alembic",
+    "uvicorn",
+    "pydantic",
+    "redis",
+    "imagegate.http",
+    "imagegate.flow",
+    "imagegate.storage",
+    "imagegate.engines",
+    "imagegate.images",
+    "imagegate.limits",
+    "imagegate.config",
+    "imagegate.pricing",
+    "imagegate.errors",
+)
 CLI = ("typer", "rich", "click", "imagegate.cli")
 FORBIDDEN = SERVER + CLI
 PACKAGE = Path(imagegate.client.__file__).parent
@@ -50,10 +65,12 @@ def test_importing_every_sdk_module_loads_no_server_or_cli_module() -> None:
     assert "imagegate.client.recipes" in SDK_MODULES and "imagegate.client.batch" in SDK_MODULES
     # httpx imports click, rich and pygments by itself when they are installed (for its own CLI,
     # httpx._main): only what loading the SDK adds after httpx counts.
-    code = ("import sys, importlib, httpx; before = set(sys.modules); "
-            "from imagegate import Client, AsyncClient; "
-            f"[importlib.import_module(m) for m in {SDK_MODULES!r}]; "
-            "print('\\n'.join(set(sys.modules) - before))")
+    code = (
+        "import sys, importlib, httpx; before = set(sys.modules); "
+        "from imagegate import Client, AsyncClient; "
+        f"[importlib.import_module(m) for m in {SDK_MODULES!r}]; "
+        "print('\\n'.join(set(sys.modules) - before))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = done.stdout.split()
     assert not [m for m in loaded if forbidden(m)]
@@ -61,8 +78,11 @@ def test_importing_every_sdk_module_loads_no_server_or_cli_module() -> None:
 
 def test_the_cli_is_a_separate_package_over_the_sdk() -> None:
     """Every typer/rich import lives in imagegate.cli; its client side uses only the SDK."""
-    users = {m.name for m in CLI_PACKAGE.glob("*.py")
-             if any(forbidden(n, ("typer", "rich")) for n in imported_names(m))}
+    users = {
+        m.name
+        for m in CLI_PACKAGE.glob("*.py")
+        if any(forbidden(n, ("typer", "rich")) for n in imported_names(m))
+    }
     assert {"client.py", "batch.py", "recipes.py", "common.py", "server.py"} <= users
     for name in ("client.py", "batch.py", "recipes.py", "common.py"):
         server_side = [n for n in imported_names(CLI_PACKAGE / name) if forbidden(n, SERVER)]
@@ -70,6 +90,9 @@ def test_the_cli_is_a_separate_package_over_the_sdk() -> None:
 
 
 def test_modules_stay_small() -> None:
-    sizes = {f"{m.parent.name}/{m.name}": len(m.read_text().splitlines())
-             for package in (PACKAGE, CLI_PACKAGE) for m in package.glob("*.py")}
+    sizes = {
+        f"{m.parent.name}/{m.name}": len(m.read_text().splitlines())
+        for package in (PACKAGE, CLI_PACKAGE)
+        for m in package.glob("*.py")
+    }
     assert max(sizes.values()) <= 400, sizes

@@ -41,8 +41,11 @@ def test_same_seed_same_bytes(live: Client) -> None:
 def test_save_converts_by_extension_and_to_pil(live: Client, tmp_path: Path) -> None:
     out = tmp_path
     result = live.generate("transparent sticker", background="transparent", quality="low")
-    png_path, jpg_path, bare = (result.image.save(out / "a.png"), result.image.save(out / "b.jpg"),
-                                result.image.save(out / "c"))
+    png_path, jpg_path, bare = (
+        result.image.save(out / "a.png"),
+        result.image.save(out / "b.jpg"),
+        result.image.save(out / "c"),
+    )
     assert png_path.read_bytes() == result.image.bytes
     with PILImage.open(jpg_path) as jpg:
         assert jpg.format == "JPEG" and bare.suffix == ".png"

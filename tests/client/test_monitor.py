@@ -15,8 +15,16 @@ from tests.client.fake_upstream import COST_PER_CALL, FakeUpstream
 
 
 def record(latency: float, success: bool = True, cost: int = 1000, **extra: object) -> CallRecord:
-    return CallRecord(timestamp=0.0, kind="generate", model="gpt-image-1", prompt="p", latency_s=latency,
-                      cost_micro_usd=cost if success else 0, success=success, **extra)  # type: ignore[arg-type]
+    return CallRecord(
+        timestamp=0.0,
+        kind="generate",
+        model="gpt-image-1",
+        prompt="p",
+        latency_s=latency,
+        cost_micro_usd=cost if success else 0,
+        success=success,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 def test_stats_aggregate_like_the_guide_plus_p95() -> None:
@@ -43,8 +51,21 @@ def test_prompts_are_truncated_to_50_characters() -> None:
 
 def test_every_call_is_recorded_with_errors(fake: FakeUpstream, fake_client: Client) -> None:
     fake_client.generate("z" * 70, quality="low")
-    fake.push(("status", 400, {"error": {"message": "bad", "type": "invalid_request_error",
-                                         "param": "size", "code": "invalid_value"}}, {}))
+    fake.push(
+        (
+            "status",
+            400,
+            {
+                "error": {
+                    "message": "bad",
+                    "type": "invalid_request_error",
+                    "param": "size",
+                    "code": "invalid_value",
+                }
+            },
+            {},
+        )
+    )
     with pytest.raises(Exception, match="bad"):
         fake_client.generate("broken", size="1x1")
     ok, failed = fake_client.monitor.records

@@ -15,15 +15,29 @@ from imagegate.client.pricing import (
 from tests.client.fake_upstream import COST_PER_CALL, FakeUpstream
 
 SERVER_BODY = {
-    "object": "pricing", "currency": "usd", "unit": "micro_usd", "multiplier_ppm": 1_000_000,
-    "models": {"gpt-image-1": {"text_in_per_1m": 5_000_000, "image_in_per_1m": 10_000_000,
-                               "image_out_per_1m": 40_000_000, "per_image": None}},
+    "object": "pricing",
+    "currency": "usd",
+    "unit": "micro_usd",
+    "multiplier_ppm": 1_000_000,
+    "models": {
+        "gpt-image-1": {
+            "text_in_per_1m": 5_000_000,
+            "image_in_per_1m": 10_000_000,
+            "image_out_per_1m": 40_000_000,
+            "per_image": None,
+        }
+    },
 }
 
 
-@pytest.mark.parametrize(("quality", "tokens"), [
-    ("low", (272, 408, 400)), ("medium", (1056, 1584, 1568)), ("high", (4160, 6240, 6208)),
-])
+@pytest.mark.parametrize(
+    ("quality", "tokens"),
+    [
+        ("low", (272, 408, 400)),
+        ("medium", (1056, 1584, 1568)),
+        ("high", (4160, 6240, 6208)),
+    ],
+)
 def test_output_tokens_reproduce_openais_table(quality: str, tokens: tuple[int, int, int]) -> None:
     sizes = [(1024, 1024), (1024, 1536), (1536, 1024)]
     assert tuple(output_image_tokens(quality, w, h) for w, h in sizes) == tokens
@@ -49,11 +63,19 @@ def test_estimates_in_dollars() -> None:
 
 
 def test_server_table_with_per_image_prices_and_multiplier() -> None:
-    body = {**SERVER_BODY, "multiplier_ppm": 1_500_000, "models": {
-        **SERVER_BODY["models"],  # type: ignore[dict-item]
-        "flat-model": {"text_in_per_1m": 0, "image_in_per_1m": 0, "image_out_per_1m": 0,
-                       "per_image": {"low": {"1024x1024": 5000, "*": 6000}}},
-    }}
+    body = {
+        **SERVER_BODY,
+        "multiplier_ppm": 1_500_000,
+        "models": {
+            **SERVER_BODY["models"],  # type: ignore[dict-item]
+            "flat-model": {
+                "text_in_per_1m": 0,
+                "image_in_per_1m": 0,
+                "image_out_per_1m": 0,
+                "per_image": {"low": {"1024x1024": 5000, "*": 6000}},
+            },
+        },
+    }
     table = PriceTable.from_json(body)
     assert table.source == "server"
     assert table.estimate(model="flat-model", quality="low", size="1024x1024", n=2) == 15000

@@ -22,8 +22,9 @@ def snippet(starting: str) -> str:
     return textwrap.dedent("\n".join(lines[start:end]))
 
 
-def test_the_stream_example_names_every_file(live: Client, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stream_example_names_every_file(
+    live: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     exec(snippet("for event in client.stream("), {"client": live})  # noqa: S102
     assert sorted(p.name for p in tmp_path.iterdir()) == ["city-0.png", "city-1.png", "city.png"]

@@ -24,21 +24,35 @@ FLOOR_PLAN = png(320, 240, seed=6)
 
 # Every recipe with cheap arguments and the sizes and formats it promises (key -> (size, format)).
 CASES = {
-    "clothing-try-on": (r.clothing_try_on(GARMENT, "young woman, 165cm", quality="low"),
-                        {"try_on": ("1024x1536", "png")}),
-    "logo-variations": (r.logo_variations("Acme", "coffee", "warm colours", quality="low"),
-                        {style: ("1024x1024", "png") for style in r.LOGO_STYLES}),
-    "social-media": (r.social_media("summer sale", quality="low"),
-                     {p: (size, "png") for p, size in r.PLATFORM_SIZES.items()}),
-    "tutorial-diagram": (r.tutorial_diagram(["boil water", "add tea", "wait"], "tea", quality="low"),
-                         {"diagram": ("1200x675", "png")}),
-    "ui-mockup": (r.ui_mockup("fitness", ["tracking", "social"], "clean", quality="low"),
-                  {"mockup": ("1080x1920", "png")}),
-    "floor-plan": (r.floor_plan_render(FLOOR_PLAN, "scandinavian", "warm evening", quality="low"),
-                   {"render": ("1536x1024", "png")}),
+    "clothing-try-on": (
+        r.clothing_try_on(GARMENT, "young woman, 165cm", quality="low"),
+        {"try_on": ("1024x1536", "png")},
+    ),
+    "logo-variations": (
+        r.logo_variations("Acme", "coffee", "warm colours", quality="low"),
+        {style: ("1024x1024", "png") for style in r.LOGO_STYLES},
+    ),
+    "social-media": (
+        r.social_media("summer sale", quality="low"),
+        {p: (size, "png") for p, size in r.PLATFORM_SIZES.items()},
+    ),
+    "tutorial-diagram": (
+        r.tutorial_diagram(["boil water", "add tea", "wait"], "tea", quality="low"),
+        {"diagram": ("1200x675", "png")},
+    ),
+    "ui-mockup": (
+        r.ui_mockup("fitness", ["tracking", "social"], "clean", quality="low"),
+        {"mockup": ("1080x1920", "png")},
+    ),
+    "floor-plan": (
+        r.floor_plan_render(FLOOR_PLAN, "scandinavian", "warm evening", quality="low"),
+        {"render": ("1536x1024", "png")},
+    ),
     "game-asset": (r.game_asset("item", "pixel art", "space", quality="low"), {"item": ("1024x1024", "png")}),
-    "avatar": (r.avatar("a smiling cyclist", "flat illustration", quality="low"),
-               {"avatar": ("1024x1024", "png")}),
+    "avatar": (
+        r.avatar("a smiling cyclist", "flat illustration", quality="low"),
+        {"avatar": ("1024x1024", "png")},
+    ),
 }
 
 
@@ -89,12 +103,14 @@ def test_recipe_data_and_validation() -> None:
 def test_prompt_helpers_render_like_the_guide() -> None:
     assert optimize_prompt("a cat", "cartoon") == (
         "a cat, cartoon style, colorful, playful, exaggerated features, high quality, detailed, "
-        "professional, well-composed, avoid: blurry, distorted, low quality, artifacts")
+        "professional, well-composed, avoid: blurry, distorted, low quality, artifacts"
+    )
     assert set(STYLE_MODIFIERS) == {"realistic", "artistic", "minimalist", "cartoon"}
     assert QUALITY_BOOSTERS[0] == "high quality" and NEGATIVE[-1] == "artifacts"
     assert QUALITY_PRESETS["premium"]["quality"] == "high"
     assert optimize_prompt("x", "minimalist", boosters=(), avoid=()) == (
-        "x, minimalist design, clean lines, simple composition")
+        "x, minimalist design, clean lines, simple composition"
+    )
     assert bullet_prompt("H", {"A": 1}) == "H:\n- A: 1"
     with pytest.raises(ValueError, match="known styles"):
         optimize_prompt("x", "baroque")

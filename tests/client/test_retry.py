@@ -32,10 +32,23 @@ def error(code: str | None, message: str = "nope", param: str | None = None) -> 
 
 # -- the rules, as pure functions --------------------------------------------------------------
 
-@pytest.mark.parametrize(("status", "expected"), [
-    (400, False), (401, False), (403, False), (404, False), (422, False),
-    (408, True), (409, True), (429, True), (500, True), (502, True), (503, True),
-])
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (422, False),
+        (408, True),
+        (409, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+    ],
+)
 def test_should_retry_by_status(status: int, expected: bool) -> None:
     assert should_retry(status, {}) is expected
 
@@ -48,8 +61,9 @@ def test_should_retry_overrides_and_quota() -> None:
 
 
 def test_backoff_bounds_follow_openai_python() -> None:
-    for retry, (low, high) in enumerate([(0.375, 0.5), (0.75, 1.0), (1.5, 2.0), (3.0, 4.0), (6.0, 8.0),
-                                         (6.0, 8.0)]):
+    for retry, (low, high) in enumerate(
+        [(0.375, 0.5), (0.75, 1.0), (1.5, 2.0), (3.0, 4.0), (6.0, 8.0), (6.0, 8.0)]
+    ):
         assert backoff_delay(retry, POLICY, lambda: 1.0) == pytest.approx(low)
         assert backoff_delay(retry, POLICY, lambda: 0.0) == pytest.approx(high)
 
@@ -74,8 +88,10 @@ def test_retry_delay_caps_the_servers_wish_and_falls_back_to_backoff() -> None:
 
 # -- against the fake server -------------------------------------------------------------------
 
+
 def test_429_with_retry_after_is_retried_after_that_long(
-        fake: FakeUpstream, fake_client: Client, sleeps: SleepRecorder) -> None:
+    fake: FakeUpstream, fake_client: Client, sleeps: SleepRecorder
+) -> None:
     fake.push(("status", 429, error("rate_limit_exceeded"), {"retry-after": "2"}))
     result = fake_client.generate("a fox")
     assert len(result) == 1
@@ -132,7 +148,8 @@ def test_lost_answer_is_not_charged_twice(fake: FakeUpstream, fake_client: Clien
 
 
 def test_connection_resets_are_retried_then_raised(
-        fake: FakeUpstream, fake_client: Client, sleeps: SleepRecorder) -> None:
+    fake: FakeUpstream, fake_client: Client, sleeps: SleepRecorder
+) -> None:
     fake.push(("reset",), ("reset",), ("reset",))
     with pytest.raises(APIConnectionError) as caught:
         fake_client.generate("x")
@@ -157,13 +174,22 @@ def test_timeouts_are_retried_then_raised(fake: FakeUpstream, sleeps: SleepRecor
     assert len(fake.posts()) == 2
 
 
-@pytest.mark.parametrize(("status", "code", "exc_type"), [
-    (400, "invalid_value", BadRequestError),
-    (401, "invalid_api_key", AuthenticationError),
-    (429, "insufficient_quota", InsufficientQuotaError),
-])
-def test_no_retry_on_client_errors(fake: FakeUpstream, fake_client: Client, sleeps: SleepRecorder,
-                                   status: int, code: str, exc_type: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("status", "code", "exc_type"),
+    [
+        (400, "invalid_value", BadRequestError),
+        (401, "invalid_api_key", AuthenticationError),
+        (429, "insufficient_quota", InsufficientQuotaError),
+    ],
+)
+def test_no_retry_on_client_errors(
+    fake: FakeUpstream,
+    fake_client: Client,
+    sleeps: SleepRecorder,
+    status: int,
+    code: str,
+    exc_type: type[Exception],
+) -> None:
     fake.push(("status", status, error(code, "bad size", "size" if status == 400 else None), {}))
     with pytest.raises(exc_type) as caught:
         fake_client.generate("x")
@@ -203,18 +229,26 @@ def test_max_retries_zero_means_one_attempt(fake: FakeUpstream, sleeps: SleepRec
 
 
 def test_a_wait_longer_than_the_bound_is_raised_at_once_saying_when(
-        fake: FakeUpstream, sleeps: SleepRecorder) -> None:
+    fake: FakeUpstream, sleeps: SleepRecorder
+) -> None:
     """A per-day limit (Retry-After hours away): no sleeping for minutes first, as openai-python."""
     now = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
-    fake.push(("status", 429, error("rate_limit_exceeded", "Rate limit reached for requests per day."),
-               {"retry-after": str(5 * 3600 + 30)}))
+    fake.push(
+        (
+            "status",
+            429,
+            error("rate_limit_exceeded", "Rate limit reached for requests per day."),
+            {"retry-after": str(5 * 3600 + 30)},
+        )
+    )
     with Client("sk", fake.api_base, sleep=sleeps, clock=lambda: now) as client:
         with pytest.raises(RateLimitError) as caught:
             client.generate("x")
     assert len(fake.posts()) == 1 and sleeps.delays == []
     assert caught.value.retry_after == 5 * 3600 + 30 and caught.value.retry_at == now + 5 * 3600 + 30
-    assert str(caught.value).endswith("Not retried: the server asks to wait 5h00m30s; try again after "
-                                      "2027-01-15 13:00:30 UTC.")
+    assert str(caught.value).endswith(
+        "Not retried: the server asks to wait 5h00m30s; try again after 2027-01-15 13:00:30 UTC."
+    )
     fake.push(("status", 429, error("rate_limit_exceeded"), {"retry-after": "60"}))
     with Client("sk", fake.api_base, sleep=sleeps, clock=lambda: now) as client:
         client.generate("y")  # a minute is within the bound: waited, then retried

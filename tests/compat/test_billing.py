@@ -32,8 +32,9 @@ def test_charges_are_exact_and_visible(server: LiveServer) -> None:
     secret = server.new_key("billing", credit_micros=1_000_000)
     with openai.OpenAI(base_url=server.api_base, api_key=secret, max_retries=0) as client:
         first = client.images.generate(prompt="a red fox", quality="low", size="1024x1024")
-        second = client.images.edit(image=("a.png", _png(), "image/png"), prompt="snow", quality="medium",
-                                    size="1024x1536")
+        second = client.images.edit(
+            image=("a.png", _png(), "image/png"), prompt="snow", quality="medium", size="1024x1536"
+        )
     assert first.usage and second.usage
     spent = cost(first.usage) + cost(second.usage)
     assert cost(first.usage) == TEXT_IN * first.usage.input_tokens + 10_880  # 272 tokens x $40/M
@@ -86,8 +87,9 @@ def test_idempotent_multipart_retry_matches_despite_new_boundary(server: LiveSer
     idem = {"Idempotency-Key": str(uuid.uuid4())}
     with openai.OpenAI(base_url=server.api_base, api_key=secret, max_retries=0) as client:
         for _ in range(2):
-            client.images.edit(image=("a.png", _png(), "image/png"), prompt="p", quality="low",
-                               extra_headers=idem)
+            client.images.edit(
+                image=("a.png", _png(), "image/png"), prompt="p", quality="low", extra_headers=idem
+            )
     assert account(server, secret)["requests"] == 1
 
 
@@ -102,8 +104,12 @@ def money_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Liv
 def test_200_concurrent_requests_for_exactly_50_images(money_server: LiveServer) -> None:
     body = {"prompt": "tiny", "size": "64x64", "quality": "low", "output_format": "jpeg"}
     probe_key = money_server.new_key("probe")
-    probe = httpx.post(money_server.api_base + "/images/generations", json=body,
-                       headers={"Authorization": f"Bearer {probe_key}"}, timeout=60).json()
+    probe = httpx.post(
+        money_server.api_base + "/images/generations",
+        json=body,
+        headers={"Authorization": f"Bearer {probe_key}"},
+        timeout=60,
+    ).json()
     price = TEXT_IN * probe["usage"]["input_tokens"] + IMAGE_OUT * probe["usage"]["output_tokens"]
     secret = money_server.new_key("fifty", credit_micros=50 * price)
     statuses: list[tuple[int, str | None]] = []
@@ -115,8 +121,12 @@ def test_200_concurrent_requests_for_exactly_50_images(money_server: LiveServer)
 
     async def main() -> None:
         limits = httpx.Limits(max_connections=200)
-        async with httpx.AsyncClient(base_url=money_server.api_base, timeout=120, limits=limits,
-                                     headers={"Authorization": f"Bearer {secret}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=money_server.api_base,
+            timeout=120,
+            limits=limits,
+            headers={"Authorization": f"Bearer {secret}"},
+        ) as client:
             async with anyio.create_task_group() as tg:
                 for _ in range(200):
                     tg.start_soon(one, client)

@@ -17,7 +17,8 @@ from tests.schemas import validate
 
 def test_single_image_edit(client: openai.OpenAI) -> None:
     result = client.images.edit(
-        model="gpt-image-1", image=("photo.png", png(1024, 1024), "image/png"),
+        model="gpt-image-1",
+        image=("photo.png", png(1024, 1024), "image/png"),
         prompt="make it look like a watercolor",
     )
     assert result.size == "1024x1024"  # size auto: the model size nearest the input's ratio
@@ -37,11 +38,15 @@ def test_list_of_images_and_formats(client: openai.OpenAI) -> None:
         ("b.jpg", encode(noise(640, 480, 2), "JPEG"), "image/jpeg"),
         ("c.webp", encode(noise(300, 300, 3), "WEBP"), "image/webp"),
     ]
-    result = client.images.edit(model="gpt-image-1", image=images, prompt="a gift basket",
-                                size="1024x1024", input_fidelity="high")
+    result = client.images.edit(
+        model="gpt-image-1", image=images, prompt="a gift basket", size="1024x1024", input_fidelity="high"
+    )
     assert result.usage is not None
-    expected = (input_image_tokens(1024, 1024, high_fidelity=True)
-                + input_image_tokens(640, 480) + input_image_tokens(300, 300))
+    expected = (
+        input_image_tokens(1024, 1024, high_fidelity=True)
+        + input_image_tokens(640, 480)
+        + input_image_tokens(300, 300)
+    )
     assert result.usage.input_tokens_details.image_tokens == expected
 
 
@@ -55,9 +60,12 @@ def test_mask_keeps_pixels_outside_the_edit_area(client: openai.OpenAI) -> None:
     base = noise(512, 512, 9)
     box = (128, 128, 384, 320)
     result = client.images.edit(
-        model="gpt-image-1", image=("base.png", encode(base), "image/png"),
+        model="gpt-image-1",
+        image=("base.png", encode(base), "image/png"),
         mask=("mask.png", mask_png(512, 512, box), "image/png"),
-        prompt="put a small robot here", output_format="png", size="512x512",  # the input's own size
+        prompt="put a small robot here",
+        output_format="png",
+        size="512x512",  # the input's own size
     )
     assert result.data is not None and result.data[0].b64_json
     out = open_image(base64.b64decode(result.data[0].b64_json)).convert("RGB")
@@ -71,12 +79,17 @@ def test_json_edit_with_data_urls(http: httpx.Client) -> None:
     def data_url(data: bytes) -> str:
         return "data:image/png;base64," + base64.b64encode(data).decode()
 
-    resp = http.post("/v1/images/edits", json={
-        "model": "gpt-image-1", "prompt": "floor plan to 3D render",
-        "images": [{"image_url": data_url(png(600, 400, 4))}, {"image_url": data_url(png(64, 64))}],
-        "mask": {"image_url": data_url(mask_png(600, 400, (0, 0, 300, 400)))},
-        "size": "1536x1024", "quality": "low",
-    })
+    resp = http.post(
+        "/v1/images/edits",
+        json={
+            "model": "gpt-image-1",
+            "prompt": "floor plan to 3D render",
+            "images": [{"image_url": data_url(png(600, 400, 4))}, {"image_url": data_url(png(64, 64))}],
+            "mask": {"image_url": data_url(mask_png(600, 400, (0, 0, 300, 400)))},
+            "size": "1536x1024",
+            "quality": "low",
+        },
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["size"] == "1536x1024" and len(body["data"]) == 1
@@ -86,20 +99,27 @@ def test_json_edit_with_data_urls(http: httpx.Client) -> None:
 def test_generation_with_reference_image_url_becomes_an_edit(http: httpx.Client) -> None:
     # The guide's try-on code sends the garment as `image` in a generations body.
     garment = "data:image/png;base64," + base64.b64encode(png(512, 768, 5)).decode()
-    resp = http.post("/v1/images/generations", json={
-        "model": "gpt-image-1", "prompt": "fashion model wearing this dress", "image": garment,
-        "size": "1024x1536", "quality": "high", "effort": "high",
-    })
-    assert resp.status_code == 200, resp.text
-    assert resp.json()["usage"]["input_tokens_details"]["image_tokens"] == input_image_tokens(
-        512, 768
+    resp = http.post(
+        "/v1/images/generations",
+        json={
+            "model": "gpt-image-1",
+            "prompt": "fashion model wearing this dress",
+            "image": garment,
+            "size": "1024x1536",
+            "quality": "high",
+            "effort": "high",
+        },
     )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["usage"]["input_tokens_details"]["image_tokens"] == input_image_tokens(512, 768)
 
 
 def test_reference_image_fetched_from_http_url(http: httpx.Client, server) -> None:  # type: ignore[no-untyped-def]
     # Serve a PNG from imagegate itself (a signed URL), then use it as a reference by URL.
-    first = http.post("/v1/images/generations", json={
-        "prompt": "a dress", "size": "1024x1024", "quality": "low", "response_format": "url"})
+    first = http.post(
+        "/v1/images/generations",
+        json={"prompt": "a dress", "size": "1024x1024", "quality": "low", "response_format": "url"},
+    )
     url = first.json()["data"][0]["url"]
     resp = http.post("/v1/images/edits", json={"prompt": "variation", "images": [{"image_url": url}]})
     assert resp.status_code == 200, resp.text
@@ -109,14 +129,17 @@ def test_reference_image_fetched_from_http_url(http: httpx.Client, server) -> No
 def test_private_urls_are_refused_by_default(tmp_path, server, http: httpx.Client) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import make_settings, run_server
 
-    first = http.post("/v1/images/generations", json={"prompt": "a dress", "quality": "low",
-                                                      "response_format": "url"})
+    first = http.post(
+        "/v1/images/generations", json={"prompt": "a dress", "quality": "low", "response_format": "url"}
+    )
     loopback_url = first.json()["data"][0]["url"]  # a real image, on 127.0.0.1
     with run_server(make_settings(tmp_path, fetch_private_urls=False)) as guarded:
         secret = guarded.new_key()
-        resp = httpx.post(guarded.api_base + "/images/edits", json={
-            "prompt": "variation", "images": [{"image_url": loopback_url}]},
-            headers={"Authorization": f"Bearer {secret}"})
+        resp = httpx.post(
+            guarded.api_base + "/images/edits",
+            json={"prompt": "variation", "images": [{"image_url": loopback_url}]},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
     assert resp.status_code == 400
     assert resp.json()["error"]["param"] == "images[0]"
     assert "private" in resp.json()["error"]["message"]
@@ -128,8 +151,12 @@ def test_decompression_bombs_are_bounded_per_request(client: openai.OpenAI) -> N
     their headers before any pixel is decoded."""
     bomb = encode(PILImage.new("L", (7000, 7000)))
     with pytest.raises(openai.BadRequestError) as info:
-        client.images.edit(model="gpt-image-1", image=[(f"b{i}.png", bomb, "image/png") for i in range(4)],
-                           prompt="combine", quality="low")
+        client.images.edit(
+            model="gpt-image-1",
+            image=[(f"b{i}.png", bomb, "image/png") for i in range(4)],
+            prompt="combine",
+            quality="low",
+        )
     assert info.value.code == "invalid_image_file" and "pixels" in info.value.message
     many = [(f"s{i}.png", png(256, 256, seed=i), "image/png") for i in range(16)]
     assert client.images.edit(model="gpt-image-1", image=many, prompt="a collage", quality="low").data

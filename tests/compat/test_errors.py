@@ -56,14 +56,18 @@ def test_generation_parameter_errors(
 
 
 def test_unknown_and_missing_parameters(client: openai.OpenAI, http: httpx.Client) -> None:
-    _bad_request(lambda: client.images.generate(prompt="x", extra_body={"colour": "red"}),
-                 "unknown_parameter", "colour")
+    _bad_request(
+        lambda: client.images.generate(prompt="x", extra_body={"colour": "red"}),
+        "unknown_parameter",
+        "colour",
+    )
     resp = http.post("/v1/images/generations", json={"model": "gpt-image-1"})
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "missing_required_parameter"
     assert resp.json()["error"]["param"] == "prompt"
-    resp = http.post("/v1/images/generations", content=b"{not json",
-                     headers={"content-type": "application/json"})
+    resp = http.post(
+        "/v1/images/generations", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert resp.status_code == 400 and resp.json()["error"]["type"] == "invalid_request_error"
     resp = http.post("/v1/images/generations", json={"prompt": "x", "n": "many"})
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "n"
@@ -102,8 +106,9 @@ def test_moderation_blocks_and_low_relaxes(client: openai.OpenAI) -> None:
     assert err.type == "image_generation_user_error"
     assert "trademark" in err.message
     assert client.images.generate(prompt=prompt, moderation="low", quality="low").data
-    _bad_request(lambda: client.images.generate(prompt="child porn", moderation="low"),
-                 "moderation_blocked", None)
+    _bad_request(
+        lambda: client.images.generate(prompt="child porn", moderation="low"), "moderation_blocked", None
+    )
 
 
 def _png_with_size(width: int, height: int) -> bytes:
@@ -130,12 +135,19 @@ def test_bad_uploads(client: openai.OpenAI, image: Any, code: str, param: str) -
 
 def test_bad_masks(client: openai.OpenAI) -> None:
     base = ("a.png", png(256, 256), "image/png")
-    _bad_request(lambda: client.images.edit(image=base, prompt="x",
-                 mask=("m.png", mask_png(128, 128, (0, 0, 10, 10)), "image/png")),
-                 "invalid_value", "mask")
+    _bad_request(
+        lambda: client.images.edit(
+            image=base, prompt="x", mask=("m.png", mask_png(128, 128, (0, 0, 10, 10)), "image/png")
+        ),
+        "invalid_value",
+        "mask",
+    )
     no_alpha = encode(noise(256, 256))
-    _bad_request(lambda: client.images.edit(image=base, prompt="x",
-                 mask=("m.png", no_alpha, "image/png")), "invalid_image_file", "mask")
+    _bad_request(
+        lambda: client.images.edit(image=base, prompt="x", mask=("m.png", no_alpha, "image/png")),
+        "invalid_image_file",
+        "mask",
+    )
 
 
 def test_too_many_images(client: openai.OpenAI) -> None:
@@ -146,19 +158,22 @@ def test_too_many_images(client: openai.OpenAI) -> None:
 def test_edit_without_image_and_string_image(http: httpx.Client) -> None:
     resp = http.post("/v1/images/edits", data={"prompt": "x"}, files={"other": ("a", b"1")})
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "image"
-    resp = http.post("/v1/images/edits", data={"prompt": "x", "image": "https://x/y.png"},
-                     files={"other": ("a", b"1")})
+    resp = http.post(
+        "/v1/images/edits", data={"prompt": "x", "image": "https://x/y.png"}, files={"other": ("a", b"1")}
+    )
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_type"
-    resp = http.post("/v1/images/edits", content=b"prompt=x",
-                     headers={"content-type": "text/plain"})
+    resp = http.post("/v1/images/edits", content=b"prompt=x", headers={"content-type": "text/plain"})
     assert resp.status_code == 400
 
 
 def test_body_over_the_limit_is_413(server: LiveServer, api_key: str) -> None:
     big = b"\0" * (server.settings.max_body_bytes + 1)
-    resp = httpx.post(server.api_base + "/images/edits", content=big, timeout=60,
-                      headers={"Authorization": f"Bearer {api_key}",
-                               "content-type": "multipart/form-data; boundary=x"})
+    resp = httpx.post(
+        server.api_base + "/images/edits",
+        content=big,
+        timeout=60,
+        headers={"Authorization": f"Bearer {api_key}", "content-type": "multipart/form-data; boundary=x"},
+    )
     assert resp.status_code == 413
     assert resp.json()["error"]["type"] == "invalid_request_error"
 

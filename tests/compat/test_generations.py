@@ -18,8 +18,14 @@ PROMPT = "一只可爱的卡通猫咪坐在笔记本电脑前编程,背景是现
 
 def test_generate_echoes_values_and_usage(client: openai.OpenAI) -> None:
     result = client.images.generate(
-        model="gpt-image-1", prompt=PROMPT, size="1024x1536", quality="low", n=2,
-        output_format="png", moderation="auto", user="user-123",
+        model="gpt-image-1",
+        prompt=PROMPT,
+        size="1024x1536",
+        quality="low",
+        n=2,
+        output_format="png",
+        moderation="auto",
+        user="user-123",
     )
     assert result.size == "1024x1536" and result.quality == "low"
     assert result.background == "opaque" and result.output_format == "png"
@@ -40,8 +46,12 @@ def test_generate_echoes_values_and_usage(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
 def test_output_formats(client: openai.OpenAI, fmt: str) -> None:
     result = client.images.generate(
-        model="gpt-image-1", prompt="a lighthouse at dusk", size="1024x1024", quality="low",
-        output_format=fmt, output_compression=60,  # type: ignore[arg-type]
+        model="gpt-image-1",
+        prompt="a lighthouse at dusk",
+        size="1024x1024",
+        quality="low",
+        output_format=fmt,
+        output_compression=60,  # type: ignore[arg-type]
     )
     assert result.data is not None and result.data[0].b64_json
     img = open_image(base64.b64decode(result.data[0].b64_json))
@@ -52,8 +62,12 @@ def test_output_formats(client: openai.OpenAI, fmt: str) -> None:
 
 def test_transparent_background_has_real_alpha(client: openai.OpenAI) -> None:
     result = client.images.generate(
-        model="gpt-image-1", prompt="game item: a golden sword icon", background="transparent",
-        output_format="webp", size="1024x1024", quality="medium",
+        model="gpt-image-1",
+        prompt="game item: a golden sword icon",
+        background="transparent",
+        output_format="webp",
+        size="1024x1024",
+        quality="medium",
     )
     assert result.background == "transparent"
     assert result.data is not None and result.data[0].b64_json
@@ -64,8 +78,12 @@ def test_transparent_background_has_real_alpha(client: openai.OpenAI) -> None:
 
 @pytest.mark.parametrize("size", ["1080x1080", "1080x1920", "1200x630", "1200x675", "1200x627"])
 def test_guide_custom_sizes_come_back_exact(client: openai.OpenAI, size: str) -> None:
-    result = client.images.generate(model="gpt-image-1", prompt="social post", size=size,  # type: ignore[arg-type]
-                                    quality="low")
+    result = client.images.generate(
+        model="gpt-image-1",
+        prompt="social post",
+        size=size,  # type: ignore[arg-type]
+        quality="low",
+    )
     assert result.size == size
     assert result.data is not None and result.data[0].b64_json
     w, h = map(int, size.split("x"))
@@ -73,16 +91,22 @@ def test_guide_custom_sizes_come_back_exact(client: openai.OpenAI, size: str) ->
 
 
 def test_auto_values_are_resolved(client: openai.OpenAI) -> None:
-    result = client.images.generate(model="gpt-image-1", prompt="a cat", size="auto",
-                                    quality="auto", background="auto")
+    result = client.images.generate(
+        model="gpt-image-1", prompt="a cat", size="auto", quality="auto", background="auto"
+    )
     assert result.size == "1024x1024" and result.quality == "medium"
     assert result.background == "opaque"
 
 
 def test_same_seed_same_bytes(client: openai.OpenAI) -> None:
     def run(seed: int) -> str:
-        r = client.images.generate(model="gpt-image-1", prompt="a red fox in a blue forest",
-                                   size="1024x1024", quality="low", extra_body={"seed": seed})
+        r = client.images.generate(
+            model="gpt-image-1",
+            prompt="a red fox in a blue forest",
+            size="1024x1024",
+            quality="low",
+            extra_body={"seed": seed},
+        )
         assert r.data is not None and r.data[0].b64_json
         assert r.model_extra is not None and r.model_extra["seed"] == seed
         return r.data[0].b64_json
@@ -91,25 +115,36 @@ def test_same_seed_same_bytes(client: openai.OpenAI) -> None:
     assert run(42) != run(43)
 
 
-def test_response_format_url_only_and_url_serves_the_image(
-    client: openai.OpenAI, http: httpx.Client
-) -> None:
-    result = client.images.generate(model="gpt-image-1", prompt="url please", size="1024x1024",
-                                    quality="low", response_format="url", extra_body={"seed": 7})
+def test_response_format_url_only_and_url_serves_the_image(client: openai.OpenAI, http: httpx.Client) -> None:
+    result = client.images.generate(
+        model="gpt-image-1",
+        prompt="url please",
+        size="1024x1024",
+        quality="low",
+        response_format="url",
+        extra_body={"seed": 7},
+    )
     assert result.data is not None
     item = result.data[0]
     assert item.b64_json is None and item.url
     resp = httpx.get(item.url)
     assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
-    same = client.images.generate(model="gpt-image-1", prompt="url please", size="1024x1024",
-                                  quality="low", response_format="b64_json", extra_body={"seed": 7})
+    same = client.images.generate(
+        model="gpt-image-1",
+        prompt="url please",
+        size="1024x1024",
+        quality="low",
+        response_format="b64_json",
+        extra_body={"seed": 7},
+    )
     assert same.data is not None and same.data[0].url is None
     assert base64.b64decode(same.data[0].b64_json or "") == resp.content
 
 
 def test_tampered_url_is_403(client: openai.OpenAI) -> None:
-    result = client.images.generate(model="gpt-image-1", prompt="tamper", quality="low",
-                                    response_format="url")
+    result = client.images.generate(
+        model="gpt-image-1", prompt="tamper", quality="low", response_format="url"
+    )
     assert result.data is not None and result.data[0].url
     url = result.data[0].url
     tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
@@ -121,11 +156,21 @@ def test_tampered_url_is_403(client: openai.OpenAI) -> None:
 
 
 def test_guide_spellings(http: httpx.Client) -> None:
-    resp = http.post("/v1/images/generations", json={
-        "model": "gpt-image-1", "prompt": "game asset: a shield", "size": "1024x1024",
-        "quality": "medium", "effort": "high", "format": "webp", "transparency": True,
-        "compression": 85, "n": 1, "user": "user-123",
-    })
+    resp = http.post(
+        "/v1/images/generations",
+        json={
+            "model": "gpt-image-1",
+            "prompt": "game asset: a shield",
+            "size": "1024x1024",
+            "quality": "medium",
+            "effort": "high",
+            "format": "webp",
+            "transparency": True,
+            "compression": 85,
+            "n": 1,
+            "user": "user-123",
+        },
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["output_format"] == "webp" and body["background"] == "transparent"
@@ -146,10 +191,12 @@ def test_x_request_id_on_success_and_error(http: httpx.Client) -> None:
 @pytest.mark.anyio
 async def test_async_client(server: LiveServer, api_key: str) -> None:
     async with openai.AsyncOpenAI(base_url=server.api_base, api_key=api_key) as aclient:
-        result = await aclient.images.generate(model="gpt-image-1", prompt="async fox",
-                                               quality="low", size="1536x1024")
+        result = await aclient.images.generate(
+            model="gpt-image-1", prompt="async fox", quality="low", size="1536x1024"
+        )
         assert result.size == "1536x1024"
-        stream = await aclient.images.generate(model="gpt-image-1", prompt="async stream",
-                                               quality="low", stream=True, partial_images=1)
+        stream = await aclient.images.generate(
+            model="gpt-image-1", prompt="async stream", quality="low", stream=True, partial_images=1
+        )
         types = [event.type async for event in stream]
         assert types == ["image_generation.partial_image", "image_generation.completed"]

@@ -22,8 +22,9 @@ SLOW = {"prompt": "slow", "size": "3840x2160", "quality": "high", "output_format
 
 
 def _key(base_url: str, admin: str, **fields: object) -> str:
-    resp = httpx.post(base_url + "/admin/keys", json={"name": "k", **fields},
-                      headers={"Authorization": f"Bearer {admin}"})
+    resp = httpx.post(
+        base_url + "/admin/keys", json={"name": "k", **fields}, headers={"Authorization": f"Bearer {admin}"}
+    )
     assert resp.status_code == 201, resp.text
     return str(resp.json()["secret"])
 
@@ -71,8 +72,12 @@ def _fire(urls: list[str], secret: str, body: dict[str, object], count: int) -> 
 
     def one(i: int) -> None:
         barrier.wait()
-        resp = httpx.post(urls[i % len(urls)] + "/v1/images/generations", json=body, timeout=120,
-                          headers={"Authorization": f"Bearer {secret}"})
+        resp = httpx.post(
+            urls[i % len(urls)] + "/v1/images/generations",
+            json=body,
+            timeout=120,
+            headers={"Authorization": f"Bearer {secret}"},
+        )
         out.append((resp.status_code, "" if resp.status_code == 200 else resp.json()["error"]["code"]))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
@@ -84,14 +89,23 @@ def _fire(urls: list[str], secret: str, body: dict[str, object], count: int) -> 
 
 
 def test_two_gateways_share_exact_limits(tmp_path: Path, postgres_url: str, redis_url: str) -> None:
-    env = {"IMAGEGATE_DATABASE_URL": postgres_url, "IMAGEGATE_REDIS_URL": redis_url,
-           "IMAGEGATE_REDIS_PREFIX": f"test-{uuid.uuid4().hex}:", "IMAGEGATE_ADMIN_KEY": "adm",
-           "IMAGEGATE_FROZEN_TIME": FROZEN}
+    env = {
+        "IMAGEGATE_DATABASE_URL": postgres_url,
+        "IMAGEGATE_REDIS_URL": redis_url,
+        "IMAGEGATE_REDIS_PREFIX": f"test-{uuid.uuid4().hex}:",
+        "IMAGEGATE_ADMIN_KEY": "adm",
+        "IMAGEGATE_FROZEN_TIME": FROZEN,
+    }
     with spawn_server(tmp_path / "a", **env) as a, spawn_server(tmp_path / "b", **env) as b:
         urls = [a.base_url, b.base_url]
         free = _key(a.base_url, "adm", tier="free", credit_usd="10")
-        statuses = [r[0] for r in _fire(urls, free, SMALL, 8) + _fire(urls, free, SMALL, 8)
-                    + _fire(urls, free, SMALL, 8) + _fire(urls, free, SMALL, 6)]
+        statuses = [
+            r[0]
+            for r in _fire(urls, free, SMALL, 8)
+            + _fire(urls, free, SMALL, 8)
+            + _fire(urls, free, SMALL, 8)
+            + _fire(urls, free, SMALL, 6)
+        ]
         assert statuses.count(200) == 20 and statuses.count(429) == 10
 
         busy = _key(b.base_url, "adm", tier="tier2", credit_usd="100")
@@ -115,8 +129,11 @@ def test_redis_down_fails_closed_or_open(tmp_path: Path) -> None:
 
 
 def test_crash_mid_request_then_sweep_restores_the_balance(tmp_path: Path) -> None:
-    env = {"IMAGEGATE_ADMIN_KEY": "adm", "IMAGEGATE_RESERVATION_TIMEOUT_S": "2",
-           "IMAGEGATE_SWEEP_INTERVAL_S": "1"}
+    env = {
+        "IMAGEGATE_ADMIN_KEY": "adm",
+        "IMAGEGATE_RESERVATION_TIMEOUT_S": "2",
+        "IMAGEGATE_SWEEP_INTERVAL_S": "1",
+    }
     with spawn_server(tmp_path, **env) as gateway:
         secret = _key(gateway.base_url, "adm", tier="internal", credit_usd="50")
         auth = {"Authorization": f"Bearer {secret}"}

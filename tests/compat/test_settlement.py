@@ -46,7 +46,9 @@ def test_a_final_transaction_that_fails_releases_the_lease_the_claim_and_the_cre
         with sql.begin() as conn:
             conn.execute(text(REFUSE))
         for _ in range(5):
-            resp = httpx.post(pg_server.api_base + "/images/generations", json=BODY, headers=headers, timeout=30)
+            resp = httpx.post(
+                pg_server.api_base + "/images/generations", json=BODY, headers=headers, timeout=30
+            )
             assert resp.status_code == 503, resp.text
             error = resp.json()["error"]
             assert error["code"] == "service_unavailable" and "not charged" in error["message"]
@@ -57,8 +59,11 @@ def test_a_final_transaction_that_fails_releases_the_lease_the_claim_and_the_cre
         usage = resp.json()["usage"]
         spent = 5 * usage["input_tokens"] + 40 * usage["output_tokens"]
         with sql.connect() as conn:
-            rows = conn.execute(select(usage_records.c.status, usage_records.c.error_code,
-                                       usage_records.c.cost_micros).order_by(usage_records.c.id)).all()
+            rows = conn.execute(
+                select(
+                    usage_records.c.status, usage_records.c.error_code, usage_records.c.cost_micros
+                ).order_by(usage_records.c.id)
+            ).all()
             held = conn.execute(select(reservations.c.status)).scalars().all()
         assert [tuple(r) for r in rows] == [(503, "not_recorded", 0)] * 5 + [(200, None, spent)]
         assert sorted(held) == ["released"] * 5 + ["settled"]
@@ -106,14 +111,21 @@ def test_a_request_slower_than_the_reservation_timeout_keeps_its_hold(tmp_path: 
     concurrency lease while running; a running request now renews both (every third of it)."""
     from tests.fakes.upstream import FakeUpstream
 
-    settings = make_settings(tmp_path, reservation_timeout_s=1, sweep_interval_s=1,
-                             admin_key="admin-slow")
+    settings = make_settings(tmp_path, reservation_timeout_s=1, sweep_interval_s=1, admin_key="admin-slow")
     with FakeUpstream() as upstream, run_server(settings) as live:
         upstream.delay_by_prompt[BODY["prompt"]] = 2.5  # the provider takes 2.5 reservation timeouts
         admin = {"Authorization": "Bearer admin-slow"}
-        added = httpx.post(live.base_url + "/admin/channels", headers=admin, timeout=10, json={
-            "name": "slow", "base_url": upstream.api_base, "api_key": "sk-slow-provider-key-000000",
-            "models": ["gpt-image-1"]})
+        added = httpx.post(
+            live.base_url + "/admin/channels",
+            headers=admin,
+            timeout=10,
+            json={
+                "name": "slow",
+                "base_url": upstream.api_base,
+                "api_key": "sk-slow-provider-key-000000",
+                "models": ["gpt-image-1"],
+            },
+        )
         assert added.status_code == 201, added.text
         secret = live.new_key("slow", tier="free", concurrency=1)
         auth = {"Authorization": f"Bearer {secret}"}

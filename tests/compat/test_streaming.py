@@ -21,11 +21,16 @@ SCHEMAS = {
 
 
 def test_generation_stream(client: openai.OpenAI) -> None:
-    stream = client.images.generate(model="gpt-image-1", prompt="a city at night", stream=True,
-                                    partial_images=3, size="1024x1024", quality="low")
+    stream = client.images.generate(
+        model="gpt-image-1",
+        prompt="a city at night",
+        stream=True,
+        partial_images=3,
+        size="1024x1024",
+        quality="low",
+    )
     events = list(stream)
-    assert [e.type for e in events] == ["image_generation.partial_image"] * 3 + [
-        "image_generation.completed"]
+    assert [e.type for e in events] == ["image_generation.partial_image"] * 3 + ["image_generation.completed"]
     assert [e.partial_image_index for e in events[:3]] == [0, 1, 2]  # type: ignore[union-attr]
     done = events[-1]
     assert done.type == "image_generation.completed"
@@ -41,8 +46,11 @@ def test_stream_without_partials_sends_only_completed(client: openai.OpenAI) -> 
 
 
 def test_stream_n_images_split_usage(client: openai.OpenAI) -> None:
-    events = list(client.images.generate(model="gpt-image-1", prompt="two", stream=True,
-                                         partial_images=1, n=2, quality="low"))
+    events = list(
+        client.images.generate(
+            model="gpt-image-1", prompt="two", stream=True, partial_images=1, n=2, quality="low"
+        )
+    )
     completed = [e for e in events if e.type == "image_generation.completed"]
     assert len(completed) == 2
     out = sum(e.usage.output_tokens for e in completed)  # type: ignore[union-attr]
@@ -50,9 +58,14 @@ def test_stream_n_images_split_usage(client: openai.OpenAI) -> None:
 
 
 def test_edit_stream(client: openai.OpenAI) -> None:
-    stream = client.images.edit(model="gpt-image-1", image=("a.png", png(512, 512), "image/png"),
-                                prompt="add snow", stream=True, partial_images=2,
-                                size="1024x1024")
+    stream = client.images.edit(
+        model="gpt-image-1",
+        image=("a.png", png(512, 512), "image/png"),
+        prompt="add snow",
+        stream=True,
+        partial_images=2,
+        size="1024x1024",
+    )
     events = list(stream)
     assert [e.type for e in events] == ["image_edit.partial_image"] * 2 + ["image_edit.completed"]
     for e in events:
@@ -60,8 +73,11 @@ def test_edit_stream(client: openai.OpenAI) -> None:
 
 
 def test_sse_wire_framing(http: httpx.Client) -> None:
-    with http.stream("POST", "/v1/images/generations", json={
-            "prompt": "frames", "stream": True, "partial_images": 1, "quality": "low"}) as resp:
+    with http.stream(
+        "POST",
+        "/v1/images/generations",
+        json={"prompt": "frames", "stream": True, "partial_images": 1, "quality": "low"},
+    ) as resp:
         assert resp.headers["content-type"].startswith("text/event-stream")
         text = resp.read().decode()
     blocks = [b for b in text.split("\n\n") if b]

@@ -27,8 +27,15 @@ class FakeKeys:
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def add(self, secret: str, **fields: Any) -> ApiKey:
-        key = ApiKey(id=next(self.ids), name=fields.pop("name", "test"), prefix=secret[:12],
-                     tier=fields.pop("tier", "internal"), created_at=0.0, revoked_at=None, **fields)
+        key = ApiKey(
+            id=next(self.ids),
+            name=fields.pop("name", "test"),
+            prefix=secret[:12],
+            tier=fields.pop("tier", "internal"),
+            created_at=0.0,
+            revoked_at=None,
+            **fields,
+        )
         self.by_secret[secret] = key
         return key
 
@@ -80,7 +87,9 @@ class FakeCredits:
         return self.close(reservation, None) is not None
 
     def sweep(self) -> int:
-        stale = [rid for rid, st in self.status.items() if st == "held" and self.expires[rid] <= self.clock.now()]
+        stale = [
+            rid for rid, st in self.status.items() if st == "held" and self.expires[rid] <= self.clock.now()
+        ]
         for rid in stale:
             self.close(self.held[rid], None)
         return len(stale)
@@ -97,8 +106,12 @@ class FakeClaims:
         if row is not None and row["expires_at"] <= now:
             row = None  # an expired claim is forgotten
         if row is None:
-            self.rows[(key_id, idem_key)] = {"hash": body_hash, "status": "pending", "response": None,
-                                             "expires_at": now + pending_s}
+            self.rows[(key_id, idem_key)] = {
+                "hash": body_hash,
+                "status": "pending",
+                "response": None,
+                "expires_at": now + pending_s,
+            }
             return Claim("new")
         if row["hash"] != body_hash:
             return Claim("conflict")
@@ -162,7 +175,10 @@ class FakeRequestEnd:
     fail_next: BaseException | None = None  # the next finish raises this, having changed nothing
 
     async def finish(
-        self, reservation: Reservation, charge_micros: int | None, record: UsageRecord,
+        self,
+        reservation: Reservation,
+        charge_micros: int | None,
+        record: UsageRecord,
         write: Callable[[], Kept] | None = None,
     ) -> tuple[Kept, int]:
         kept = write() if write is not None else []
@@ -205,5 +221,12 @@ class FakeStores:
     @classmethod
     def new(cls, clock: Clock) -> FakeStores:
         credits, usage, blobs = FakeCredits(clock), FakeUsage(), FakeBlobs()
-        return cls(FakeKeys(), credits, FakeClaims(clock), usage, blobs,
-                   FakeRequestEnd(credits, usage, blobs), FakeInFlight())
+        return cls(
+            FakeKeys(),
+            credits,
+            FakeClaims(clock),
+            usage,
+            blobs,
+            FakeRequestEnd(credits, usage, blobs),
+            FakeInFlight(),
+        )

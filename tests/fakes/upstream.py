@@ -70,8 +70,9 @@ def noise_png(width: int, height: int, seed: int = 0) -> bytes:
     """A PNG that does not compress: about 3 bytes per pixel (1024x1024: ~3 MB)."""
     rng = random.Random(seed)
     buffer = io.BytesIO()
-    Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3)).save(buffer, "PNG",
-                                                                                     compress_level=1)
+    Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3)).save(
+        buffer, "PNG", compress_level=1
+    )
     return buffer.getvalue()
 
 
@@ -86,14 +87,23 @@ def photo_png(width: int, height: int, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-USAGE = {"input_tokens": 10, "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
-         "output_tokens": 272, "total_tokens": 282}
+USAGE = {
+    "input_tokens": 10,
+    "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+    "output_tokens": 272,
+    "total_tokens": 282,
+}
 COST_PER_CALL = 10 * 5 + 272 * 40  # µ$ at gpt-image-1 prices: 10 text tokens in, 272 image tokens out
 
 
-def error(status: int, message: str = "The server had an error processing your request.",
-          code: str | None = None, type: str = "server_error", param: str | None = None,
-          retry_after: float | None = None) -> Behaviour:
+def error(
+    status: int,
+    message: str = "The server had an error processing your request.",
+    code: str | None = None,
+    type: str = "server_error",
+    param: str | None = None,
+    retry_after: float | None = None,
+) -> Behaviour:
     """A ("status", ...) behaviour with OpenAI's error body (and Retry-After when given)."""
     headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
     body = {"error": {"message": message, "type": type, "param": param, "code": code}}
@@ -101,10 +111,15 @@ def error(status: int, message: str = "The server had an error processing your r
 
 
 SERVER_ERROR = error(500)
-RATE_LIMITED = error(429, "Rate limit reached for requests.", "rate_limit_exceeded", "requests",
-                     retry_after=20)
-OUT_OF_BALANCE = error(429, "You exceeded your current quota, please check your plan and billing details.",
-                       "insufficient_quota", "insufficient_quota")
+RATE_LIMITED = error(
+    429, "Rate limit reached for requests.", "rate_limit_exceeded", "requests", retry_after=20
+)
+OUT_OF_BALANCE = error(
+    429,
+    "You exceeded your current quota, please check your plan and billing details.",
+    "insufficient_quota",
+    "insufficient_quota",
+)
 
 
 def every(k: int, behaviour: Behaviour) -> Callable[[int, Received], Behaviour | None]:
@@ -194,16 +209,23 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
         disposition = headers.get("content-disposition", "")
         name_m = re.search(r'\bname="([^"]*)"', disposition)
         file_m = re.search(r'\bfilename="([^"]*)"', disposition)
-        parts.append(Part(name_m.group(1) if name_m else "", file_m.group(1) if file_m else None,
-                          headers.get("content-type"), data.removesuffix(b"\r\n")))
+        parts.append(
+            Part(
+                name_m.group(1) if name_m else "",
+                file_m.group(1) if file_m else None,
+                headers.get("content-type"),
+                data.removesuffix(b"\r\n"),
+            )
+        )
     return parts
 
 
 class FakeUpstream:
     """Start with `with FakeUpstream() as fake:`; `fake.api_base` is the /v1 base URL."""
 
-    def __init__(self, *, streams: bool = False, image: bytes | None = None, port: int = 0,
-                 record_bodies: bool = True) -> None:
+    def __init__(
+        self, *, streams: bool = False, image: bytes | None = None, port: int = 0, record_bodies: bool = True
+    ) -> None:
         self.script: collections.deque[Behaviour] = collections.deque()
         self.rule: Callable[[int, Received], Behaviour | None] | None = None
         self.default: Behaviour = ("ok",)
@@ -297,8 +319,14 @@ class FakeUpstream:
                 data.append({"url": f"{self.api_base}/files/{name}"})
             else:
                 data.append({"b64_json": base64.b64encode(png).decode()})
-        body: dict[str, Any] = {"created": int(time.time()), "data": data, "size": "1024x1024",
-                                "quality": "low", "background": "opaque", "output_format": "png"}
+        body: dict[str, Any] = {
+            "created": int(time.time()),
+            "data": data,
+            "size": "1024x1024",
+            "quality": "low",
+            "background": "opaque",
+            "output_format": "png",
+        }
         if self.usage is not None:
             body["usage"] = self.usage
         return json.dumps(body).encode()
@@ -325,11 +353,21 @@ class FakeUpstream:
         events: list[dict[str, Any]] = []
         for i in range(int(params.get("n") or 1)):
             for p in range(partials):
-                events.append({"type": f"{prefix}.partial_image", "partial_image_index": p,
-                               "b64_json": base64.b64encode(self.partial_png(i, p)).decode(),
-                               "created_at": int(time.time()), **common})
-            done = {"type": f"{prefix}.completed", "b64_json": base64.b64encode(self.result_png(i)).decode(),
-                    "created_at": int(time.time()), **common}
+                events.append(
+                    {
+                        "type": f"{prefix}.partial_image",
+                        "partial_image_index": p,
+                        "b64_json": base64.b64encode(self.partial_png(i, p)).decode(),
+                        "created_at": int(time.time()),
+                        **common,
+                    }
+                )
+            done = {
+                "type": f"{prefix}.completed",
+                "b64_json": base64.b64encode(self.result_png(i)).decode(),
+                "created_at": int(time.time()),
+                **common,
+            }
             if self.usage is not None:
                 done["usage"] = self.usage
             events.append(done)
@@ -385,8 +423,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.received.append(request)
         return request
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(status)
         self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(body)))
@@ -406,8 +449,12 @@ class _Handler(BaseHTTPRequestHandler):
         if keys is None or request.bearer in keys:
             return False
         # As OpenAI does, the message quotes (part of) the key it got: it must never reach a client.
-        error = {"message": f"Incorrect API key provided: {request.bearer}.", "type": "invalid_request_error",
-                 "param": None, "code": "invalid_api_key"}
+        error = {
+            "message": f"Incorrect API key provided: {request.bearer}.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
         self._send(401, json.dumps({"error": error}).encode())
         return True
 
@@ -436,8 +483,12 @@ class _Handler(BaseHTTPRequestHandler):
             models = [{"id": m, "object": "model", "owned_by": "fake"} for m in self.fake.models]
             self._send(200, json.dumps({"object": "list", "data": models}).encode())
         else:
-            error = {"message": "not here", "type": "invalid_request_error", "param": None,
-                     "code": "unknown_url"}
+            error = {
+                "message": "not here",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "unknown_url",
+            }
             self._send(404, json.dumps({"error": error}).encode())
 
     def do_POST(self) -> None:
@@ -493,7 +544,7 @@ class _Handler(BaseHTTPRequestHandler):
         step = -(-len(body) // chunks)
         for start in range(0, len(body), step):
             time.sleep(seconds)
-            self.wfile.write(body[start:start + step])
+            self.wfile.write(body[start : start + step])
 
     def _truncate(self, request: Received) -> None:
         body = self.fake.images_body(request)
@@ -513,8 +564,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
         self.wfile.flush()
 
-    def _sse(self, request: Received, partials: int | None = None, cut: int | None = None,
-             how: str = "reset") -> None:
+    def _sse(
+        self, request: Received, partials: int | None = None, cut: int | None = None, how: str = "reset"
+    ) -> None:
         events = self.fake.stream_events(request, partials)
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -533,8 +585,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if how == "error":
             time.sleep(self.fake.event_delay)
-            error = {"message": "The image could not be generated.", "type": "server_error",
-                     "code": "server_error", "param": None}
+            error = {
+                "message": "The image could not be generated.",
+                "type": "server_error",
+                "code": "server_error",
+                "param": None,
+            }
             self._write_event({"type": "error", "error": error})
         elif how == "reset":
             self._reset()

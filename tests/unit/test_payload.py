@@ -18,6 +18,7 @@ Spool = Callable[..., "tempfile.SpooledTemporaryFile[bytes]"]
 def spooled() -> Iterator[Spool]:
     """Makes spooled temporary files holding some bytes (as the multipart parser does); closes them."""
     with contextlib.ExitStack() as stack:
+
         def make(data: bytes, max_size: int = 1024) -> tempfile.SpooledTemporaryFile[bytes]:
             file = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=max_size))
             file.write(data)

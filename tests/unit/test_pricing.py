@@ -32,8 +32,12 @@ def test_openai_per_image_prices_exactly(quality: str, size: tuple[int, int], mi
 
 
 def test_per_image_table_wins_and_falls_back() -> None:
-    price = ModelPrice(text_in_per_1m=5_000_000, image_in_per_1m=0, image_out_per_1m=40_000_000,
-                       per_image={"low": {"1024x1024": 19_000, "*": 25_000}})
+    price = ModelPrice(
+        text_in_per_1m=5_000_000,
+        image_in_per_1m=0,
+        image_out_per_1m=40_000_000,
+        per_image={"low": {"1024x1024": 19_000, "*": 25_000}},
+    )
     usage = Usage(text_in=100, image_out=272)
     assert base_cost(price, usage, images=2, quality="low", size="1024x1024") == 38_000
     assert base_cost(price, usage, images=2, quality="low", size="1080x1920") == 50_000

@@ -169,8 +169,14 @@ def view(circuit: Circuit, now: float, config: BreakerConfig) -> BreakerState:
         return BreakerState("closed", circuit.consecutive, requests, failures, None, None)
     cooling = now < circuit.opened_at + config.cooldown_s
     state: Literal["open", "half_open"] = "open" if cooling else "half_open"
-    return BreakerState(state, circuit.consecutive, circuit.opened_requests, circuit.opened_failures,
-                        circuit.opened_at, reason(circuit, config))
+    return BreakerState(
+        state,
+        circuit.consecutive,
+        circuit.opened_requests,
+        circuit.opened_failures,
+        circuit.opened_at,
+        reason(circuit, config),
+    )
 
 
 def reason(circuit: Circuit, config: BreakerConfig) -> str:

@@ -25,18 +25,31 @@ from imagegate.client.batch import load_jobs
 
 
 def batch(
-    jobs_file: Annotated[Path, typer.Argument(help="Jobs: JSONL (one object per line) or CSV with a header.",
-                                              exists=True, dir_okay=False)],
+    jobs_file: Annotated[
+        Path,
+        typer.Argument(
+            help="Jobs: JSONL (one object per line) or CSV with a header.", exists=True, dir_okay=False
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Directory for the images and results.jsonl.")],
-    results: Annotated[Path | None, typer.Option("--results", help="Results file (default "
-                                                 "OUT/results.jsonl); rerun with it to resume.")] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", help="Results file (default OUT/results.jsonl); rerun with it to resume."),
+    ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight.")] = 4,
-    rate_limit: Annotated[float | None, typer.Option("--rate-limit", min=0.001,
-                                                     help="Requests per minute (client side).")] = None,
-    priority: Annotated[bool, typer.Option("--priority", help="Hero/main-product prompts high quality, "
-                                           "the rest low (unless a job sets quality).")] = False,
-    max_jobs: Annotated[int | None, typer.Option("--max-jobs", min=0,
-                                                 help="Run at most this many now.")] = None,
+    rate_limit: Annotated[
+        float | None, typer.Option("--rate-limit", min=0.001, help="Requests per minute (client side).")
+    ] = None,
+    priority: Annotated[
+        bool,
+        typer.Option(
+            "--priority",
+            help="Hero/main-product prompts high quality, the rest low (unless a job sets quality).",
+        ),
+    ] = False,
+    max_jobs: Annotated[
+        int | None, typer.Option("--max-jobs", min=0, help="Run at most this many now.")
+    ] = None,
     cache: CacheOpt = False,
     max_retries: RetriesOpt = 2,
     json_out: JsonOpt = False,
@@ -48,14 +61,24 @@ def batch(
         jobs = load_jobs(jobs_file)
         client = make_client(api_key, base_url, cache=cache, max_retries=max_retries, json_out=json_out)
         results_file = results or out / "results.jsonl"
-        options: dict[str, Any] = {"concurrency": concurrency, "rate_limit": rate_limit, "priority": priority,
-                                   "results_file": results_file, "out_dir": out, "max_jobs": max_jobs}
+        options: dict[str, Any] = {
+            "concurrency": concurrency,
+            "rate_limit": rate_limit,
+            "priority": priority,
+            "results_file": results_file,
+            "out_dir": out,
+            "max_jobs": max_jobs,
+        }
         with client, _ProgressBar(len(jobs), enabled=not json_out) as on_progress:
             outcome = client.batch(jobs, on_progress=on_progress, **options)
     summary = {
-        "total": len(outcome), "done": len(outcome.succeeded), "failed": len(outcome.failed),
-        "pending": len(outcome.pending), "resumed": sum(1 for r in outcome if r.resumed),
-        "cost_usd": outcome.cost_usd, "results_file": str(results_file),
+        "total": len(outcome),
+        "done": len(outcome.succeeded),
+        "failed": len(outcome.failed),
+        "pending": len(outcome.pending),
+        "resumed": sum(1 for r in outcome if r.resumed),
+        "cost_usd": outcome.cost_usd,
+        "results_file": str(results_file),
         "failures": [{"id": r.id, "error": r.error, "code": r.error_code} for r in outcome.failed],
     }
     if json_out:
@@ -63,9 +86,11 @@ def batch(
     else:
         for failure in outcome.failed:
             typer.echo(f"imagegate: job {failure.id} failed: {failure.error}", err=True)
-        typer.echo(f"done {summary['done']}/{summary['total']} (resumed {summary['resumed']}), failed "
-                   f"{summary['failed']}, pending {summary['pending']}, cost ${outcome.cost_usd:.4f}; "
-                   f"results in {results_file}")
+        typer.echo(
+            f"done {summary['done']}/{summary['total']} (resumed {summary['resumed']}), failed "
+            f"{summary['failed']}, pending {summary['pending']}, cost ${outcome.cost_usd:.4f}; "
+            f"results in {results_file}"
+        )
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED_JOBS)
 
@@ -76,10 +101,15 @@ class _ProgressBar:
     def __init__(self, total: int, *, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = Progress(
-            TextColumn("[bold]batch"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("failed {task.fields[failed]}"), TextColumn("${task.fields[cost]:.4f}"),
-            TextColumn("ETA"), TimeRemainingColumn(),
-            console=error_console(), transient=False,
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failed]}"),
+            TextColumn("${task.fields[cost]:.4f}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=error_console(),
+            transient=False,
         )
         self.task = self.bar.add_task("batch", total=total, failed=0, cost=0.0)
 
@@ -93,5 +123,9 @@ class _ProgressBar:
             self.bar.stop()
 
     def __call__(self, progress: BatchProgress, _job: JobResult) -> None:
-        self.bar.update(self.task, completed=progress.done + progress.failed, failed=progress.failed,
-                        cost=progress.cost_usd)
+        self.bar.update(
+            self.task,
+            completed=progress.done + progress.failed,
+            failed=progress.failed,
+            cost=progress.cost_usd,
+        )

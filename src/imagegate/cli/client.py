@@ -49,8 +49,14 @@ def _params(**values: Any) -> dict[str, Any]:
 
 
 def _write_images(
-    call: Callable[[Client], ImageResult], output: Path, *, json_out: bool, api_key: str | None,
-    base_url: str | None, cache: bool, max_retries: int,
+    call: Callable[[Client], ImageResult],
+    output: Path,
+    *,
+    json_out: bool,
+    api_key: str | None,
+    base_url: str | None,
+    cache: bool,
+    max_retries: int,
 ) -> None:
     """What generate and edit share: a client, `call(client)`, its images written to -o, a report."""
     with reporting(json_out):
@@ -77,20 +83,40 @@ def generate(
     base_url: BaseUrlOpt = None,
 ) -> None:
     """Generate images from a prompt and write them to -o (out.png; n > 1: out-1.png, out-2.png ...)."""
-    params = _params(size=size, quality=quality, output_format=format_from_path(output, fmt),
-                     background=background, n=n, seed=seed, model=model)
-    _write_images(lambda client: client.generate(prompt, **params), output, json_out=json_out,
-                  api_key=api_key, base_url=base_url, cache=cache, max_retries=max_retries)
+    params = _params(
+        size=size,
+        quality=quality,
+        output_format=format_from_path(output, fmt),
+        background=background,
+        n=n,
+        seed=seed,
+        model=model,
+    )
+    _write_images(
+        lambda client: client.generate(prompt, **params),
+        output,
+        json_out=json_out,
+        api_key=api_key,
+        base_url=base_url,
+        cache=cache,
+        max_retries=max_retries,
+    )
 
 
 def edit(
-    images: Annotated[list[str], typer.Argument(help=f"Reference images ({ImageHelp})",
-                                                callback=image_sources)],
+    images: Annotated[
+        list[str], typer.Argument(help=f"Reference images ({ImageHelp})", callback=image_sources)
+    ],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="What to change.")],
     output: OutOpt,
-    mask: Annotated[str | None, typer.Option(
-        "--mask", callback=image_source,
-        help="PNG whose transparent pixels mark the area to edit (a file or a URL).")] = None,
+    mask: Annotated[
+        str | None,
+        typer.Option(
+            "--mask",
+            callback=image_source,
+            help="PNG whose transparent pixels mark the area to edit (a file or a URL).",
+        ),
+    ] = None,
     size: SizeOpt = None,
     quality: QualityOpt = None,
     fmt: FormatOpt = None,
@@ -106,17 +132,34 @@ def edit(
     base_url: BaseUrlOpt = None,
 ) -> None:
     """Edit or combine reference images with a prompt (and optionally a mask)."""
-    params = _params(size=size, quality=quality, output_format=format_from_path(output, fmt),
-                     background=background, n=n, seed=seed, model=model, input_fidelity=input_fidelity)
-    _write_images(lambda client: client.edit(list(images), prompt, mask=mask, **params), output,
-                  json_out=json_out, api_key=api_key, base_url=base_url, cache=cache, max_retries=max_retries)
+    params = _params(
+        size=size,
+        quality=quality,
+        output_format=format_from_path(output, fmt),
+        background=background,
+        n=n,
+        seed=seed,
+        model=model,
+        input_fidelity=input_fidelity,
+    )
+    _write_images(
+        lambda client: client.edit(list(images), prompt, mask=mask, **params),
+        output,
+        json_out=json_out,
+        api_key=api_key,
+        base_url=base_url,
+        cache=cache,
+        max_retries=max_retries,
+    )
 
 
 def stats(
-    log: Annotated[Path | None, typer.Option("--log", help="Monitor log (default "
-                                             "$IMAGEGATE_HOME/monitor.jsonl).")] = None,
-    export: Annotated[Path | None, typer.Option("--export", help="Also write the records to a .csv "
-                                                "or .json file.")] = None,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Monitor log (default $IMAGEGATE_HOME/monitor.jsonl).")
+    ] = None,
+    export: Annotated[
+        Path | None, typer.Option("--export", help="Also write the records to a .csv or .json file.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Totals of the calls this machine made: requests, success rate, latency, cost, cache savings."""
@@ -139,21 +182,28 @@ def stats(
 def cost(
     quality: Annotated[str, typer.Option("--quality", help="low, medium, high or auto.")] = "medium",
     size: Annotated[str, typer.Option("--size", help="1024x1024, 1024x1536, 1536x1024 or WxH.")] = (
-        "1024x1024"),
+        "1024x1024"
+    ),
     n: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of images.")] = 1,
     model: Annotated[str, typer.Option("--model")] = DEFAULT_MODEL,
     partial_images: Annotated[int, typer.Option("--partial-images", min=0, max=3)] = 0,
     prompt: Annotated[str, typer.Option("--prompt", help="Count its text tokens too.")] = "",
-    offline: Annotated[bool, typer.Option("--offline", help="Use the built-in price table, not the "
-                                          "server's.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use the built-in price table, not the server's.")
+    ] = False,
     json_out: JsonOpt = False,
     api_key: ApiKeyOpt = None,
     base_url: BaseUrlOpt = None,
 ) -> None:
     """Estimate what a request costs (the server's price table when connected, else OpenAI's)."""
     with reporting(json_out):
-        params: dict[str, Any] = {"quality": quality, "size": size, "n": n, "model": model,
-                                  "partial_images": partial_images}
+        params: dict[str, Any] = {
+            "quality": quality,
+            "size": size,
+            "n": n,
+            "model": model,
+            "partial_images": partial_images,
+        }
         table_source = "default"
         try:
             connected = not offline and bool(resolve_connection(api_key, base_url))
@@ -166,9 +216,15 @@ def cost(
         else:
             from imagegate.client.pricing import DEFAULT_PRICES, load_tokenizer
 
-            micro = DEFAULT_PRICES.estimate(model=model, quality=quality, size=size, n=n,
-                                            partial_images=partial_images, prompt=prompt,
-                                            count_tokens=load_tokenizer())
+            micro = DEFAULT_PRICES.estimate(
+                model=model,
+                quality=quality,
+                size=size,
+                n=n,
+                partial_images=partial_images,
+                prompt=prompt,
+                count_tokens=load_tokenizer(),
+            )
             dollars = micro_to_usd(micro)
     if json_out:
         typer.echo(json.dumps({"cost_usd": dollars, **params, "table": table_source}))

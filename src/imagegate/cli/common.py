@@ -34,22 +34,34 @@ from imagegate.client.monitor import LOG_NAME, default_home
 
 EXIT_OK, EXIT_FAILED_JOBS, EXIT_USAGE, EXIT_API, EXIT_CONNECTION = 0, 1, 2, 3, 4
 
-ApiKeyOpt = Annotated[str | None, typer.Option("--api-key", show_default=False,
-                                               help="API key [IMAGEGATE_API_KEY, OPENAI_API_KEY].")]
-BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Base URL ending in /v1 "
-                                                "[IMAGEGATE_BASE_URL, OPENAI_BASE_URL].", show_default=False)]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", show_default=False, help="API key [IMAGEGATE_API_KEY, OPENAI_API_KEY]."),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url", help="Base URL ending in /v1 [IMAGEGATE_BASE_URL, OPENAI_BASE_URL].", show_default=False
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse identical earlier results "
-                                        "(cache in $IMAGEGATE_HOME/cache).")]
+CacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cache/--no-cache", help="Reuse identical earlier results (cache in $IMAGEGATE_HOME/cache)."
+    ),
+]
 RetriesOpt = Annotated[int, typer.Option("--max-retries", min=0, help="Retries after the first attempt.")]
 SizeOpt = Annotated[str | None, typer.Option("--size", help="auto, 1024x1024, 1536x1024, 1024x1536 or WxH.")]
 QualityOpt = Annotated[str | None, typer.Option("--quality", help="low, medium, high or auto.")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="png, jpeg or webp (default: from -o's "
-                                               "extension).")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="png, jpeg or webp (default: from -o's extension).")
+]
 BackgroundOpt = Annotated[str | None, typer.Option("--background", help="transparent, opaque or auto.")]
 NOpt = Annotated[int | None, typer.Option("--n", "-n", min=1, max=10, help="Number of images.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", min=0,
-                                             help="imagegate: same prompt + seed, same image.")]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", min=0, help="imagegate: same prompt + seed, same image.")
+]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name (default gpt-image-1).")]
 
 
@@ -71,8 +83,9 @@ def image_sources(values: list[str]) -> list[str]:
 
 
 ImageHelp = "png, jpeg or webp: a file, or an http(s) or data: URL"
-OutOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the image (n > 1: out-1.png, "
-                                      "out-2.png ...).")]
+OutOpt = Annotated[
+    Path, typer.Option("--output", "-o", help="Where to write the image (n > 1: out-1.png, out-2.png ...).")
+]
 
 
 # Off a terminal nothing limits a line: rich's default of 80 columns cut table cells ("sk-ig-ab…")
@@ -112,8 +125,12 @@ def reporting(json_out: bool) -> Iterator[None]:
     try:
         yield
     except APIStatusError as exc:
-        echo_error(str(exc), EXIT_API, json_out, {"status": exc.status_code, "code": exc.code,
-                                                  "param": exc.param, "type": exc.type})
+        echo_error(
+            str(exc),
+            EXIT_API,
+            json_out,
+            {"status": exc.status_code, "code": exc.code, "param": exc.param, "type": exc.type},
+        )
     except APIConnectionError as exc:
         echo_error(exc.message, EXIT_CONNECTION, json_out)
     except APIError as exc:
@@ -129,17 +146,27 @@ def home() -> Path:
     return default_home()
 
 
-def make_client(api_key: str | None, base_url: str | None, *, cache: bool = False, max_retries: int = 2,
-                json_out: bool = False) -> Client:
+def make_client(
+    api_key: str | None,
+    base_url: str | None,
+    *,
+    cache: bool = False,
+    max_retries: int = 2,
+    json_out: bool = False,
+) -> Client:
     """A client that logs every call to $IMAGEGATE_HOME/monitor.jsonl (for `imagegate stats`)."""
     try:
         resolve_connection(api_key, base_url)
     except ImagegateError as exc:
         echo_error(str(exc), EXIT_USAGE, json_out)
     directory = home()
-    return Client(api_key, base_url, max_retries=max_retries,
-                  monitor=Monitor(directory / LOG_NAME),
-                  cache=ImageCache(directory / "cache") if cache else None)
+    return Client(
+        api_key,
+        base_url,
+        max_retries=max_retries,
+        monitor=Monitor(directory / LOG_NAME),
+        cache=ImageCache(directory / "cache") if cache else None,
+    )
 
 
 def format_from_path(path: Path, explicit: str | None) -> str | None:
@@ -155,12 +182,22 @@ def result_json(result: ImageResult, files: list[Path]) -> dict[str, Any]:
     return {
         "files": [str(f) for f in files],
         "urls": [image.url for image in result],
-        "size": result.size, "quality": result.quality, "background": result.background,
-        "output_format": result.output_format, "seed": result.seed, "model": result.model,
-        "usage": None if usage is None else {"input_tokens": usage.input_tokens,
-                                             "output_tokens": usage.output_tokens,
-                                             "total_tokens": usage.total_tokens},
-        "cost_usd": result.cost_usd, "cost_estimated": result.cost_estimated, "cached": result.cached,
+        "size": result.size,
+        "quality": result.quality,
+        "background": result.background,
+        "output_format": result.output_format,
+        "seed": result.seed,
+        "model": result.model,
+        "usage": None
+        if usage is None
+        else {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+        "cost_usd": result.cost_usd,
+        "cost_estimated": result.cost_estimated,
+        "cached": result.cached,
         "request_id": result.request_id,
     }
 

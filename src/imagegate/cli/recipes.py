@@ -53,8 +53,14 @@ def _run(recipe: Recipe, out: Path, json_out: bool, api_key: str | None, base_ur
             results = recipe.run(client)
         written = {key: result.save(out / key) for key, result in results.items()}
     if json_out:
-        typer.echo(json.dumps({"recipe": recipe.name, "results": {
-            key: result_json(result, written[key]) for key, result in results.items()}}))
+        typer.echo(
+            json.dumps(
+                {
+                    "recipe": recipe.name,
+                    "results": {key: result_json(result, written[key]) for key, result in results.items()},
+                }
+            )
+        )
         return
     for key, result in results.items():
         for path in written[key]:
@@ -64,11 +70,18 @@ def _run(recipe: Recipe, out: Path, json_out: bool, api_key: str | None, base_ur
 def social_media_cmd(
     theme: Annotated[str, typer.Option("--theme", help="The campaign theme.")],
     out: OutDirOpt,
-    platforms: Annotated[list[str] | None, typer.Option(
-        "--platforms", help="Comma-separated: instagram_post, instagram_story, facebook_post, "
-        "twitter_post, linkedin_post (default all).")] = None,
+    platforms: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--platforms",
+            help="Comma-separated: instagram_post, instagram_story, facebook_post, "
+            "twitter_post, linkedin_post (default all).",
+        ),
+    ] = None,
     quality: QualityOpt = None,
-    json_out: JsonOpt = False, api_key: ApiKeyOpt = None, base_url: BaseUrlOpt = None,
+    json_out: JsonOpt = False,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """One graphic per platform, each at the platform's exact size."""
     with reporting(json_out):
@@ -82,11 +95,18 @@ def logo_variations_cmd(
     out: OutDirOpt,
     preferences: Annotated[str, typer.Option("--preferences", help="Extra style wishes.")] = "",
     quality: QualityOpt = None,
-    json_out: JsonOpt = False, api_key: ApiKeyOpt = None, base_url: BaseUrlOpt = None,
+    json_out: JsonOpt = False,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """Five logos: minimalist, modern, vintage, playful, professional."""
-    _run(logo_variations(brand, industry, preferences, quality=_quality(quality, "high")), out, json_out,
-         api_key, base_url)
+    _run(
+        logo_variations(brand, industry, preferences, quality=_quality(quality, "high")),
+        out,
+        json_out,
+        api_key,
+        base_url,
+    )
 
 
 def clothing_try_on_cmd(
@@ -94,11 +114,18 @@ def clothing_try_on_cmd(
     model_description: Annotated[str, typer.Option("--model-description", help="Who wears it.")],
     out: OutDirOpt,
     quality: QualityOpt = None,
-    json_out: JsonOpt = False, api_key: ApiKeyOpt = None, base_url: BaseUrlOpt = None,
+    json_out: JsonOpt = False,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """A model wearing the garment, 1024x1536."""
-    _run(clothing_try_on(garment, model_description, quality=_quality(quality, "high")), out, json_out,
-         api_key, base_url)
+    _run(
+        clothing_try_on(garment, model_description, quality=_quality(quality, "high")),
+        out,
+        json_out,
+        api_key,
+        base_url,
+    )
 
 
 def tutorial_diagram_cmd(
@@ -106,7 +133,9 @@ def tutorial_diagram_cmd(
     steps: Annotated[list[str], typer.Option("--step", help="One step (repeat the option).")],
     out: OutDirOpt,
     quality: QualityOpt = None,
-    json_out: JsonOpt = False, api_key: ApiKeyOpt = None, base_url: BaseUrlOpt = None,
+    json_out: JsonOpt = False,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """A numbered step-by-step diagram, 1200x675."""
     recipe = tutorial_diagram(steps, subject, quality=_quality(quality, "high"))
@@ -119,11 +148,18 @@ def ui_mockup_cmd(
     style: Annotated[str, typer.Option("--style")],
     out: OutDirOpt,
     quality: QualityOpt = None,
-    json_out: JsonOpt = False, api_key: ApiKeyOpt = None, base_url: BaseUrlOpt = None,
+    json_out: JsonOpt = False,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """A mobile app screen, 1080x1920 png."""
-    _run(ui_mockup(app_type, _split(features), style, quality=_quality(quality, "high")), out, json_out,
-         api_key, base_url)
+    _run(
+        ui_mockup(app_type, _split(features), style, quality=_quality(quality, "high")),
+        out,
+        json_out,
+        api_key,
+        base_url,
+    )
 
 
 def floor_plan_cmd(
@@ -132,11 +168,18 @@ def floor_plan_cmd(
     lighting: Annotated[str, typer.Option("--lighting")],
     out: OutDirOpt,
     quality: QualityOpt = None,
-    json_out: JsonOpt = False, api_key: ApiKeyOpt = None, base_url: BaseUrlOpt = None,
+    json_out: JsonOpt = False,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """A 3D interior render of a 2D floor plan, 1536x1024."""
-    _run(floor_plan_render(plan, style, lighting, quality=_quality(quality, "high")), out, json_out,
-         api_key, base_url)
+    _run(
+        floor_plan_render(plan, style, lighting, quality=_quality(quality, "high")),
+        out,
+        json_out,
+        api_key,
+        base_url,
+    )
 
 
 def game_asset_cmd(
@@ -145,7 +188,9 @@ def game_asset_cmd(
     theme: Annotated[str, typer.Option("--theme")],
     out: OutDirOpt,
     quality: QualityOpt = None,
-    json_out: JsonOpt = False, api_key: ApiKeyOpt = None, base_url: BaseUrlOpt = None,
+    json_out: JsonOpt = False,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """A game asset on a transparent background, 1024x1024 png."""
     with reporting(json_out):
@@ -158,7 +203,9 @@ def avatar_cmd(
     style: Annotated[str, typer.Option("--style")],
     out: OutDirOpt,
     quality: QualityOpt = None,
-    json_out: JsonOpt = False, api_key: ApiKeyOpt = None, base_url: BaseUrlOpt = None,
+    json_out: JsonOpt = False,
+    api_key: ApiKeyOpt = None,
+    base_url: BaseUrlOpt = None,
 ) -> None:
     """A personalised profile picture, 1024x1024 png."""
     _run(avatar(description, style, quality=_quality(quality, "high")), out, json_out, api_key, base_url)

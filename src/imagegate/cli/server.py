@@ -42,13 +42,19 @@ def _stores() -> Stores:
     try:
         return open_stores(settings)
     except NoDatabase as exc:
-        found_by = ("IMAGEGATE_DATABASE_URL" if settings.database_url else
-                    f"IMAGEGATE_DATA_DIR={settings.data_dir}" + (
-                        "" if settings.data_dir.is_absolute() else f", relative to {Path.cwd()}"))
+        found_by = (
+            "IMAGEGATE_DATABASE_URL"
+            if settings.database_url
+            else f"IMAGEGATE_DATA_DIR={settings.data_dir}"
+            + ("" if settings.data_dir.is_absolute() else f", relative to {Path.cwd()}")
+        )
         error_console().print(
             f"[red]error:[/] no imagegate database at {exc} ({found_by}). Only `imagegate serve` creates "
             "one: run this command where the server runs, or with the server's IMAGEGATE_DATA_DIR (or "
-            "IMAGEGATE_DATABASE_URL).", highlight=False, soft_wrap=True)
+            "IMAGEGATE_DATABASE_URL).",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
 
 
@@ -62,7 +68,9 @@ def _channels() -> Channels:
         error_console().print(
             "[red]error:[/] no channel secret key here: channel keys are sealed with the server's, so set "
             "IMAGEGATE_SECRET_KEY or IMAGEGATE_DATA_DIR as the server has it.",
-            highlight=False, soft_wrap=True)
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
     return channels
 
@@ -97,7 +105,9 @@ def serve(
     accounts = stores.accounts
     logging.getLogger("imagegate").info(
         "database: %s (the other imagegate commands find it from the same IMAGEGATE_DATA_DIR or "
-        "IMAGEGATE_DATABASE_URL)", stores.location)
+        "IMAGEGATE_DATABASE_URL)",
+        stores.location,
+    )
     if stores.was_new and settings.create_initial_key and accounts.keys.count() == 0:
         # The operator's own first key: no rate limits, and the trial credit to spend.
         _, secret = accounts.create_key("default", tier="internal")
@@ -106,9 +116,16 @@ def serve(
     if not settings.access_log:
         logging.getLogger("imagegate").info(
             "access log off (IMAGEGATE_ACCESS_LOG=true turns it on); every images request is in the "
-            "usage records: imagegate usage")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                access_log=settings.access_log, **uvicorn_options(settings))
+            "usage records: imagegate usage"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=settings.access_log,
+        **uvicorn_options(settings),
+    )
 
 
 def _print_welcome(secret: str, host: str, port: int) -> None:
@@ -145,11 +162,24 @@ Models = Annotated[str | None, typer.Option(help="Comma-separated models this ke
 Expires = Annotated[float | None, typer.Option(help="Days until the key expires.")]
 
 
-def _limits(rpm: int | None, rpd: int | None, ipm: int | None, concurrency: int | None,
-            multiplier: str | None, models: str | None, expires_days: float | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"rpm": rpm, "rpd": rpd, "ipm": ipm, "concurrency": concurrency, "multiplier": multiplier,
-              "allowed_models": models.split(",") if models else None,
-              "expires_at": time.time() + expires_days * 86_400 if expires_days else None}
+def _limits(
+    rpm: int | None,
+    rpd: int | None,
+    ipm: int | None,
+    concurrency: int | None,
+    multiplier: str | None,
+    models: str | None,
+    expires_days: float | None,
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "rpm": rpm,
+        "rpd": rpd,
+        "ipm": ipm,
+        "concurrency": concurrency,
+        "multiplier": multiplier,
+        "allowed_models": models.split(",") if models else None,
+        "expires_at": time.time() + expires_days * 86_400 if expires_days else None,
+    }
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -158,15 +188,23 @@ def keys_create(
     name: Annotated[str, typer.Option(help="A label for the key.")],
     tier: Annotated[str, typer.Option(help="free, tier1, tier2 or internal.")] = "free",
     credit: Annotated[str | None, typer.Option(help="Starting balance in USD (default: trial).")] = None,
-    rpm: Rpm = None, rpd: Rpd = None, ipm: Ipm = None, concurrency: Conc = None,
-    multiplier: Mult = None, models: Models = None, expires_days: Expires = None,
+    rpm: Rpm = None,
+    rpd: Rpd = None,
+    ipm: Ipm = None,
+    concurrency: Conc = None,
+    multiplier: Mult = None,
+    models: Models = None,
+    expires_days: Expires = None,
 ) -> None:
     """Create a key; the secret is printed alone on the last line, once."""
     accounts = _accounts()
     fields = _limits(rpm, rpd, ipm, concurrency, multiplier, models, expires_days)
     view, secret = _admin(lambda: accounts.create_key(name, tier, credit, **fields))
-    output_console().print(f"created key {view['id']} '{view['name']}' ({view['prefix']}…, "
-                           f"tier {view['tier']}, balance ${view['balance_usd']:.6f})", highlight=False)
+    output_console().print(
+        f"created key {view['id']} '{view['name']}' ({view['prefix']}…, "
+        f"tier {view['tier']}, balance ${view['balance_usd']:.6f})",
+        highlight=False,
+    )
     print(secret)
 
 
@@ -188,8 +226,16 @@ def keys_list(as_json: AsJson = False) -> None:
         lim = k["limits"]
         limits = "/".join("-" if lim[f] is None else str(lim[f]) for f in LIMITS)
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k["created_at"]))
-        table.add_row(str(k["id"]), k["name"], k["prefix"] + "…", k["tier"], f"${k['balance_usd']:.4f}",
-                      limits, created, k["status"])
+        table.add_row(
+            str(k["id"]),
+            k["name"],
+            k["prefix"] + "…",
+            k["tier"],
+            f"${k['balance_usd']:.4f}",
+            limits,
+            created,
+            k["status"],
+        )
     output_console().print(table)
 
 
@@ -198,8 +244,13 @@ def keys_update(
     ident: Annotated[str, typer.Argument(help="Key id or prefix.")],
     name: Annotated[str | None, typer.Option(help="New label.")] = None,
     tier: Annotated[str | None, typer.Option(help="New tier.")] = None,
-    rpm: Rpm = None, rpd: Rpd = None, ipm: Ipm = None, concurrency: Conc = None,
-    multiplier: Mult = None, models: Models = None, expires_days: Expires = None,
+    rpm: Rpm = None,
+    rpd: Rpd = None,
+    ipm: Ipm = None,
+    concurrency: Conc = None,
+    multiplier: Mult = None,
+    models: Models = None,
+    expires_days: Expires = None,
 ) -> None:
     """Change a key's name, tier, limits, multiplier, models or expiry."""
     accounts = _accounts()
@@ -241,12 +292,33 @@ def usage(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("day", "key", "requests", "failed", "images", "text in", "image in", "image out", "cost",
-                  "upstream cost", "unsure")
+    table = Table(
+        "day",
+        "key",
+        "requests",
+        "failed",
+        "images",
+        "text in",
+        "image in",
+        "image out",
+        "cost",
+        "upstream cost",
+        "unsure",
+    )
     for r in rows:
-        table.add_row(r["day"], str(r["key_id"]), str(r["requests"]), str(r["failed"]), str(r["images"]),
-                      str(r["text_in"]), str(r["image_in"]), str(r["image_out"]), f"${r['cost_usd']:.6f}",
-                      f"${r['upstream_cost_usd']:.6f}", str(r["maybe_billed"]))
+        table.add_row(
+            r["day"],
+            str(r["key_id"]),
+            str(r["requests"]),
+            str(r["failed"]),
+            str(r["images"]),
+            str(r["text_in"]),
+            str(r["image_in"]),
+            str(r["image_out"]),
+            f"${r['cost_usd']:.6f}",
+            f"${r['upstream_cost_usd']:.6f}",
+            str(r["maybe_billed"]),
+        )
     output_console().print(table)
 
 
@@ -271,13 +343,27 @@ def channels_add(
     base_url: Annotated[str, typer.Option(help="e.g. https://api.openai.com/v1")],
     api_key: Annotated[str, typer.Option(help="The provider key (stored encrypted).")],
     models: Annotated[str, typer.Option(help="Comma-separated model names it serves.")],
-    priority: Prio = None, weight: Weight = None, timeout: Timeout = None, model_map: Map = None,
+    priority: Prio = None,
+    weight: Weight = None,
+    timeout: Timeout = None,
+    model_map: Map = None,
 ) -> None:
     """Add a channel; every running gateway picks it up within a few seconds."""
-    view = _admin(lambda: _channels().add(name, base_url, api_key, models.split(","), priority=priority,
-                                          weight=weight, timeout_s=timeout, model_map=_model_map(model_map)))
-    output_console().print(f"added channel {view['id']} '{view['name']}' for {', '.join(view['models'])}",
-                           highlight=False)
+    view = _admin(
+        lambda: _channels().add(
+            name,
+            base_url,
+            api_key,
+            models.split(","),
+            priority=priority,
+            weight=weight,
+            timeout_s=timeout,
+            model_map=_model_map(model_map),
+        )
+    )
+    output_console().print(
+        f"added channel {view['id']} '{view['name']}' for {', '.join(view['models'])}", highlight=False
+    )
 
 
 @channels_app.command("list")
@@ -292,8 +378,16 @@ def channels_list(as_json: AsJson = False) -> None:
         status = "enabled" if c["enabled"] else f"disabled ({c['disabled_reason'] or 'by operator'})"
         if c.get("error"):
             status = f"skipped: {c['error']}"
-        table.add_row(str(c["id"]), c["name"], c["base_url"], ", ".join(c["models"]), str(c["priority"]),
-                      str(c["weight"]), c["api_key"], status)
+        table.add_row(
+            str(c["id"]),
+            c["name"],
+            c["base_url"],
+            ", ".join(c["models"]),
+            str(c["priority"]),
+            str(c["weight"]),
+            c["api_key"],
+            status,
+        )
     output_console().print(table)
 
 
@@ -304,12 +398,21 @@ def channels_update(
     api_key: Annotated[str | None, typer.Option(help="New provider key.")] = None,
     models: Annotated[str | None, typer.Option(help="Comma-separated model names.")] = None,
     enabled: Annotated[bool | None, typer.Option("--enable/--disable", help="Turn it on or off.")] = None,
-    priority: Prio = None, weight: Weight = None, timeout: Timeout = None, model_map: Map = None,
+    priority: Prio = None,
+    weight: Weight = None,
+    timeout: Timeout = None,
+    model_map: Map = None,
 ) -> None:
     """Change a channel; --enable also clears an automatic disable."""
     fields: dict[str, Any] = {
-        "base_url": base_url, "api_key": api_key, "models": models.split(",") if models else None,
-              "enabled": enabled, "priority": priority, "weight": weight, "timeout_s": timeout}
+        "base_url": base_url,
+        "api_key": api_key,
+        "models": models.split(",") if models else None,
+        "enabled": enabled,
+        "priority": priority,
+        "weight": weight,
+        "timeout_s": timeout,
+    }
     fields = {k: v for k, v in fields.items() if v is not None}
     if model_map is not None:
         fields["model_map"] = _model_map(model_map)

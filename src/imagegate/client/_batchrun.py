@@ -114,7 +114,10 @@ class BatchRun:
             record = previous.get(slot.id)
             if record and record.get("ok"):
                 self.results[i] = JobResult(
-                    slot.index, slot.id, slot.job, "done",
+                    slot.index,
+                    slot.id,
+                    slot.job,
+                    "done",
                     files=tuple(record.get("files") or ()),
                     cost_micro_usd=int(record.get("cost_micro_usd") or 0),
                     resumed=True,
@@ -161,23 +164,44 @@ class BatchRun:
         if isinstance(outcome, ImageResult):
             try:
                 files = self._save(item.id, outcome)
-                done = JobResult(slot.index, slot.id, item.job, "done", outcome,
-                                 cost_micro_usd=0 if outcome.cached else outcome.cost_micro_usd,
-                                 files=tuple(files))
+                done = JobResult(
+                    slot.index,
+                    slot.id,
+                    item.job,
+                    "done",
+                    outcome,
+                    cost_micro_usd=0 if outcome.cached else outcome.cost_micro_usd,
+                    files=tuple(files),
+                )
             except (OSError, ValueError) as exc:
-                done = JobResult(slot.index, slot.id, item.job, "failed", outcome,
-                                 error=f"could not save the images: {exc}", error_code="save_failed")
+                done = JobResult(
+                    slot.index,
+                    slot.id,
+                    item.job,
+                    "failed",
+                    outcome,
+                    error=f"could not save the images: {exc}",
+                    error_code="save_failed",
+                )
         else:
             message, code = _describe(outcome)
             done = JobResult(slot.index, slot.id, item.job, "failed", error=message, error_code=code)
         self.results[item.index] = done
         self.finished += 1
         if self.file is not None:
-            self.file.append({
-                "id": done.id, "index": done.index, "ok": done.ok, "prompt": truncate_prompt(item.job.prompt),
-                "files": list(done.files), "cost_micro_usd": done.cost_micro_usd,
-                "error": done.error, "error_code": done.error_code, "finished_at": time.time(),
-            })
+            self.file.append(
+                {
+                    "id": done.id,
+                    "index": done.index,
+                    "ok": done.ok,
+                    "prompt": truncate_prompt(item.job.prompt),
+                    "files": list(done.files),
+                    "cost_micro_usd": done.cost_micro_usd,
+                    "error": done.error,
+                    "error_code": done.error_code,
+                    "finished_at": time.time(),
+                }
+            )
         if self.on_progress is not None:
             self.on_progress(self.progress(), done)
         return done

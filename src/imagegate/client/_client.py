@@ -51,9 +51,7 @@ def resolve_connection(
         only_openai = not api_key and not env.get("IMAGEGATE_API_KEY") and bool(env.get("OPENAI_API_KEY"))
         url = OPENAI_BASE_URL if only_openai else LOCAL_BASE_URL
     if not key:
-        raise ImagegateError(
-            "No API key: pass api_key=..., or set IMAGEGATE_API_KEY (or OPENAI_API_KEY)."
-        )
+        raise ImagegateError("No API key: pass api_key=..., or set IMAGEGATE_API_KEY (or OPENAI_API_KEY).")
     return key, url.rstrip("/")
 
 
@@ -131,14 +129,16 @@ class _Shell:
     def _generate_call(self, prompt: str, params: Mapping[str, Any]) -> Call:
         return make_call("generate", prompt, params, self.default_model)
 
-    def _edit_call(self, images: ImagesArg, prompt: str, mask: ImageInput | None,
-                   params: Mapping[str, Any]) -> Call:
+    def _edit_call(
+        self, images: ImagesArg, prompt: str, mask: ImageInput | None, params: Mapping[str, Any]
+    ) -> Call:
         refs = tuple(load_inputs(images if isinstance(images, list | tuple) else [images]))
         mask_ref = load_input(mask, "mask") if mask is not None else None
         return make_call("edit", prompt, params, self.default_model, refs, mask_ref)
 
-    def _any_call(self, prompt: str, images: ImagesArg | None, mask: ImageInput | None,
-                  params: Mapping[str, Any]) -> Call:
+    def _any_call(
+        self, prompt: str, images: ImagesArg | None, mask: ImageInput | None, params: Mapping[str, Any]
+    ) -> Call:
         if images is None:
             return self._generate_call(prompt, params)
         return self._edit_call(images, prompt, mask, params)
@@ -175,13 +175,20 @@ class Client(_Shell):
         """Create images from a prompt (POST /v1/images/generations)."""
         return self._execute(self._generate_call(prompt, params))
 
-    def edit(self, images: ImagesArg, prompt: str, *, mask: ImageInput | None = None,
-             **params: Unpack[ImageParams]) -> ImageResult:
+    def edit(
+        self, images: ImagesArg, prompt: str, *, mask: ImageInput | None = None, **params: Unpack[ImageParams]
+    ) -> ImageResult:
         """Edit or combine reference images (paths, bytes, files, PIL images or URLs) with a prompt."""
         return self._execute(self._edit_call(images, prompt, mask, params))
 
-    def stream(self, prompt: str, *, images: ImagesArg | None = None, mask: ImageInput | None = None,
-               **params: Unpack[ImageParams]) -> Iterator[StreamEvent]:
+    def stream(
+        self,
+        prompt: str,
+        *,
+        images: ImagesArg | None = None,
+        mask: ImageInput | None = None,
+        **params: Unpack[ImageParams],
+    ) -> Iterator[StreamEvent]:
         """Stream a generation (or, with `images`, an edit): partial images, then completed ones."""
         partial_images = params.pop("partial_images", None)
         call = self._any_call(prompt, images, mask, params)
@@ -200,8 +207,9 @@ class Client(_Shell):
         """The price table in force: the server's (GET /v1/pricing) or the default."""
         return self._driver.run(self._core.price_table())
 
-    def estimate_cost(self, prompt: str = "", *, images: ImagesArg | None = None,
-                      **params: Unpack[ImageParams]) -> float:
+    def estimate_cost(
+        self, prompt: str = "", *, images: ImagesArg | None = None, **params: Unpack[ImageParams]
+    ) -> float:
         """Dollars a call with these parameters should cost (nothing is generated)."""
         partial = int(params.pop("partial_images", 0) or 0)
         call = self._any_call(prompt, images, None, params)
@@ -256,13 +264,20 @@ class AsyncClient(_Shell):
         """Create images from a prompt (POST /v1/images/generations)."""
         return await self._execute(self._generate_call(prompt, params))
 
-    async def edit(self, images: ImagesArg, prompt: str, *, mask: ImageInput | None = None,
-                   **params: Unpack[ImageParams]) -> ImageResult:
+    async def edit(
+        self, images: ImagesArg, prompt: str, *, mask: ImageInput | None = None, **params: Unpack[ImageParams]
+    ) -> ImageResult:
         """Edit or combine reference images (paths, bytes, files, PIL images or URLs) with a prompt."""
         return await self._execute(self._edit_call(images, prompt, mask, params))
 
-    async def stream(self, prompt: str, *, images: ImagesArg | None = None, mask: ImageInput | None = None,
-                     **params: Unpack[ImageParams]) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self,
+        prompt: str,
+        *,
+        images: ImagesArg | None = None,
+        mask: ImageInput | None = None,
+        **params: Unpack[ImageParams],
+    ) -> AsyncIterator[StreamEvent]:
         """Stream a generation (or, with `images`, an edit): partial images, then completed ones."""
         partial_images = params.pop("partial_images", None)
         call = self._any_call(prompt, images, mask, params)
@@ -283,8 +298,9 @@ class AsyncClient(_Shell):
         """The price table in force: the server's (GET /v1/pricing) or the default."""
         return await self._driver.run(self._core.price_table())
 
-    async def estimate_cost(self, prompt: str = "", *, images: ImagesArg | None = None,
-                            **params: Unpack[ImageParams]) -> float:
+    async def estimate_cost(
+        self, prompt: str = "", *, images: ImagesArg | None = None, **params: Unpack[ImageParams]
+    ) -> float:
         """Dollars a call with these parameters should cost (nothing is generated)."""
         partial = int(params.pop("partial_images", 0) or 0)
         call = self._any_call(prompt, images, None, params)

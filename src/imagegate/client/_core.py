@@ -59,8 +59,9 @@ def decode_json(reply: Reply) -> dict[str, Any]:
     try:
         body = json.loads(reply.body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise APIError("The server answered with a body that is not JSON.",
-                       request_id=reply.headers.get("x-request-id")) from exc
+        raise APIError(
+            "The server answered with a body that is not JSON.", request_id=reply.headers.get("x-request-id")
+        ) from exc
     if not isinstance(body, dict):
         raise APIError("The server answered with JSON that is not an object.")
     return body
@@ -178,8 +179,9 @@ class Core:
                 # The key goes only to the API's own origin, never to a third-party image host.
                 outcome = yield Request("GET", url, self.headers() if same_origin(url, self.base_url) else {})
                 if isinstance(outcome, Failure) or outcome is None:
-                    raise APIConnectionError(f"Could not download {url}: "
-                                             f"{outcome.message if outcome else 'no answer'}")
+                    raise APIConnectionError(
+                        f"Could not download {url}: {outcome.message if outcome else 'no answer'}"
+                    )
                 if outcome.status >= 400:
                     raise make_status_error(outcome.status, outcome.headers, outcome.body)
                 item["b64_json"] = base64.b64encode(outcome.body).decode("ascii")
@@ -202,7 +204,9 @@ class Core:
             raise APIError("The server's answer has no 'data' list.", request_id=headers.get("x-request-id"))
         echoed = {name: body.get(name) for name in ECHOED}
         images = tuple(
-            image for i, item in enumerate(data) if isinstance(item, Mapping)
+            image
+            for i, item in enumerate(data)
+            if isinstance(item, Mapping)
             if (image := image_from_item(item, i, echoed)) is not None
         )
         usage = Usage.from_json(body.get("usage"))
@@ -238,16 +242,29 @@ class Core:
                 text_in, image_in = usage.text_tokens, usage.image_tokens
                 if text_in + image_in == 0:
                     text_in = usage.input_tokens
-                micro = table.usage_cost(call.model, text_in=text_in, image_in=image_in,
-                                         image_out=usage.output_tokens, quality=quality, size=size, n=n)
+                micro = table.usage_cost(
+                    call.model,
+                    text_in=text_in,
+                    image_in=image_in,
+                    image_out=usage.output_tokens,
+                    quality=quality,
+                    size=size,
+                    n=n,
+                )
                 return micro, False
             return self._estimate(table, call, n, 0, quality=quality, size=size), True
         except ValueError:  # a size or quality this table cannot price
             return 0, True
 
     def _estimate(
-        self, table: PriceTable, call: Call, n: int, partial_images: int,
-        *, quality: str | None = None, size: str | None = None,
+        self,
+        table: PriceTable,
+        call: Call,
+        n: int,
+        partial_images: int,
+        *,
+        quality: str | None = None,
+        size: str | None = None,
     ) -> int:
         return table.estimate(
             model=call.model,
@@ -276,19 +293,21 @@ class Core:
         """Add one CallRecord to the monitor."""
         status = error.status_code if isinstance(error, APIStatusError) else None
         code = error_code(error) if error is not None else None
-        self.monitor.record(CallRecord(
-            timestamp=started,
-            kind=kind or call.kind,
-            model=call.model,
-            prompt=truncate_prompt(call.prompt),
-            params=dict(call.params),
-            latency_s=max(0.0, self.env.clock() - started),
-            cost_micro_usd=cost if cost is not None else (result.cost_micro_usd if result else 0),
-            success=error is None,
-            error_code=code,
-            status_code=status,
-            cache_hit=bool(result and result.cached),
-            saved_micro_usd=saved,
-            images=images if images is not None else (len(result) if result else 0),
-            request_id=(result.request_id if result else error.request_id if error else None),
-        ))
+        self.monitor.record(
+            CallRecord(
+                timestamp=started,
+                kind=kind or call.kind,
+                model=call.model,
+                prompt=truncate_prompt(call.prompt),
+                params=dict(call.params),
+                latency_s=max(0.0, self.env.clock() - started),
+                cost_micro_usd=cost if cost is not None else (result.cost_micro_usd if result else 0),
+                success=error is None,
+                error_code=code,
+                status_code=status,
+                cache_hit=bool(result and result.cached),
+                saved_micro_usd=saved,
+                images=images if images is not None else (len(result) if result else 0),
+                request_id=(result.request_id if result else error.request_id if error else None),
+            )
+        )

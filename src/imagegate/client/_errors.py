@@ -80,8 +80,10 @@ class APIStatusError(APIError):
         """Say in the message that the wait was too long to retry, and when to come back."""
         if self.retry_after is not None and self.retry_at is not None:
             when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(math.ceil(self.retry_at)))
-            self.message += (f" Not retried: the server asks to wait {format_wait(self.retry_after)}; "
-                             f"try again after {when}.")
+            self.message += (
+                f" Not retried: the server asks to wait {format_wait(self.retry_after)}; "
+                f"try again after {when}."
+            )
         return self
 
     def __str__(self) -> str:
@@ -127,15 +129,17 @@ class InternalServerError(APIStatusError):
     """>= 500: the server or its upstream failed; retried."""
 
 
-STATUS_ERRORS: Mapping[int, type[APIStatusError]] = MappingProxyType({
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    409: ConflictError,
-    422: UnprocessableEntityError,
-    429: RateLimitError,
-})
+STATUS_ERRORS: Mapping[int, type[APIStatusError]] = MappingProxyType(
+    {
+        400: BadRequestError,
+        401: AuthenticationError,
+        403: PermissionDeniedError,
+        404: NotFoundError,
+        409: ConflictError,
+        422: UnprocessableEntityError,
+        429: RateLimitError,
+    }
+)
 
 INSUFFICIENT_QUOTA = "insufficient_quota"
 

@@ -24,8 +24,9 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
-_EXTENSIONS = MappingProxyType({"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
-                                "webp": "image/webp", "gif": "image/gif"})
+_EXTENSIONS = MappingProxyType(
+    {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+)
 URL_PREFIXES = ("http://", "https://", "data:")
 
 

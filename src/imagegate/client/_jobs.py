@@ -45,8 +45,13 @@ class Job:
         images = tuple(images) if isinstance(images, list | tuple) else (images,)
         job_id = data.pop("id", None)
         mask = data.pop("mask", None)
-        return cls(prompt, {k: v for k, v in data.items() if v is not None}, images, mask,
-                   str(job_id) if job_id is not None else None)
+        return cls(
+            prompt,
+            {k: v for k, v in data.items() if v is not None},
+            images,
+            mask,
+            str(job_id) if job_id is not None else None,
+        )
 
 
 def as_job(value: Job | str | Mapping[str, Any]) -> Job:
@@ -82,8 +87,11 @@ def job_id(job: Job, index: int) -> str:
     """The job's own id, else one from its position and content (stable while the file is)."""
     if job.id:
         return job.id
-    material = json.dumps([job.prompt, dict(job.params), [_identity(i) for i in job.images],
-                           _identity(job.mask)], sort_keys=True, default=str)
+    material = json.dumps(
+        [job.prompt, dict(job.params), [_identity(i) for i in job.images], _identity(job.mask)],
+        sort_keys=True,
+        default=str,
+    )
     return f"{index:05d}-{hashlib.sha256(material.encode()).hexdigest()[:10]}"
 
 
@@ -181,9 +189,16 @@ class WorkItem:
         params = {**self.job.params, "idempotency_key": self.idempotency_key}
         if self.job.images:
             mask = load_input(self.job.mask, "mask") if self.job.mask is not None else None
-            return make_call("edit", self.job.prompt, params, default_model,
-                             tuple(load_inputs(list(self.job.images))), mask)
+            return make_call(
+                "edit",
+                self.job.prompt,
+                params,
+                default_model,
+                tuple(load_inputs(list(self.job.images))),
+                mask,
+            )
         return make_call("generate", self.job.prompt, params, default_model)
+
 
 class BatchOptions(TypedDict, total=False):
     """Options of `Client.batch` / `AsyncClient.batch` (see `imagegate.client.batch`)."""
@@ -238,6 +253,11 @@ def load_jobs(path: str | os.PathLike[str]) -> list[Job]:
     jobs = []
     for row in rows:
         job = as_job(row if isinstance(row, str | Mapping) else str(row))
-        jobs.append(replace(job, images=tuple(_resolve(i, source.parent) for i in job.images),
-                            mask=_resolve(job.mask, source.parent)))
+        jobs.append(
+            replace(
+                job,
+                images=tuple(_resolve(i, source.parent) for i in job.images),
+                mask=_resolve(job.mask, source.parent),
+            )
+        )
     return jobs

@@ -96,8 +96,9 @@ def send(request: Request, policy: RetryPolicy, env: Env, observe: Observer | No
                 raise error
             if error.retry_after is not None and error.retry_after > policy.max_retry_after:
                 raise error.not_retried()
-            delay = max(retry_delay(attempt, outcome.headers, policy, now=now, random=env.random),
-                        at_least or 0.0)
+            delay = max(
+                retry_delay(attempt, outcome.headers, policy, now=now, random=env.random), at_least or 0.0
+            )
         elif isinstance(outcome, Failure):
             if attempt >= policy.max_retries:
                 raise (APITimeoutError if outcome.timeout else APIConnectionError)(outcome.message)

@@ -33,8 +33,9 @@ from imagegate.client._errors import retry_after
 from imagegate.client._retry import should_retry
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_UNIT_SECONDS = MappingProxyType({"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
-                                  "ns": 1e-9})
+_UNIT_SECONDS = MappingProxyType(
+    {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+)
 DEFAULT_429_PAUSE = 1.0
 DEFAULT_MAX_PAUSE = 60.0
 WINDOW_KINDS = ("requests", "images", "tokens")  # x-ratelimit-{limit,remaining,reset}-<kind>
@@ -105,8 +106,13 @@ class Ticket:
 class RateGate:
     """Token buckets plus server-driven pauses, shared by a batch's workers."""
 
-    def __init__(self, rate_per_minute: float | None, burst: int, clock: Callable[[], float],
-                 max_pause: float = DEFAULT_MAX_PAUSE) -> None:
+    def __init__(
+        self,
+        rate_per_minute: float | None,
+        burst: int,
+        clock: Callable[[], float],
+        max_pause: float = DEFAULT_MAX_PAUSE,
+    ) -> None:
         if rate_per_minute is not None and rate_per_minute <= 0:
             raise ValueError("rate_limit must be a positive number of requests per minute")
         self.clock = clock
@@ -188,8 +194,9 @@ class RateGate:
                 asked = retry_after(headers, now)
                 if asked is not None and asked > self.max_pause:
                     return None  # a per-day limit: pausing everyone cannot help; the job fails
-                self.paused_until = max(self.paused_until, now + (asked if asked and asked > 0 else
-                                                                  DEFAULT_429_PAUSE))
+                self.paused_until = max(
+                    self.paused_until, now + (asked if asked and asked > 0 else DEFAULT_429_PAUSE)
+                )
                 if self.rate is not None:
                     self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
                     self.updated = now

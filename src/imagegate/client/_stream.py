@@ -23,8 +23,16 @@ from imagegate.client.pricing import PriceTable
 class StreamSession:
     """The state of one open stream: decoder, images seen, cost so far."""
 
-    def __init__(self, core: Core, call: Call, table: PriceTable, started: float, response: Any,
-                 request_id: str | None, content_type: str = "text/event-stream") -> None:
+    def __init__(
+        self,
+        core: Core,
+        call: Call,
+        table: PriceTable,
+        started: float,
+        response: Any,
+        request_id: str | None,
+        content_type: str = "text/event-stream",
+    ) -> None:
         self.core = core
         self.call = call
         self.table = table
@@ -66,8 +74,14 @@ class StreamSession:
         self._done = True
         if error is None and self.completed == 0:
             error = APIError("The stream ended without a completed image.", request_id=self.request_id)
-        self.core.record(self.call, self.started, kind=f"{self.call.kind}-stream", error=error,
-                         cost=self.cost_micro_usd, images=self.completed)
+        self.core.record(
+            self.call,
+            self.started,
+            kind=f"{self.call.kind}-stream",
+            error=error,
+            cost=self.cost_micro_usd,
+            images=self.completed,
+        )
 
     def _event(self, event: ServerEvent) -> StreamEvent | None:
         if event.data.strip() == "[DONE]":
@@ -79,8 +93,9 @@ class StreamSession:
         kind = str(payload.get("type") or event.event or "")
         if kind == "error" or "error" in payload:
             inner = payload.get("error") if isinstance(payload.get("error"), dict) else payload
-            error = APIError(str(inner.get("message") or "The stream reported an error."),
-                             request_id=self.request_id)
+            error = APIError(
+                str(inner.get("message") or "The stream reported an error."), request_id=self.request_id
+            )
             self._record(error)
             raise error
         partial = kind.endswith(".partial_image")
@@ -96,7 +111,6 @@ class StreamSession:
         self.cost_micro_usd += cost
         return StreamEvent(kind, image, False, usage=usage, cost_micro_usd=cost)
 
-
     def _from_json(self, text: str) -> list[StreamEvent]:
         try:
             body = json.loads(text)
@@ -107,8 +121,10 @@ class StreamSession:
         self.cost_micro_usd = result.cost_micro_usd
         kind = "image_edit.completed" if self.call.kind == "edit" else "image_generation.completed"
         share = result.cost_micro_usd // max(1, len(result.images))
-        return [StreamEvent(kind, image, False, usage=result.usage, cost_micro_usd=share)
-                for image in result.images]
+        return [
+            StreamEvent(kind, image, False, usage=result.usage, cost_micro_usd=share)
+            for image in result.images
+        ]
 
 
 def open_stream(core: Core, call: Call, partial_images: int | None) -> Plan[StreamSession]:
@@ -116,13 +132,27 @@ def open_stream(core: Core, call: Call, partial_images: int | None) -> Plan[Stre
     started = core.env.clock()
     table = yield from core.price_table()
     if partial_images is not None:
-        call = Call(call.kind, call.prompt, call.model, {**call.params, "partial_images": partial_images},
-                    call.images, call.mask, call.idempotency_key)
+        call = Call(
+            call.kind,
+            call.prompt,
+            call.model,
+            {**call.params, "partial_images": partial_images},
+            call.images,
+            call.mask,
+            call.idempotency_key,
+        )
     request = to_request(call, core.headers(call.idempotency_key or new_idempotency_key()), stream=True)
     try:
         reply = yield from send(request, core.policy, core.env)
     except APIError as exc:
         core.record(call, started, kind=f"{call.kind}-stream", error=exc)
         raise
-    return StreamSession(core, call, table, started, reply.stream, reply.headers.get("x-request-id"),
-                         reply.headers.get("content-type", "text/event-stream"))
+    return StreamSession(
+        core,
+        call,
+        table,
+        started,
+        reply.stream,
+        reply.headers.get("x-request-id"),
+        reply.headers.get("content-type", "text/event-stream"),
+    )

@@ -16,7 +16,8 @@ from imagegate.client._inputs import sniff_type
 from imagegate.client.pricing import micro_to_usd
 
 FORMATS: Mapping[str, str] = MappingProxyType(
-    {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"})
+    {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+)
 EXTENSIONS: Mapping[str, str] = MappingProxyType({"png": ".png", "jpeg": ".jpg", "webp": ".webp"})
 
 
@@ -51,8 +52,7 @@ class Usage:
         return Usage(*(a + b for a, b in zip(self._tuple(), other._tuple(), strict=True)))
 
     def _tuple(self) -> tuple[int, int, int, int, int]:
-        return (self.input_tokens, self.output_tokens, self.total_tokens, self.text_tokens,
-                self.image_tokens)
+        return (self.input_tokens, self.output_tokens, self.total_tokens, self.text_tokens, self.image_tokens)
 
 
 @dataclass(frozen=True, slots=True)

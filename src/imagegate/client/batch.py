@@ -45,9 +45,22 @@ if TYPE_CHECKING:
     from imagegate.client._client import AsyncClient, Client
 
 __all__ = [
-    "BatchOptions", "BatchProgress", "BatchResult", "BatchRun", "Job", "JobResult", "ProgressCallback",
-    "RateGate", "WorkItem", "apply_priority", "as_job", "is_high_priority", "load_jobs", "parse_duration",
-    "run_async", "run_sync",
+    "BatchOptions",
+    "BatchProgress",
+    "BatchResult",
+    "BatchRun",
+    "Job",
+    "JobResult",
+    "ProgressCallback",
+    "RateGate",
+    "WorkItem",
+    "apply_priority",
+    "as_job",
+    "is_high_priority",
+    "load_jobs",
+    "parse_duration",
+    "run_async",
+    "run_sync",
 ]
 
 

@@ -101,5 +101,9 @@ class ImageCache:
 
     def stats(self) -> dict[str, Any]:
         """Hits, misses and savings counted by this cache object."""
-        return {"hits": self.hits, "misses": self.misses, "saved_usd": self.saved_usd,
-                "directory": str(self.directory)}
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "saved_usd": self.saved_usd,
+            "directory": str(self.directory),
+        }

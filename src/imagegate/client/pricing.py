@@ -237,6 +237,13 @@ def estimate_cost(
     >>> round(estimate_cost(quality="high", size="1024x1536", n=4), 4)
     0.9984
     """
-    micro = table.estimate(model=model, quality=quality, size=size, n=n, partial_images=partial_images,
-                           prompt=prompt, count_tokens=load_tokenizer() if prompt else heuristic_text_tokens)
+    micro = table.estimate(
+        model=model,
+        quality=quality,
+        size=size,
+        n=n,
+        partial_images=partial_images,
+        prompt=prompt,
+        count_tokens=load_tokenizer() if prompt else heuristic_text_tokens,
+    )
     return micro_to_usd(micro)

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
-STYLE_MODIFIERS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "realistic": ("photorealistic", "high detail", "professional photography"),
-    "artistic": ("artistic style", "creative interpretation", "vibrant colors"),
-    "minimalist": ("minimalist design", "clean lines", "simple composition"),
-    "cartoon": ("cartoon style", "colorful", "playful", "exaggerated features"),
-})
+STYLE_MODIFIERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "realistic": ("photorealistic", "high detail", "professional photography"),
+        "artistic": ("artistic style", "creative interpretation", "vibrant colors"),
+        "minimalist": ("minimalist design", "clean lines", "simple composition"),
+        "cartoon": ("cartoon style", "colorful", "playful", "exaggerated features"),
+    }
+)
 """Style name -> the modifiers the guide appends for it."""
 
 QUALITY_BOOSTERS: tuple[str, ...] = ("high quality", "detailed", "professional", "well-composed")
@@ -25,19 +27,23 @@ QUALITY_BOOSTERS: tuple[str, ...] = ("high quality", "detailed", "professional",
 NEGATIVE: tuple[str, ...] = ("blurry", "distorted", "low quality", "artifacts")
 """Common defects to steer away from, rendered as ", avoid: a, b, c"."""
 
-QUALITY_PRESETS: Mapping[str, Mapping[str, str]] = MappingProxyType({
-    "preview": MappingProxyType({"quality": "low", "effort": "low"}),
-    "production": MappingProxyType({"quality": "medium", "effort": "medium"}),
-    "premium": MappingProxyType({"quality": "high", "effort": "high"}),
-})
+QUALITY_PRESETS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "preview": MappingProxyType({"quality": "low", "effort": "low"}),
+        "production": MappingProxyType({"quality": "medium", "effort": "medium"}),
+        "premium": MappingProxyType({"quality": "high", "effort": "high"}),
+    }
+)
 """The guide's cost-optimised configurations: drafts low, publishing medium, print high."""
 
-USE_CASE_QUALITY: Mapping[str, str] = MappingProxyType({
-    "social_media": "low",
-    "product": "medium",
-    "print": "high",
-    "concept": "low",
-})
+USE_CASE_QUALITY: Mapping[str, str] = MappingProxyType(
+    {
+        "social_media": "low",
+        "product": "medium",
+        "print": "high",
+        "concept": "low",
+    }
+)
 """The guide's recommended quality per use case (its cost table)."""
 
 

@@ -58,15 +58,25 @@ class _Pinned(AbstractResolver):
     def __init__(self, host: str, addresses: list[str]) -> None:
         self.host, self.addresses = host, addresses
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET,  # noqa: ARG002 - ours decide
-                      ) -> list[ResolveResult]:
+    async def resolve(
+        self,
+        host: str,
+        port: int = 0,
+        family: socket.AddressFamily = socket.AF_INET,  # noqa: ARG002 - ours decide
+    ) -> list[ResolveResult]:
         if host != self.host:
             raise OSError(f"not the checked host: {host}")
-        return [ResolveResult(hostname=host, host=address, port=port,
-                              family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                              proto=0, flags=socket.AI_NUMERICHOST)
-                for address in self.addresses]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in self.addresses
+        ]
 
     async def close(self) -> None:
         return None
@@ -89,17 +99,23 @@ class Fetcher:
                 for _ in range(self.max_redirects + 1):
                     target = _parse(url)
                     addresses = await self._checked(target)
-                    connector = aiohttp.TCPConnector(resolver=_Pinned(target.host or "", addresses),
-                                                     use_dns_cache=False, force_close=True)
-                    async with aiohttp.ClientSession(connector=connector, trust_env=False,
-                                                     cookie_jar=aiohttp.DummyCookieJar()) as session, \
-                            session.get(target, allow_redirects=False) as resp:
+                    connector = aiohttp.TCPConnector(
+                        resolver=_Pinned(target.host or "", addresses), use_dns_cache=False, force_close=True
+                    )
+                    async with (
+                        aiohttp.ClientSession(
+                            connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+                        ) as session,
+                        session.get(target, allow_redirects=False) as resp,
+                    ):
                         if resp.status in REDIRECTS and "location" in resp.headers:
                             url = str(target.join(URL(resp.headers["location"])))
                             continue
                         if resp.status != 200:
                             raise FetchError(f"the server answered HTTP {resp.status}")
-                        return await self._body(resp), resp.headers.get("content-type", "").split(";")[0] or None
+                        return await self._body(resp), resp.headers.get("content-type", "").split(";")[
+                            0
+                        ] or None
                 raise FetchError("too many redirects")
         except TimeoutError:
             raise FetchError(f"the download took longer than {self.timeout_s:g} s") from None
@@ -149,11 +165,17 @@ def _parse(url: str) -> URL:
 
 def client_fetcher(settings: Settings) -> Fetcher:
     """For reference images a client names by URL."""
-    return Fetcher(allow_private=settings.fetch_private_urls, max_bytes=settings.max_image_bytes,
-                   timeout_s=settings.fetch_timeout_s)
+    return Fetcher(
+        allow_private=settings.fetch_private_urls,
+        max_bytes=settings.max_image_bytes,
+        timeout_s=settings.fetch_timeout_s,
+    )
 
 
 def provider_fetcher(settings: Settings) -> Fetcher:
     """For the image URLs in a provider's answer: as untrusted as a client's."""
-    return Fetcher(allow_private=settings.fetch_private_provider_urls,
-                   max_bytes=settings.max_provider_image_bytes, timeout_s=settings.fetch_timeout_s)
+    return Fetcher(
+        allow_private=settings.fetch_private_provider_urls,
+        max_bytes=settings.max_provider_image_bytes,
+        timeout_s=settings.fetch_timeout_s,
+    )

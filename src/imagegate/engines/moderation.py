@@ -28,17 +28,26 @@ class Moderator:
         headers = {"Authorization": f"Bearer {self.channel.api_key}", "Content-Type": "application/json"}
         try:
             async with asyncio.timeout(self.channel.timeout_s):
-                async with self.session.post(url, data=orjson.dumps({"model": self.model, "input": prompt}),
-                                             headers=headers, allow_redirects=False) as resp:
+                async with self.session.post(
+                    url,
+                    data=orjson.dumps({"model": self.model, "input": prompt}),
+                    headers=headers,
+                    allow_redirects=False,
+                ) as resp:
                     body = orjson.loads(await resp.read()) if resp.status == 200 else None
             result = body["results"][0] if isinstance(body, dict) else None
             if not isinstance(result, dict):
                 raise ValueError("no result")
         except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, IndexError, TypeError) as exc:
             raise ServiceUnavailable(
-                "The moderation check this gateway requires could not be made; try again shortly.") from exc
+                "The moderation check this gateway requires could not be made; try again shortly."
+            ) from exc
         if not result.get("flagged"):
             return []
         categories = result.get("categories") or {}
-        flagged = sorted(str(name) for name, hit in categories.items() if hit) if isinstance(categories, dict) else []
+        flagged = (
+            sorted(str(name) for name, hit in categories.items() if hit)
+            if isinstance(categories, dict)
+            else []
+        )
         return flagged or ["flagged"]

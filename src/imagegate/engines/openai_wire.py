@@ -145,7 +145,7 @@ def decoded(text: Any) -> tuple[bytes, str | None]:
     if data is None:
         data = base64.b64decode(text, validate=True)
     # Validated text is canonical unless its length or the bits padding leaves unused differ.
-    tail = data[len(data) - (len(data) % 3 or 3):]
+    tail = data[len(data) - (len(data) % 3 or 3) :]
     canonical = len(text) == 4 * ((len(data) + 2) // 3) and text[-4:] == pybase64.b64encode(tail).decode()
     return data, text if canonical else None
 
@@ -179,7 +179,9 @@ def _ext(media_type: str) -> str:
 
 
 # Secret-shaped text a provider may echo: a bearer token, an Authorization header, an sk-… key.
-_SECRETS = re.compile(r"(?i)\b(?:bearer\s+|authorization\s*[:=]\s*(?:bearer\s+)?)[^\s\"',;]+|\bsk-[A-Za-z0-9_\-]{8,}")
+_SECRETS = re.compile(
+    r"(?i)\b(?:bearer\s+|authorization\s*[:=]\s*(?:bearer\s+)?)[^\s\"',;]+|\bsk-[A-Za-z0-9_\-]{8,}"
+)
 
 
 def scrub(value: Any, secret: str) -> Any:

@@ -114,13 +114,18 @@ def engine_kinds(settings: Settings) -> dict[str, Factory]:
         kinds[point.name] = point.load()
         wanted.discard(point.name)
     for name in sorted(wanted):
-        log.error("engine plugin %r is allowed (engine_plugins) but no package provides it in the "
-                  "entry-point group %s", name, PLUGIN_GROUP)
+        log.error(
+            "engine plugin %r is allowed (engine_plugins) but no package provides it in the "
+            "entry-point group %s",
+            name,
+            PLUGIN_GROUP,
+        )
     return kinds
 
 
-def build_registry(settings: Settings, channels: Iterable[ChannelRoutes] = (),
-                   session: aiohttp.ClientSession | None = None) -> EngineRegistry:
+def build_registry(
+    settings: Settings, channels: Iterable[ChannelRoutes] = (), session: aiohttp.ClientSession | None = None
+) -> EngineRegistry:
     registry = EngineRegistry()
     channels = list(channels)
     fetcher = provider_fetcher(settings)
@@ -131,8 +136,17 @@ def build_registry(settings: Settings, channels: Iterable[ChannelRoutes] = (),
             registry.know(model)
             if channel.usable and session is not None:
                 upstream = UpstreamEngine(channel.config, session, fetcher)
-                registry.add(Route(model, upstream, channel.priority, max(1, channel.weight),
-                                   channel.config.name, channel.prices, upstream.capabilities))
+                registry.add(
+                    Route(
+                        model,
+                        upstream,
+                        channel.priority,
+                        max(1, channel.weight),
+                        channel.config.name,
+                        channel.prices,
+                        upstream.capabilities,
+                    )
+                )
     kinds = engine_kinds(settings)
     local: dict[str, Engine] = {}
 

@@ -58,8 +58,9 @@ def new_session(max_connections: int = 1000) -> aiohttp.ClientSession:
     """The one client session every channel shares (created inside the running event loop).
     No cookie jar: one provider's cookies must never ride along to another channel."""
     connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, enable_cleanup_closed=True)
-    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                 trust_env=False, raise_for_status=False)
+    return aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, raise_for_status=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +118,9 @@ class UpstreamEngine:
                 for event in events:
                     yield event
         except TimeoutError as exc:
-            raise self._error(f"timed out while sending the result (over {timeout_s:g} s)",
-                              retryable=True) from exc
+            raise self._error(
+                f"timed out while sending the result (over {timeout_s:g} s)", retryable=True
+            ) from exc
         except aiohttp.ClientError as exc:
             raise self._error(f"broke off the response ({type(exc).__name__})", retryable=True) from exc
         finally:
@@ -130,8 +132,9 @@ class UpstreamEngine:
         headers = {"Authorization": f"Bearer {self.channel.api_key}"}
         body = {**job.passthrough, "model": self.channel.upstream_model(job.model)}
         # Each read must come within the channel's timeout (a stream's events too).
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, self.channel.timeout_s),
-                                        sock_read=self.channel.timeout_s)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=min(10.0, self.channel.timeout_s), sock_read=self.channel.timeout_s
+        )
         data: bytes | aiohttp.MultipartWriter
         if job.kind == "edit" and not job.relay_json:
             data = edit_form(job, body)
@@ -139,14 +142,15 @@ class UpstreamEngine:
             data = orjson.dumps(body)
             headers["Content-Type"] = "application/json"
         # No redirects: a 307/308 would re-send the client's images and prompt to another host.
-        return await self.session.post(url, data=data, headers=headers, timeout=timeout,
-                                       allow_redirects=False)
+        return await self.session.post(
+            url, data=data, headers=headers, timeout=timeout, allow_redirects=False
+        )
 
     async def _complete(self, response: aiohttp.ClientResponse, job: ImageJob) -> list[FinalImage]:
         raw = await response.read()
         try:
             body = orjson.loads(raw)
-            items = body["data"][:job.n]
+            items = body["data"][: job.n]
             images = [image_bytes(item) for item in items]
             if not images:
                 raise KeyError("data")
@@ -158,8 +162,14 @@ class UpstreamEngine:
         fmt = body.get("output_format") or job.output_format
         # The usage is the request's: on the first image. Without one, the gateway's own token math bills.
         return [
-            FinalImage(index=i, encoded=data, b64=b64, media_type=MEDIA_TYPES.get(fmt, "image/png"),
-                       usage=None if reported is None else reported if i == 0 else Usage(), echo=echo)
+            FinalImage(
+                index=i,
+                encoded=data,
+                b64=b64,
+                media_type=MEDIA_TYPES.get(fmt, "image/png"),
+                usage=None if reported is None else reported if i == 0 else Usage(),
+                echo=echo,
+            )
             for i, (data, b64) in enumerate(fetched)
         ]
 
@@ -169,13 +179,20 @@ class UpstreamEngine:
         try:
             data, _ = await self.fetcher.get(url)
         except FetchRefused as exc:
-            raise self._error(f"returned an image URL the gateway does not fetch ({exc})", retryable=True) from exc
+            raise self._error(
+                f"returned an image URL the gateway does not fetch ({exc})", retryable=True
+            ) from exc
         except FetchError as exc:
-            raise self._error(f"returned an image URL that could not be fetched ({exc})", retryable=True) from exc
+            raise self._error(
+                f"returned an image URL that could not be fetched ({exc})", retryable=True
+            ) from exc
         found = sniff_format(data[:16])
         if found != job.output_format:
-            raise self._error(f"returned {found or 'something that is not an image'} where a "
-                              f"{job.output_format} image was asked for", retryable=True)
+            raise self._error(
+                f"returned {found or 'something that is not an image'} where a "
+                f"{job.output_format} image was asked for",
+                retryable=True,
+            )
         return data
 
     async def _stream(self, response: aiohttp.ClientResponse, job: ImageJob) -> AsyncIterator[EngineEvent]:
@@ -195,9 +212,12 @@ class UpstreamEngine:
                 raise self._error("sent an event line too long to be an image", retryable=False) from exc
             kind = str(event.get("type", ""))
             if "error" in event and not kind.endswith(("partial_image", "completed")):
-                raise self._error("failed mid-stream", retryable=False,
-                                  body=scrub({"error": event["error"]}, self.channel.api_key),
-                                  maybe_billed=False)
+                raise self._error(
+                    "failed mid-stream",
+                    retryable=False,
+                    body=scrub({"error": event["error"]}, self.channel.api_key),
+                    maybe_billed=False,
+                )
             if not kind.endswith((".partial_image", ".completed")):
                 continue  # an event type this relay does not know (keep-alives, future ones)
             try:
@@ -211,9 +231,13 @@ class UpstreamEngine:
             else:
                 fmt = event.get("output_format") or job.output_format
                 reported = usage(event.get("usage"))
-                yield FinalImage(index=index, encoded=data, b64=b64,
-                                 media_type=MEDIA_TYPES.get(fmt, "image/png"),
-                                 usage=reported)
+                yield FinalImage(
+                    index=index,
+                    encoded=data,
+                    b64=b64,
+                    media_type=MEDIA_TYPES.get(fmt, "image/png"),
+                    usage=reported,
+                )
                 index += 1
                 if index == job.n:
                     return
@@ -232,8 +256,11 @@ class UpstreamEngine:
             # A 400 is the client's fault unless its code or type says the account cannot pay; its
             # message may quote the client's own words ("... balance ..."), which must not disable a channel.
             error = body.get("error") if isinstance(body, dict) else None
-            message = " ".join(str(error.get(k) or "") for k in ("code", "type")).lower() \
-                if isinstance(error, dict) else ""
+            message = (
+                " ".join(str(error.get(k) or "") for k in ("code", "type")).lower()
+                if isinstance(error, dict)
+                else ""
+            )
         disable = None
         if status in (401, 403):
             disable = KEY_REJECTED_REASON.format(status=status)
@@ -243,14 +270,25 @@ class UpstreamEngine:
         retry_after_s = retry_after(response.headers)
         raise UpstreamError(
             f"The upstream provider answered HTTP {status}.",
-            status=status, retryable=retryable, channel=self.channel.name,
-            upstream_body=scrub(body, self.channel.api_key) if isinstance(body, dict) and "error" in body else None,
-            disable_reason=disable, retry_after_s=retry_after_s,
+            status=status,
+            retryable=retryable,
+            channel=self.channel.name,
+            upstream_body=scrub(body, self.channel.api_key)
+            if isinstance(body, dict) and "error" in body
+            else None,
+            disable_reason=disable,
+            retry_after_s=retry_after_s,
         )
 
-    def _error(self, what: str, *, retryable: bool, body: dict[str, Any] | None = None,
-               maybe_billed: bool = True) -> UpstreamError:
+    def _error(
+        self, what: str, *, retryable: bool, body: dict[str, Any] | None = None, maybe_billed: bool = True
+    ) -> UpstreamError:
         """A failure after the request went out (unless `maybe_billed` says otherwise)."""
-        return UpstreamError(f"The upstream provider {what}.", status=502, retryable=retryable,
-                             channel=self.channel.name, upstream_body=body, maybe_billed=maybe_billed)
-
+        return UpstreamError(
+            f"The upstream provider {what}.",
+            status=502,
+            retryable=retryable,
+            channel=self.channel.name,
+            upstream_body=body,
+            maybe_billed=maybe_billed,
+        )

@@ -81,9 +81,7 @@ def _json_refs(params: dict[str, Any]) -> list[tuple[str, str]]:
     spelling: one URL or a list). Null counts as absent, as for every other field."""
     images, image = params.get("images"), params.get("image")
     if images is not None and image is not None:
-        raise InvalidValue(
-            "Send the reference images in 'images' or in 'image', not both.", param="image"
-        )
+        raise InvalidValue("Send the reference images in 'images' or in 'image', not both.", param="image")
     if images is not None:
         if not isinstance(images, list):
             raise InvalidType("Invalid type for 'images': expected an array.", param="images")
@@ -127,7 +125,9 @@ async def _resolve(url: str, param: str, fetcher: Fetcher) -> RawImage:
         data, media_type = parse_data_url(url, param=param)
         return RawImage(param, Payload(data), media_type)
     if not url.startswith(("http://", "https://")):
-        raise InvalidValue(f"Invalid value for '{param}': expected an http(s) URL or a data URL.", param=param)
+        raise InvalidValue(
+            f"Invalid value for '{param}': expected an http(s) URL or a data URL.", param=param
+        )
     try:
         data, declared = await fetcher.get(url)
     except FetchInvalidURL:
@@ -135,16 +135,17 @@ async def _resolve(url: str, param: str, fetcher: Fetcher) -> RawImage:
     except FetchRefused:
         raise InvalidValue(
             f"Invalid value for '{param}': this server does not fetch images from private, "
-            "loopback or link-local addresses.", param=param) from None
+            "loopback or link-local addresses.",
+            param=param,
+        ) from None
     except FetchTooLarge:
-        raise PayloadTooLarge(f"The image at '{param}' is larger than {fetcher.max_bytes} bytes.",
-                              param=param) from None
+        raise PayloadTooLarge(
+            f"The image at '{param}' is larger than {fetcher.max_bytes} bytes.", param=param
+        ) from None
     except FetchError as exc:
         raise InvalidImage(f"Could not fetch '{param}': {exc}.", param=param) from exc
     return RawImage(param, Payload(data), declared)
 
 
 def _too_many(count: int, param: str) -> InvalidValue:
-    return InvalidValue(
-        f"Too many images: {count}. At most {MAX_IMAGES} images are allowed.", param=param
-    )
+    return InvalidValue(f"Too many images: {count}. At most {MAX_IMAGES} images are allowed.", param=param)

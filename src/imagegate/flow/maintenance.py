@@ -23,15 +23,15 @@ log = logging.getLogger("imagegate")
 
 
 class Maintenance:
-    def __init__(self, settings: Settings, stores: Stores, flow: ImageFlow,
-                 upstream: Session) -> None:
+    def __init__(self, settings: Settings, stores: Stores, flow: ImageFlow, upstream: Session) -> None:
         self.settings = settings
         self.stores = stores
         self.flow = flow
         self.upstream = upstream
         self._reported: set[str] = set()  # unusable channels already logged
-        self.prober = Prober(stores.channels, upstream, settings.channel_balance_probe_s,
-                             provider_fetcher(settings))
+        self.prober = Prober(
+            stores.channels, upstream, settings.channel_balance_probe_s, provider_fetcher(settings)
+        )
 
     async def reload_channels(self) -> None:
         """Rebuild the routes from the channels table (every replica, every few seconds). A channel

@@ -53,8 +53,10 @@ def check(prompt: str, level: str, rules: Sequence[ModerationRule], request_id: 
 async def check_remote(moderator: Moderator | None, prompt: str, request_id: str) -> None:
     """The configured moderation channel's verdict; no usable channel of that name: 503."""
     if moderator is None:
-        raise ServiceUnavailable("The moderation channel this gateway requires is not available (disabled, "
-                                 "missing or its key cannot be unsealed).")
+        raise ServiceUnavailable(
+            "The moderation channel this gateway requires is not available (disabled, "
+            "missing or its key cannot be unsealed)."
+        )
     categories = await moderator.flagged(prompt)
     if categories:
         raise blocked(categories, request_id)

@@ -85,7 +85,10 @@ class RequestEnd(Protocol):
     """The unit of work that ends a request: one call, one transaction."""
 
     async def finish(
-        self, reservation: Reservation, charge_micros: int | None, record: UsageRecord,
+        self,
+        reservation: Reservation,
+        charge_micros: int | None,
+        record: UsageRecord,
         write: Callable[[], Kept] | None = None,
     ) -> tuple[Kept, int]:
         """`write` the image files, then in one transaction index them, settle to `charge_micros`

@@ -36,9 +36,14 @@ class Preparer:
 
         def check() -> tuple[ImageJob, ResponseOptions]:
             return validate.validate(
-                request, raw_images, raw_mask, models=registry.models(),
-                default_model=settings.default_model, new_seed=lambda: _seeds.randrange(2**32),
-                max_input_pixels=settings.max_input_pixels, max_request_pixels=settings.max_request_pixels,
+                request,
+                raw_images,
+                raw_mask,
+                models=registry.models(),
+                default_model=settings.default_model,
+                new_seed=lambda: _seeds.randrange(2**32),
+                max_input_pixels=settings.max_input_pixels,
+                max_request_pixels=settings.max_request_pixels,
             )
 
         # Reading input images' headers is worth a worker thread; checking a plain generation's
@@ -55,8 +60,14 @@ class Preparer:
             await anyio.to_thread.run_sync(_decode_inputs, job)
         auto_quality = job.passthrough.get("quality") in (None, "auto")
         usage = _usage(job, job.quality)
-        return Prepared(job, options, routes, key_price(settings, job.model, routes), usage,
-                        _usage(job, "high") if auto_quality else usage)
+        return Prepared(
+            job,
+            options,
+            routes,
+            key_price(settings, job.model, routes),
+            usage,
+            _usage(job, "high") if auto_quality else usage,
+        )
 
 
 def key_price(settings: Settings, model: str, routes: list[Route]) -> ModelPrice:
@@ -69,8 +80,13 @@ def key_price(settings: Settings, model: str, routes: list[Route]) -> ModelPrice
 
 def _usage(job: ImageJob, quality: str) -> Usage:
     return job_usage(
-        prompt=job.prompt, quality=quality, width=job.width, height=job.height, n=job.n,
-        partial_images=job.partial_images, input_sizes=[img.size for img in job.images],
+        prompt=job.prompt,
+        quality=quality,
+        width=job.width,
+        height=job.height,
+        n=job.n,
+        partial_images=job.partial_images,
+        input_sizes=[img.size for img in job.images],
         high_fidelity=job.input_fidelity == "high",
     )
 

@@ -19,8 +19,15 @@ from imagegate.limits.base import Decision, LimiterUnavailable, Limits, RateLimi
 from imagegate.storage.keys import ApiKey
 
 UNLIMITED = Decision(
-    allowed=True, limit=None, retry_after_s=0.0, lease=None, limit_requests=None,
-    remaining_requests=None, reset_requests_s=None, limit_images=None, remaining_images=None,
+    allowed=True,
+    limit=None,
+    retry_after_s=0.0,
+    lease=None,
+    limit_requests=None,
+    remaining_requests=None,
+    reset_requests_s=None,
+    limit_images=None,
+    remaining_images=None,
     reset_images_s=None,
 )
 

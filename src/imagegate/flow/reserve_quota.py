@@ -24,7 +24,9 @@ def quote(
     return base, charge(base, multiplier_ppm)
 
 
-async def reserve(credits: Credits, key_id: int, micros: int, request_id: str, timeout_s: float) -> Reservation:
+async def reserve(
+    credits: Credits, key_id: int, micros: int, request_id: str, timeout_s: float
+) -> Reservation:
     try:
         return await credits.reserve(key_id, micros, request_id, timeout_s)
     except InsufficientBalance as exc:

@@ -8,12 +8,13 @@ and `image_edit.*` for edits, each with every field the OpenAI schema requires.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pybase64
 
-from imagegate.domain import ImageJob
+from imagegate.domain import FinalImage, ImageJob
+from imagegate.flow.ports import Kept
 from imagegate.flow.request import ResponseOptions
 from imagegate.images.tokens import Usage
 
@@ -25,6 +26,20 @@ def data_item(b64: str, url: str | None, options: ResponseOptions) -> dict[str, 
     if options.include_url and url is not None:
         item["url"] = url
     return item
+
+
+def data_items(
+    finals: Sequence[FinalImage | None], kept: Kept, url_for: Callable[[str], str], options: ResponseOptions
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The response's `data` items of the kept images, and their blob names (for replays)."""
+    items: list[dict[str, Any]] = [{} for _ in finals]
+    names = ["" for _ in finals]
+    for index, (final, item) in enumerate(zip(finals, kept, strict=True)):
+        if final is not None and item is not None:
+            data, stored = item
+            names[index] = stored.name
+            items[index] = data_item(final.b64 or b64(data), url_for(stored.name), options)
+    return items, names
 
 
 def images_response(
@@ -88,8 +103,9 @@ def _echo(job: ImageJob) -> dict[str, Any]:
     }
 
 
-async def prepend(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]
-                  ) -> AsyncIterator[dict[str, Any]]:
+async def prepend(
+    first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]
+) -> AsyncIterator[dict[str, Any]]:
     """A stream's events: the first one (already awaited, to answer errors with their status),
     then the rest; closing it closes `rest`."""
     try:

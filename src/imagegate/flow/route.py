@@ -80,8 +80,10 @@ class Router:
 
     def order(self, routes: list[Route]) -> list[Route]:
         """Priority descending; within a priority, a weighted random order (Efraimidis-Spirakis)."""
-        keyed = [(-r.priority, -(self.rng.random() ** (1.0 / max(1, r.weight))), i, r)
-                 for i, r in enumerate(routes)]
+        keyed = [
+            (-r.priority, -(self.rng.random() ** (1.0 / max(1, r.weight))), i, r)
+            for i, r in enumerate(routes)
+        ]
         return [r for *_, r in sorted(keyed)]
 
     async def run(
@@ -138,7 +140,9 @@ class Router:
             + (f" Last error: {last.message}" if last else "")
         )
 
-    async def _back_off(self, exc: EngineFailed, report: RouteReport, deadline: float, last_route: bool) -> None:
+    async def _back_off(
+        self, exc: EngineFailed, report: RouteReport, deadline: float, last_route: bool
+    ) -> None:
         if self._budget_left(report, deadline):
             # A Retry-After speaks for the channel that sent it: it delays a retry of the routes
             # already tried (the next round), never the move to another channel.
@@ -188,9 +192,12 @@ class Router:
                 raise
             raise DeadlineAbort(
                 f"The upstream provider did not answer within the request's deadline "
-                f"({self.policy.deadline_s:g} s).", status=504, retryable=True,
+                f"({self.policy.deadline_s:g} s).",
+                status=504,
+                retryable=True,
                 # A provider had the request (it may bill it); a local engine costs nothing.
-                channel=who, maybe_billed=route.channel is not None,
+                channel=who,
+                maybe_billed=route.channel is not None,
             ) from None
         if first is None:
             raise UpstreamError("The engine ended without an image.", status=502, retryable=True, channel=who)

@@ -18,13 +18,11 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
-
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.domain import FinalImage, PartialImage
 from imagegate.engines.registry import EngineRegistry
-from imagegate.errors import EngineFailed, GatewayError, ModelNotFound
+from imagegate.errors import GatewayError, ModelNotFound
 from imagegate.flow import authenticate, idempotency, rate_limit, reserve_quota, respond, store_image
 from imagegate.flow.ports import RequestStores
 from imagegate.flow.prepare import Preparer
@@ -59,8 +57,9 @@ class ImageFlow:
         """Run one images request for `key`, from validation to the settled response."""
         state = RequestState(key=key, ctx=ctx, request=request)
         async with AsyncExitStack() as exits:
-            settlement = await exits.enter_async_context(Settlement(
-                state, self.stores, self.limiter, self.clock, self.settings.reservation_timeout_s))
+            settlement = await exits.enter_async_context(
+                Settlement(state, self.stores, self.limiter, self.clock, self.settings.reservation_timeout_s)
+            )
             await self._admit(state, settlement)
             if state.replayed is not None:
                 return Outcome(body=state.replayed, headers={"idempotent-replayed": "true"})
@@ -78,27 +77,33 @@ class ImageFlow:
         prepared = state.prepared = await self.prepare(state.request, self.registry, ctx.request_id)
         job = prepared.job
         if key.allowed_models is not None and job.model not in key.allowed_models:
-            raise ModelNotFound(f"The model '{job.model}' does not exist or you do not have access to it.",
-                                param="model")
+            raise ModelNotFound(
+                f"The model '{job.model}' does not exist or you do not have access to it.", param="model"
+            )
         if ctx.idempotency_key and not job.stream:
-            # Uploads are hashed from their temporary files (20 MB: about 40 ms): off the event loop.
-            digest = (await anyio.to_thread.run_sync(idempotency.body_hash, state.request)
-                      if state.request.uploads else idempotency.body_hash(state.request))
-            stored = await idempotency.claim(self.stores.claims, key.id, ctx.idempotency_key, digest,
-                                             settings.reservation_timeout_s)
+            stored = await idempotency.claim_for(
+                state.request, self.stores.claims, key.id, ctx.idempotency_key, settings.reservation_timeout_s
+            )
             if stored is not None:
-                state.replayed = await idempotency.replay(stored, self.stores.blobs, self.signer, self._base(ctx))
+                state.replayed = await idempotency.replay(
+                    stored, self.stores.blobs, self.signer, self._base(ctx)
+                )
                 return
             state.claimed = True
         state.decision = await rate_limit.admit(
-            self.limiter, key, rate_limit.limits_for(key, settings.tiers), images=job.n,
-            now=self.clock.now(), fail_open=settings.rate_limit_fail_open,
+            self.limiter,
+            key,
+            rate_limit.limits_for(key, settings.tiers),
+            images=job.n,
+            now=self.clock.now(),
+            fail_open=settings.rate_limit_fail_open,
         )
         tier = rate_limit.tier_of(key, settings.tiers)
         state.multiplier_ppm = key.multiplier_ppm if key.multiplier_ppm is not None else tier.multiplier_ppm
         most = reserve_quota.quote(prepared.price, prepared.max_usage, job, job.n, state.multiplier_ppm)[1]
-        state.reservation = await reserve_quota.reserve(self.stores.credits, key.id, most, ctx.request_id,
-                                                        settings.reservation_timeout_s)
+        state.reservation = await reserve_quota.reserve(
+            self.stores.credits, key.id, most, ctx.request_id, settings.reservation_timeout_s
+        )
         settlement.admitted()
 
     async def _generate(self, state: RequestState, settlement: Settlement) -> dict[str, Any]:
@@ -114,16 +119,11 @@ class ImageFlow:
                 state.deliver(event)
                 echo.update(event.echo)
         state.engine_done = True
-        kept = await settlement.finish(lambda: [
-            None if f is None else store_image.write(f, job, self.stores.blobs) for f in finals])
-        items: list[dict[str, Any]] = [{} for _ in range(job.n)]
-        names = ["" for _ in range(job.n)]
-        for index, (final, item) in enumerate(zip(finals, kept, strict=True)):
-            if final is not None and item is not None:
-                data, stored = item
-                names[index] = stored.name
-                url = self.signer.url(self._base(state.ctx), stored.name)
-                items[index] = respond.data_item(final.b64 or respond.b64(data), url, options)
+        kept = await settlement.finish(
+            lambda: [None if f is None else store_image.write(f, job, self.stores.blobs) for f in finals]
+        )
+        base = self._base(state.ctx)
+        items, names = respond.data_items(finals, kept, lambda name: self.signer.url(base, name), options)
         usage = state.usage if state.reported else prepared.usage
         body = respond.images_response(job, items, usage, int(self.clock.now()), options, echo)
         if state.claimed:
@@ -152,7 +152,11 @@ class ImageFlow:
                         continue
                     data, stored = await store_image.store(event, job, self.stores.blobs)
                     usage = event.usage or state.share_of_usage()
-                    url = self.signer.url(self._base(state.ctx), stored.name) if prepared.options.include_url else None
+                    url = (
+                        self.signer.url(self._base(state.ctx), stored.name)
+                        if prepared.options.include_url
+                        else None
+                    )
                     yield respond.completed_event(job, event.b64 or respond.b64(data), url, usage, now)
                     state.deliver(event, usage)
                 state.engine_done = True
@@ -166,22 +170,11 @@ class ImageFlow:
                 state.error = GatewayError("The server had an error while processing your request.")
                 yield {"type": "error", **state.error.body()}
 
-    async def _engine(self, state: RequestState) -> AsyncIterator[PartialImage | FinalImage]:
-        prepared = state.prepared
-        assert prepared is not None
-        try:
-            async for event in self.router.run(prepared.job, prepared.routes, state.report):
-                # A local engine's pixels: encoded now, so that n pictures' pixels are not all held.
-                yield await store_image.encoded(event, prepared.job) if not prepared.job.stream else event
-        except GatewayError:
-            raise
-        except Exception as exc:  # an engine bug must not leak a traceback to the client
-            route = state.report.route
-            name = route.engine.name if route else "unknown"
-            raise EngineFailed(f"The '{name}' engine failed while generating the image.") from exc
-        finally:
-            for image in (*prepared.job.images, *([prepared.job.mask] if prepared.job.mask else [])):
-                image.release()  # the pixels are not held a moment longer than the engine needed them
+    def _engine(self, state: RequestState) -> AsyncIterator[PartialImage | FinalImage]:
+        assert state.prepared is not None
+        return store_image.engine_events(
+            self.router.run(state.job, state.prepared.routes, state.report), state.job, state.report
+        )
 
     def _base(self, ctx: RequestContext) -> str:
         return self.settings.public_base_url or ctx.base_url

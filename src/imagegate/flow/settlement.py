@@ -43,8 +43,9 @@ log = logging.getLogger("imagegate.flow")
 
 
 class Settlement:
-    def __init__(self, state: RequestState, stores: RequestStores, limiter: RateLimiter, clock: Clock,
-                 timeout_s: float) -> None:
+    def __init__(
+        self, state: RequestState, stores: RequestStores, limiter: RateLimiter, clock: Clock, timeout_s: float
+    ) -> None:
         self.state = state
         self.stores = stores
         self.limiter = limiter
@@ -66,12 +67,15 @@ class Settlement:
         """End a non-streamed request that succeeded: `write` its images, then the unit of work."""
         kept = await self._close(self.charge(), self.record(200, None), write)
         if kept is None:  # the ledger alone failed too: nothing charged, nothing served
-            raise ServiceUnavailable("The gateway could not record this request, so it was not charged "
-                                     "and its images are not served. Try again shortly.")
+            raise ServiceUnavailable(
+                "The gateway could not record this request, so it was not charged "
+                "and its images are not served. Try again shortly."
+            )
         return kept
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         state = self.state
         with anyio.CancelScope(shield=True):
             try:
@@ -107,8 +111,9 @@ class Settlement:
         delivered = state.sent and (state.images or state.open_partials)
         await self._close(self.charge() if delivered else None, self.record(status, code), None)
 
-    async def _close(self, charge: int | None, record: UsageRecord,
-                     write: Callable[[], Kept] | None) -> Kept | None:
+    async def _close(
+        self, charge: int | None, record: UsageRecord, write: Callable[[], Kept] | None
+    ) -> Kept | None:
         """The unit of work. If it fails: the ledger alone (a response that cannot be served is
         refunded), then the usage record alone, cut to fit; None is returned."""
         state = self.state
@@ -130,8 +135,9 @@ class Settlement:
             done = await _attempt("settlement", self.stores.credits.settle, reservation, charge)
         state.cost = done if isinstance(done, int) and not isinstance(done, bool) else 0
         state.settled = done is not None  # else the sweeper releases the reservation later
-        await _attempt("usage record", self.stores.usage.record,
-                       _fitted(replace(record, cost_micros=state.cost)))
+        await _attempt(
+            "usage record", self.stores.usage.record, _fitted(replace(record, cost_micros=state.cost))
+        )
         return None
 
     def charge(self) -> int:
@@ -144,9 +150,10 @@ class Settlement:
         usage = state.delivered_usage()
         route = state.report.route
         if route is not None and route.prices is not None:
-            state.upstream_cost = reserve_quota.quote(route.prices, usage, prepared.job, state.images, 1_000_000)[0]
-        return reserve_quota.quote(prepared.price, usage, prepared.job, state.images,
-                                   state.multiplier_ppm)[1]
+            state.upstream_cost = reserve_quota.quote(
+                route.prices, usage, prepared.job, state.images, 1_000_000
+            )[0]
+        return reserve_quota.quote(prepared.price, usage, prepared.job, state.images, state.multiplier_ppm)[1]
 
     def record(self, status: int, error_code: str | None) -> UsageRecord:
         state = self.state
@@ -154,15 +161,24 @@ class Settlement:
         route = state.report.route
         usage = state.delivered_usage() if state.reservation else Usage()
         return UsageRecord(
-            request_id=state.ctx.request_id, key_id=state.key.id, created_at=self.clock.now(),
-            endpoint="edits" if state.request.kind == "edit" else "generations", status=status,
+            request_id=state.ctx.request_id,
+            key_id=state.key.id,
+            created_at=self.clock.now(),
+            endpoint="edits" if state.request.kind == "edit" else "generations",
+            status=status,
             model=bounds.fit(job.model if job else None, bounds.MODEL_NAME),
             engine=bounds.fit(route.engine.name if route else None, bounds.ENGINE_NAME),
-            params=_params(state) if job else {}, images=state.images, text_in=usage.text_in,
-            image_in=usage.image_in, image_out=usage.image_out, cost_micros=state.cost,
-            latency_ms=int((time.perf_counter() - state.started) * 1000), error_code=error_code,
+            params=_params(state) if job else {},
+            images=state.images,
+            text_in=usage.text_in,
+            image_in=usage.image_in,
+            image_out=usage.image_out,
+            cost_micros=state.cost,
+            latency_ms=int((time.perf_counter() - state.started) * 1000),
+            error_code=error_code,
             channel=bounds.fit(route.channel if route else None, bounds.CHANNEL_NAME),
-            upstream_cost_micros=state.upstream_cost, attempts=max(1, state.report.attempts),
+            upstream_cost_micros=state.upstream_cost,
+            attempts=max(1, state.report.attempts),
             maybe_billed=state.report.maybe_billed,
         )
 
@@ -173,14 +189,21 @@ class Settlement:
     async def _renew(self) -> None:
         state = self.state
         if state.reservation is not None:
-            await _attempt("reservation renewal", self.stores.credits.renew, state.reservation,
-                           self.timeout_s)
+            await _attempt(
+                "reservation renewal", self.stores.credits.renew, state.reservation, self.timeout_s
+            )
         if state.decision is not None and state.decision.lease is not None:
-            await _attempt("lease renewal", self.limiter.renew, str(state.key.id),
-                           state.decision.lease, self.clock.now())
+            await _attempt(
+                "lease renewal", self.limiter.renew, str(state.key.id), state.decision.lease, self.clock.now()
+            )
         if state.claimed and state.ctx.idempotency_key:
-            await _attempt("claim renewal", self.stores.claims.renew, state.key.id,
-                           state.ctx.idempotency_key, self.timeout_s)
+            await _attempt(
+                "claim renewal",
+                self.stores.claims.renew,
+                state.key.id,
+                state.ctx.idempotency_key,
+                self.timeout_s,
+            )
 
     def _stop_renewing(self) -> None:
         if self._timer is not None:
@@ -199,11 +222,17 @@ class Settlement:
         if not state.claimed or not state.ctx.idempotency_key:
             return
         if state.stored_response is not None:
-            await _attempt("claim completion", self.stores.claims.complete, state.key.id,
-                           state.ctx.idempotency_key, state.stored_response)
+            await _attempt(
+                "claim completion",
+                self.stores.claims.complete,
+                state.key.id,
+                state.ctx.idempotency_key,
+                state.stored_response,
+            )
         else:
-            await _attempt("claim abandonment", self.stores.claims.abandon, state.key.id,
-                           state.ctx.idempotency_key)
+            await _attempt(
+                "claim abandonment", self.stores.claims.abandon, state.key.id, state.ctx.idempotency_key
+            )
 
 
 async def _attempt(what: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -218,19 +247,35 @@ async def _attempt(what: str, fn: Callable[..., Any], *args: Any) -> Any:
 
 def _fitted(record: UsageRecord) -> UsageRecord:
     """A usage record whose texts fit the narrowest columns (the fallback after a refused one)."""
+
     def cut(value: str | None, size: int = 50) -> str | None:
         return value[:size] if value is not None else None
 
-    return replace(record, model=cut(record.model), engine=cut(record.engine),
-                   channel=cut(record.channel), error_code=cut(record.error_code), params={})
+    return replace(
+        record,
+        model=cut(record.model),
+        engine=cut(record.engine),
+        channel=cut(record.channel),
+        error_code=cut(record.error_code),
+        params={},
+    )
 
 
 def _params(state: RequestState) -> dict[str, Any]:
     job = state.job
     return {
-        "kind": job.kind, "n": job.n, "size": job.size, "quality": job.quality,
-        "background": job.background, "output_format": job.output_format,
-        "output_compression": job.output_compression, "moderation": job.moderation,
-        "seed": job.seed, "partial_images": job.partial_images, "stream": job.stream,
-        "input_images": len(job.images), "mask": job.mask is not None, "user": job.user,
+        "kind": job.kind,
+        "n": job.n,
+        "size": job.size,
+        "quality": job.quality,
+        "background": job.background,
+        "output_format": job.output_format,
+        "output_compression": job.output_compression,
+        "moderation": job.moderation,
+        "seed": job.seed,
+        "partial_images": job.partial_images,
+        "stream": job.stream,
+        "input_images": len(job.images),
+        "mask": job.mask is not None,
+        "user": job.user,
     }

@@ -86,8 +86,11 @@ class RequestState:
         """A streamed image's share of our own usage: input tokens on the first, so they add up."""
         assert self.prepared is not None
         usage, first = self.prepared.usage, self.images == 0
-        return Usage(text_in=usage.text_in if first else 0, image_in=usage.image_in if first else 0,
-                      image_out=usage.image_out // self.prepared.job.n)
+        return Usage(
+            text_in=usage.text_in if first else 0,
+            image_in=usage.image_in if first else 0,
+            image_out=usage.image_out // self.prepared.job.n,
+        )
 
     def delivered_usage(self) -> Usage:
         """What the client received: the images' usage, plus the partial images of one cut short
@@ -97,8 +100,9 @@ class RequestState:
         if self.open_partials and self.prepared is not None:
             usage = usage + Usage(image_out=PARTIAL_IMAGE_TOKENS * self.open_partials)
             if self.images == 0 and not self.reported:
-                usage = usage + Usage(text_in=self.prepared.usage.text_in,
-                                      image_in=self.prepared.usage.image_in)
+                usage = usage + Usage(
+                    text_in=self.prepared.usage.text_in, image_in=self.prepared.usage.image_in
+                )
         return usage
 
 

@@ -9,14 +9,16 @@ flow/ports.py RequestEnd, indexes the rows in the transaction that settles it).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import anyio.to_thread
 from PIL import Image
 
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
-from imagegate.errors import EngineFailed
+from imagegate.errors import EngineFailed, GatewayError
 from imagegate.flow.ports import Blobs
+from imagegate.flow.route import RouteReport
 from imagegate.images.encode import MEDIA_TYPES, encode_image
 from imagegate.storage.blobs import StoredImage
 
@@ -68,3 +70,22 @@ def write(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, Stored
     indexes it)."""
     data = _bytes(final, job)
     return data, blobs.write(data, job.output_format, MEDIA_TYPES[job.output_format])
+
+
+async def engine_events(
+    events: AsyncIterator[EngineEvent], job: ImageJob, report: RouteReport
+) -> AsyncIterator[EngineEvent]:
+    """The router's events, a local engine's final pixels encoded as they come (so that n pictures'
+    pixels are never all held), an engine's bug turned into EngineFailed (no traceback reaches the
+    client), and the input images' pixels dropped as soon as the engine is done with them."""
+    try:
+        async for event in events:
+            yield await encoded(event, job) if not job.stream else event
+    except GatewayError:
+        raise
+    except Exception as exc:
+        name = report.route.engine.name if report.route else "unknown"
+        raise EngineFailed(f"The '{name}' engine failed while generating the image.") from exc
+    finally:
+        for image in (*job.images, *([job.mask] if job.mask else [])):
+            image.release()

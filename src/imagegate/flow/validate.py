@@ -46,13 +46,31 @@ LEVELS = ("low", "medium", "high")
 # aliases. Anything else is an unknown_parameter, as OpenAI answers.
 COMMON_FIELDS = frozenset(
     {
-        "prompt", "model", "n", "quality", "size", "background", "moderation", "output_format",
-        "output_compression", "stream", "partial_images", "response_format", "user",
-        "safety_identifier", "complexity", "frame_count", "frame_duration_ms", "svg",
+        "prompt",
+        "model",
+        "n",
+        "quality",
+        "size",
+        "background",
+        "moderation",
+        "output_format",
+        "output_compression",
+        "stream",
+        "partial_images",
+        "response_format",
+        "user",
+        "safety_identifier",
+        "complexity",
+        "frame_count",
+        "frame_duration_ms",
+        "svg",
         # imagegate extension
         "seed",
         # the guide's spellings
-        "format", "compression", "transparency", "effort",
+        "format",
+        "compression",
+        "transparency",
+        "effort",
     }
 )
 GENERATION_FIELDS = COMMON_FIELDS | {"image", "images", "input_fidelity"}
@@ -84,8 +102,13 @@ def validate(
 
     # Checked from their headers; the pixels are decoded only for a local engine (ImageFlow.prepare).
     checked = [
-        inspect_image(r.source, param=r.param, declared_type=r.declared_type, max_pixels=max_input_pixels,
-                      filename=r.filename)
+        inspect_image(
+            r.source,
+            param=r.param,
+            declared_type=r.declared_type,
+            max_pixels=max_input_pixels,
+            filename=r.filename,
+        )
         for r in images
     ]
     kind: JobKind = "edit" if (request.kind == "edit" or checked) else "generation"
@@ -99,7 +122,10 @@ def validate(
         if not checked:
             raise InvalidValue("A mask needs an image to apply to.", param="mask")
         mask_image = inspect_mask(
-            mask.source, first=checked[0], param="mask", declared_type=mask.declared_type,
+            mask.source,
+            first=checked[0],
+            param="mask",
+            declared_type=mask.declared_type,
             filename=mask.filename,
         )
 
@@ -151,9 +177,22 @@ def _allowed_fields(request: ImageRequest) -> frozenset[str]:
 
 
 # OpenAI parameters relayed to upstream providers, when the client sent them.
-RELAYED = ("prompt", "n", "quality", "size", "background", "moderation", "output_format",
-           "output_compression", "stream", "partial_images", "user", "safety_identifier",
-           "input_fidelity", "complexity")
+RELAYED = (
+    "prompt",
+    "n",
+    "quality",
+    "size",
+    "background",
+    "moderation",
+    "output_format",
+    "output_compression",
+    "stream",
+    "partial_images",
+    "user",
+    "safety_identifier",
+    "input_fidelity",
+    "complexity",
+)
 _ALIASES = {"output_format": "format", "output_compression": "compression", "background": "transparency"}
 
 
@@ -161,9 +200,15 @@ def _passthrough(p: dict[str, Any], job: ImageJob) -> MappingProxyType[str, Any]
     """The client's OpenAI parameters with aliases renamed and values typed (multipart strings
     become numbers and booleans), without imagegate's own fields (seed, response_format, effort)."""
     typed: dict[str, Any] = {
-        "prompt": job.prompt, "n": job.n, "background": job.background, "moderation": job.moderation,
-        "output_format": job.output_format, "output_compression": job.output_compression,
-        "stream": job.stream, "partial_images": job.partial_images, "input_fidelity": job.input_fidelity,
+        "prompt": job.prompt,
+        "n": job.n,
+        "background": job.background,
+        "moderation": job.moderation,
+        "output_format": job.output_format,
+        "output_compression": job.output_compression,
+        "stream": job.stream,
+        "partial_images": job.partial_images,
+        "input_fidelity": job.input_fidelity,
     }
     out: dict[str, Any] = {}
     for name in RELAYED:
@@ -187,12 +232,12 @@ def _check_fields(request: ImageRequest) -> None:
     for name in request.params:
         if name in REJECTED_FIELDS or name not in allowed:
             raise UnknownParameter(name)
-        if name in ("format", "output_format") and {"format", "output_format"} <= set(
-            request.params
-        ) and request.params["format"] != request.params["output_format"]:
-            raise InvalidValue(
-                "Conflicting values for 'format' and 'output_format'.", param="format"
-            )
+        if (
+            name in ("format", "output_format")
+            and {"format", "output_format"} <= set(request.params)
+            and request.params["format"] != request.params["output_format"]
+        ):
+            raise InvalidValue("Conflicting values for 'format' and 'output_format'.", param="format")
 
 
 def _check_uploads(request: ImageRequest) -> None:
@@ -271,13 +316,13 @@ def _str(p: dict[str, Any], name: str, max_length: int | None = None) -> str | N
     if max_length is not None and len(value) > max_length:
         raise InvalidValue(
             f"Invalid '{name}': string too long. Expected a string with maximum length {max_length}, but "
-            f"got a string with length {len(value)} instead.", param=name)
+            f"got a string with length {len(value)} instead.",
+            param=name,
+        )
     return value
 
 
-def _choice(
-    p: dict[str, Any], name: str, choices: tuple[str, ...], alias: str | None = None
-) -> str | None:
+def _choice(p: dict[str, Any], name: str, choices: tuple[str, ...], alias: str | None = None) -> str | None:
     param, value = _get(p, name, alias)
     if value is None:
         return None
@@ -286,9 +331,7 @@ def _choice(
     return value
 
 
-def _int(
-    p: dict[str, Any], name: str, lo: int, hi: int, alias: str | None = None
-) -> int | None:
+def _int(p: dict[str, Any], name: str, lo: int, hi: int, alias: str | None = None) -> int | None:
     param, value = _get(p, name, alias)
     if value is None:
         return None
@@ -370,8 +413,7 @@ def _background(p: dict[str, Any], prompt: str, output_format: str) -> str:
         return "transparent" if wants_alpha else "opaque"
     if background == "transparent" and output_format == "jpeg":
         raise InvalidValue(
-            "Transparent background is not supported for output_format 'jpeg'. "
-            "Use 'png' or 'webp'.",
+            "Transparent background is not supported for output_format 'jpeg'. Use 'png' or 'webp'.",
             param=param,
         )
     return background
@@ -404,20 +446,24 @@ def _check_total_pixels(images: list[InputImage], mask: RawImage | None, most: i
     if total > most:
         raise InvalidImage(
             f"The input images of this request add up to {total} pixels; at most {most} are accepted "
-            "in one request. Send fewer or smaller images.", param="image")
+            "in one request. Send fewer or smaller images.",
+            param="image",
+        )
 
 
 def _unsupported(p: dict[str, Any]) -> None:
     """Fields the SDK can send that no engine here serves: a clear 400, never silence."""
     for name in ("frame_count", "frame_duration_ms", "svg", "markup"):
         if p.get(name) is not None:
-            raise InvalidValue(
-                f"'{name}' is not supported by the models this server serves.", param=name
-            )
+            raise InvalidValue(f"'{name}' is not supported by the models this server serves.", param=name)
 
 
 def _type_name(value: object) -> str:
     return {
-        bool: "a boolean", int: "an integer", float: "a decimal", str: "a string",
-        list: "an array", dict: "an object",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a decimal",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
     }.get(type(value), type(value).__name__)

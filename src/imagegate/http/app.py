@@ -41,20 +41,30 @@ def build_flow(
 ) -> tuple[ImageFlow, Maintenance]:
     """The request path over `stores`, and the background work that keeps its routes current."""
     secret = settings.url_secret or load_or_create_secret(settings.data_dir / "url-secret")
-    breaker = build_circuit_breaker(settings.redis_url, BreakerConfig(
-        failure_threshold=settings.breaker_failure_threshold, window_s=settings.breaker_window_s,
-        failure_rate=settings.breaker_failure_rate, min_requests=settings.breaker_min_requests,
-        cooldown_s=settings.breaker_cooldown_s,
-    ), prefix=settings.redis_prefix)
-    policy = RetryPolicy(max_attempts=settings.upstream_max_attempts, deadline_s=settings.upstream_deadline_s,
-                         backoff_s=settings.upstream_backoff_s)
+    breaker = build_circuit_breaker(
+        settings.redis_url,
+        BreakerConfig(
+            failure_threshold=settings.breaker_failure_threshold,
+            window_s=settings.breaker_window_s,
+            failure_rate=settings.breaker_failure_rate,
+            min_requests=settings.breaker_min_requests,
+            cooldown_s=settings.breaker_cooldown_s,
+        ),
+        prefix=settings.redis_prefix,
+    )
+    policy = RetryPolicy(
+        max_attempts=settings.upstream_max_attempts,
+        deadline_s=settings.upstream_deadline_s,
+        backoff_s=settings.upstream_backoff_s,
+    )
     flow = ImageFlow(
         settings=settings,
         stores=request_stores(stores),
         signer=UrlSigner(secret, settings.url_ttl_s, clock),
         registry=build_registry(settings),  # the channels join at start-up (Maintenance.reload_channels)
-        limiter=build_rate_limiter(settings.redis_url, prefix=settings.redis_prefix,
-                                   lease_ttl_s=settings.reservation_timeout_s),
+        limiter=build_rate_limiter(
+            settings.redis_url, prefix=settings.redis_prefix, lease_ttl_s=settings.reservation_timeout_s
+        ),
         router=Router(breaker, clock, policy, on_disable=lambda c, r: maintenance.disable_channel(c, r)),
         prepare=Preparer(settings, client_fetcher(settings)),
         clock=clock,

@@ -21,10 +21,20 @@ from imagegate.config import Settings
 
 
 def _timeout_response(message: str) -> bytes:
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
-                                 "code": "request_timeout"}}).encode()
-    head = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
+    body = json.dumps(
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "request_timeout",
+            }
+        }
+    ).encode()
+    head = (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
     return head + body
 
 
@@ -68,8 +78,11 @@ class DeadlineProtocol(HttpToolsProtocol):
             return
         cycle = getattr(self, "cycle", None)
         if cycle is None or not cycle.response_started:
-            self.transport.write(_timeout_response(
-                f"The request's {what} did not arrive within {seconds:g} s; the connection is closed."))
+            self.transport.write(
+                _timeout_response(
+                    f"The request's {what} did not arrive within {seconds:g} s; the connection is closed."
+                )
+            )
         if cycle is not None:
             cycle.disconnected = True  # the app reading the body sees the client gone
             cycle.message_event.set()
@@ -78,7 +91,13 @@ class DeadlineProtocol(HttpToolsProtocol):
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The connection limits of `imagegate serve` (and of test servers that want them)."""
-    protocol = type("ImagegateHttp", (DeadlineProtocol,), {
-        "header_timeout_s": settings.header_timeout_s, "body_timeout_s": settings.body_timeout_s})
-    return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout_s,
-            "limit_concurrency": settings.max_connections}
+    protocol = type(
+        "ImagegateHttp",
+        (DeadlineProtocol,),
+        {"header_timeout_s": settings.header_timeout_s, "body_timeout_s": settings.body_timeout_s},
+    )
+    return {
+        "http": protocol,
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
+        "limit_concurrency": settings.max_connections,
+    }

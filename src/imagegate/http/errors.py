@@ -14,6 +14,7 @@ from imagegate import errors as e
 
 log = logging.getLogger("imagegate.http")
 
+
 def error_response(exc: e.GatewayError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=e.status_of(exc), headers=exc.headers or None)
 
@@ -38,8 +39,7 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             err: e.GatewayError = e.NotFound(
-                f"Unknown request URL: {request.method} {request.url.path}. "
-                "Please check the URL for typos.",
+                f"Unknown request URL: {request.method} {request.url.path}. Please check the URL for typos.",
                 code="unknown_url",
             )
         elif exc.status_code == 405:

@@ -20,8 +20,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", port: int | None = None,
-                    **options: Any) -> Iterator[str]:
+def serve_in_thread(
+    app: ASGIApp, host: str = "127.0.0.1", port: int | None = None, **options: Any
+) -> Iterator[str]:
     """Start `app` on host:port (a free port by default); yield its base URL; stop it on exit.
     `options` go to uvicorn (e.g. http/connections.py uvicorn_options)."""
     port = port or free_port(host)

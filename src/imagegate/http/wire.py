@@ -51,11 +51,14 @@ class _Common(BaseModel):
     compression: int | None = Field(default=None, ge=0, le=100, description="Alias.")
     transparency: bool | None = Field(default=None, description="true = background 'transparent'.")
     complexity: Literal["low", "medium", "high"] | None = Field(
-        default=None, description="The SDK's spelling of `effort`.")
+        default=None, description="The SDK's spelling of `effort`."
+    )
     frame_count: int | None = Field(
-        default=None, description="Sent by newer SDKs for animated output: refused (400 invalid_value).")
+        default=None, description="Sent by newer SDKs for animated output: refused (400 invalid_value)."
+    )
     frame_duration_ms: int | None = Field(
-        default=None, description="As frame_count: refused (400 invalid_value).")
+        default=None, description="As frame_count: refused (400 invalid_value)."
+    )
     svg: bool | None = Field(default=None, description="Vector output: refused (400 invalid_value).")
 
 
@@ -72,16 +75,20 @@ class CreateImageRequest(_Common):
         default=None, description="The guide's spelling: reference image URL(s); makes an edit."
     )
     images: list[ImageRef] | None = Field(
-        default=None, max_length=16, description="Reference images (as an edit's); makes an edit.")
+        default=None, max_length=16, description="Reference images (as an edit's); makes an edit."
+    )
     input_fidelity: Literal["low", "high"] | None = Field(
-        default=None, description="With reference images: how closely to keep their details.")
+        default=None, description="With reference images: how closely to keep their details."
+    )
 
 
 class EditImageJsonRequest(_Common):
     """POST /v1/images/edits (application/json)."""
 
     images: list[ImageRef] = Field(min_length=1, max_length=16)
-    image: str | list[str] | None = Field(default=None, description="The guide's spelling of `images`: URL(s).")
+    image: str | list[str] | None = Field(
+        default=None, description="The guide's spelling of `images`: URL(s)."
+    )
     mask: ImageRef | None = None
     input_fidelity: Literal["low", "high"] | None = "low"
     markup: Any | None = Field(default=None, description="Sent by newer SDKs: refused (400 invalid_value).")
@@ -95,7 +102,9 @@ class EditImageMultipartRequest(_Common):
         description="1 to 16 png/webp/jpeg files, as `image` or `image[]` parts.",
     )
     image_array: list[bytes] | None = Field(
-        default=None, alias="image[]", json_schema_extra={"items": {"type": "string", "format": "binary"}},
+        default=None,
+        alias="image[]",
+        json_schema_extra={"items": {"type": "string", "format": "binary"}},
         description="The same files as `image[]` parts (what the openai SDK sends).",
     )
     mask: bytes | None = Field(

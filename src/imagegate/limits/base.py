@@ -166,8 +166,18 @@ def decide(
         remaining_images = _remaining(image_tokens, limits.ipm)
         reset_images_s = _until_full(image_tokens, limits.ipm)
     if not failed:
-        return Decision(True, None, 0.0, lease, limit_requests, remaining_requests, reset_requests_s,
-                        limit_images, remaining_images, reset_images_s)
+        return Decision(
+            True,
+            None,
+            0.0,
+            lease,
+            limit_requests,
+            remaining_requests,
+            reset_requests_s,
+            limit_images,
+            remaining_images,
+            reset_images_s,
+        )
     waits: dict[str, float] = {}
     oversized = limits.ipm is not None and images > limits.ipm
     if failed & FAIL_IPM and oversized:
@@ -182,8 +192,18 @@ def decide(
         waits[REQUESTS_PER_DAY] = until_midnight(now)
     # dicts keep insertion order, which is the documented reporting order.
     limit = next(iter(waits))
-    return Decision(False, limit, max(waits.values()), None, limit_requests, remaining_requests,
-                    reset_requests_s, limit_images, remaining_images, reset_images_s)
+    return Decision(
+        False,
+        limit,
+        max(waits.values()),
+        None,
+        limit_requests,
+        remaining_requests,
+        reset_requests_s,
+        limit_images,
+        remaining_images,
+        reset_images_s,
+    )
 
 
 def _remaining(tokens: float, cap: int) -> int:

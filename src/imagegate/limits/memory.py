@@ -114,4 +114,3 @@ def _level(bucket: tuple[float, float] | None, cap: int | None, now: float) -> t
     if bucket is None:
         return refill(None, None, cap, now)
     return refill(bucket[0], bucket[1], cap, now)
-

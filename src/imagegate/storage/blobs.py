@@ -49,9 +49,12 @@ def _upsert(dialect: str) -> Statement | None:
     if module is None:
         return None
     stmt = module.insert(images).inline()
-    return Statement(stmt.on_conflict_do_update(index_elements=[images.c.sha256],
-                                                set_={name: stmt.excluded[name] for name in _REFRESHED}),
-                     ("sha256", "created_at", *_REFRESHED))
+    return Statement(
+        stmt.on_conflict_do_update(
+            index_elements=[images.c.sha256], set_={name: stmt.excluded[name] for name in _REFRESHED}
+        ),
+        ("sha256", "created_at", *_REFRESHED),
+    )
 
 
 class ImageStore:
@@ -87,8 +90,12 @@ class ImageStore:
     def index(self, conn: Connection, stored: StoredImage) -> None:
         """The row of a written blob (new, or its expiry extended), in the caller's transaction."""
         now = self.clock.now()
-        values = {"ext": stored.ext, "media_type": stored.media_type, "size_bytes": stored.size_bytes,
-                  "expires_at": now + self.retention_s}
+        values = {
+            "ext": stored.ext,
+            "media_type": stored.media_type,
+            "size_bytes": stored.size_bytes,
+            "expires_at": now + self.retention_s,
+        }
         if self._upsert is not None:
             self._upsert.run(conn, {"sha256": stored.sha256, "created_at": now, **values})
             return
@@ -113,9 +120,7 @@ class ImageStore:
         """Delete every image whose retention has passed; returns how many."""
         now = self.clock.now()
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(images.c.sha256, images.c.ext).where(images.c.expires_at <= now)
-            ).all()
+            rows = conn.execute(select(images.c.sha256, images.c.ext).where(images.c.expires_at <= now)).all()
             conn.execute(delete(images).where(images.c.expires_at <= now))
         for sha, ext in rows:
             self.path(sha, ext).unlink(missing_ok=True)

@@ -16,8 +16,18 @@ from imagegate.storage.secretbox import SecretBox
 from imagegate.storage.tables import channels
 
 UNSEALABLE = "its key cannot be unsealed with this gateway's secret key"
-EDITABLE = ("base_url", "api_key", "models", "model_map", "priority", "weight", "timeout_s", "prices",
-            "enabled", "disabled_reason")
+EDITABLE = (
+    "base_url",
+    "api_key",
+    "models",
+    "model_map",
+    "priority",
+    "weight",
+    "timeout_s",
+    "prices",
+    "enabled",
+    "disabled_reason",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +58,19 @@ class Channel:
     def public(self) -> dict[str, Any]:
         """What the admin API and CLI show: everything but the key (only its last 4 chars)."""
         return {
-            "id": self.id, "name": self.name, "base_url": self.base_url,
+            "id": self.id,
+            "name": self.name,
+            "base_url": self.base_url,
             "api_key": f"…{self.api_key[-4:]}" if len(self.api_key) > 8 else "…",
-            "models": list(self.models), "model_map": self.model_map, "priority": self.priority,
-            "weight": self.weight, "timeout_s": self.timeout_s,
+            "models": list(self.models),
+            "model_map": self.model_map,
+            "priority": self.priority,
+            "weight": self.weight,
+            "timeout_s": self.timeout_s,
             "prices": self.prices.model_dump() if self.prices else None,
-            "enabled": self.enabled, "disabled_reason": self.disabled_reason, "error": self.error,
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "error": self.error,
         }
 
 
@@ -72,8 +89,9 @@ class ChannelRepo:
         values = self._encode({"base_url": base_url, "api_key": api_key, "models": models, **fields})
         try:
             with self.engine.begin() as conn:
-                cid = conn.execute(insert(channels).values(name=name, created_at=now, updated_at=now,
-                                                           **values)).inserted_primary_key[0]  # type: ignore[index]
+                cid = conn.execute(
+                    insert(channels).values(name=name, created_at=now, updated_at=now, **values)
+                ).inserted_primary_key[0]  # type: ignore[index]
         except IntegrityError as exc:
             raise DuplicateChannel(name) from exc
         found = self.get(str(cid))
@@ -85,8 +103,11 @@ class ChannelRepo:
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
         with self.engine.begin() as conn:
-            conn.execute(update(channels).where(_where(ident))
-                         .values(updated_at=self.clock.now(), **self._encode(fields)))
+            conn.execute(
+                update(channels)
+                .where(_where(ident))
+                .values(updated_at=self.clock.now(), **self._encode(fields))
+            )
         return self.get(ident)
 
     def remove(self, ident: str) -> bool:
@@ -110,8 +131,9 @@ class ChannelRepo:
         c = channels.c
         due = (c.balance_probed_at.is_(None)) | (c.balance_probed_at <= now - every_s)
         with self.engine.begin() as conn:
-            claimed = conn.execute(update(channels).where(c.id == channel_id, due)
-                                   .values(balance_probed_at=now)).rowcount
+            claimed = conn.execute(
+                update(channels).where(c.id == channel_id, due).values(balance_probed_at=now)
+            ).rowcount
         return bool(claimed)
 
     def _encode(self, fields: dict[str, Any]) -> dict[str, Any]:
@@ -136,14 +158,24 @@ class ChannelRepo:
             api_key = self.box.open(r["api_key_sealed"])
         except Exception:  # sealed with another secret key (or none here): listed, never used
             api_key = ""
-            error = (UNSEALABLE + " (set the secret key the other replicas use, IMAGEGATE_SECRET_KEY, or the "
-                     "channel's key again: channels update --api-key)")
+            error = (
+                UNSEALABLE + " (set the secret key the other replicas use, IMAGEGATE_SECRET_KEY, or the "
+                "channel's key again: channels update --api-key)"
+            )
         return Channel(
-            id=r["id"], name=r["name"], base_url=r["base_url"], api_key=api_key, error=error,
-            models=tuple(json.loads(r["models"])), model_map=json.loads(r["model_map"] or "{}"),
-            priority=r["priority"], weight=r["weight"], timeout_s=r["timeout_s"],
+            id=r["id"],
+            name=r["name"],
+            base_url=r["base_url"],
+            api_key=api_key,
+            error=error,
+            models=tuple(json.loads(r["models"])),
+            model_map=json.loads(r["model_map"] or "{}"),
+            priority=r["priority"],
+            weight=r["weight"],
+            timeout_s=r["timeout_s"],
             prices=ModelPrice.model_validate_json(r["prices"]) if r["prices"] else None,
-            enabled=bool(r["enabled"]), disabled_reason=r["disabled_reason"],
+            enabled=bool(r["enabled"]),
+            disabled_reason=r["disabled_reason"],
         )
 
 

@@ -35,7 +35,8 @@ def is_locked(exc: BaseException) -> bool:
     orig = exc.orig if isinstance(exc, OperationalError) else exc
     code = getattr(orig, "sqlite_errorcode", None)
     return isinstance(orig, sqlite3.OperationalError) and (
-        code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(orig))
+        code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(orig)
+    )
 
 
 def make_engine(url: str) -> Engine:
@@ -45,9 +46,11 @@ def make_engine(url: str) -> Engine:
         # per connection and drops it when another connection has written since; handing out the
         # pooled connections in turn (FIFO) re-read every page of every transaction (34 preads per
         # request): auth + reserve + settle 461 -> 416 us.
-        engine = create_engine(url, connect_args={"check_same_thread": False,
-                                                  "timeout": BUSY_TIMEOUT_MS / 1000},
-                               pool_use_lifo=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            pool_use_lifo=True,
+        )
 
         @event.listens_for(engine, "checkout")
         def _busy_timeout(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]

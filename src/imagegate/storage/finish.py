@@ -18,8 +18,14 @@ from imagegate.storage.usage import UsageRecord, UsageRepo
 
 
 def finish(
-    ledger: Ledger, usage: UsageRepo, images: ImageStore, *, reservation: Reservation,
-    charge_micros: int | None, record: UsageRecord, stored: Sequence[StoredImage] = (),
+    ledger: Ledger,
+    usage: UsageRepo,
+    images: ImageStore,
+    *,
+    reservation: Reservation,
+    charge_micros: int | None,
+    record: UsageRecord,
+    stored: Sequence[StoredImage] = (),
 ) -> int:
     """Settle to `charge_micros` (None: refund in full), index `stored` (written with
     ImageStore.write) and write `record` with the amount charged; returns that amount (0 when

@@ -44,9 +44,16 @@ class IdempotencyRepo:
         for _ in range(2):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(insert(idempotency).values(
-                        key_id=key_id, idem_key=idem_key, body_hash=body_hash, status="pending",
-                        created_at=now, expires_at=now + pending_s))
+                    conn.execute(
+                        insert(idempotency).values(
+                            key_id=key_id,
+                            idem_key=idem_key,
+                            body_hash=body_hash,
+                            status="pending",
+                            created_at=now,
+                            expires_at=now + pending_s,
+                        )
+                    )
                 return Claim("new")
             except IntegrityError:
                 pass
@@ -69,7 +76,9 @@ class IdempotencyRepo:
             conn.execute(
                 update(idempotency)
                 .where(idempotency.c.key_id == key_id, idempotency.c.idem_key == idem_key)
-                .values(status="done", response=json.dumps(response), expires_at=self.clock.now() + self.ttl_s)
+                .values(
+                    status="done", response=json.dumps(response), expires_at=self.clock.now() + self.ttl_s
+                )
             )
 
     def renew(self, key_id: int, idem_key: str, pending_s: float) -> None:
@@ -77,18 +86,26 @@ class IdempotencyRepo:
         with self.engine.begin() as conn:
             conn.execute(
                 update(idempotency)
-                .where(idempotency.c.key_id == key_id, idempotency.c.idem_key == idem_key,
-                       idempotency.c.status == "pending")
+                .where(
+                    idempotency.c.key_id == key_id,
+                    idempotency.c.idem_key == idem_key,
+                    idempotency.c.status == "pending",
+                )
                 .values(expires_at=self.clock.now() + pending_s)
             )
 
     def abandon(self, key_id: int, idem_key: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(idempotency).where(
-                idempotency.c.key_id == key_id, idempotency.c.idem_key == idem_key,
-                idempotency.c.status == "pending"))
+            conn.execute(
+                delete(idempotency).where(
+                    idempotency.c.key_id == key_id,
+                    idempotency.c.idem_key == idem_key,
+                    idempotency.c.status == "pending",
+                )
+            )
 
     def sweep(self) -> int:
         with self.engine.begin() as conn:
-            return int(conn.execute(
-                delete(idempotency).where(idempotency.c.expires_at <= self.clock.now())).rowcount)
+            return int(
+                conn.execute(delete(idempotency).where(idempotency.c.expires_at <= self.clock.now())).rowcount
+            )

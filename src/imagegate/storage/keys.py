@@ -22,8 +22,17 @@ SECRET_PREFIX = "sk-ig-"
 _ALPHABET = string.ascii_letters + string.digits
 PREFIX_LEN = len(SECRET_PREFIX) + 6
 # Fields an operator may change with `keys update` / PATCH /admin/keys/{id}.
-UPDATABLE = ("name", "tier", "rpm", "rpd", "ipm", "concurrency", "multiplier_ppm",
-             "allowed_models", "expires_at")
+UPDATABLE = (
+    "name",
+    "tier",
+    "rpm",
+    "rpd",
+    "ipm",
+    "concurrency",
+    "multiplier_ppm",
+    "allowed_models",
+    "expires_at",
+)
 
 
 # Every request looks its key up: the SELECT is built once (building it per call cost 40 us of
@@ -80,14 +89,25 @@ class KeyRepo:
         with self.engine.begin() as conn:
             key_id = conn.execute(
                 insert(api_keys).values(
-                    name=name, prefix=secret[:PREFIX_LEN], secret_hash=hash_secret(secret), tier=tier,
-                    created_at=now, balance_micros=credit_micros, **values,
+                    name=name,
+                    prefix=secret[:PREFIX_LEN],
+                    secret_hash=hash_secret(secret),
+                    tier=tier,
+                    created_at=now,
+                    balance_micros=credit_micros,
+                    **values,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             if credit_micros:
-                conn.execute(insert(ledger).values(
-                    key_id=key_id, kind="topup", amount_micros=credit_micros,
-                    note="starting credit", created_at=now))
+                conn.execute(
+                    insert(ledger).values(
+                        key_id=key_id,
+                        kind="topup",
+                        amount_micros=credit_micros,
+                        note="starting credit",
+                        created_at=now,
+                    )
+                )
             key = _get(conn, key_id)
         assert key is not None
         return key, secret
@@ -163,8 +183,18 @@ def _get(conn: Connection, key_id: int) -> ApiKey | None:
 def _key(r: Mapping[str, Any] | RowMapping) -> ApiKey:
     allowed = json.loads(r["allowed_models"]) if r["allowed_models"] else None
     return ApiKey(
-        id=r["id"], name=r["name"], prefix=r["prefix"], tier=r["tier"], created_at=r["created_at"],
-        revoked_at=r["revoked_at"], expires_at=r["expires_at"], balance_micros=r["balance_micros"],
-        rpm=r["rpm"], rpd=r["rpd"], ipm=r["ipm"], concurrency=r["concurrency"],
-        multiplier_ppm=r["multiplier_ppm"], allowed_models=tuple(allowed) if allowed else None,
+        id=r["id"],
+        name=r["name"],
+        prefix=r["prefix"],
+        tier=r["tier"],
+        created_at=r["created_at"],
+        revoked_at=r["revoked_at"],
+        expires_at=r["expires_at"],
+        balance_micros=r["balance_micros"],
+        rpm=r["rpm"],
+        rpd=r["rpd"],
+        ipm=r["ipm"],
+        concurrency=r["concurrency"],
+        multiplier_ppm=r["multiplier_ppm"],
+        allowed_models=tuple(allowed) if allowed else None,
     )

@@ -59,7 +59,8 @@ _HOLD = Statement(
     .values(balance_micros=api_keys.c.balance_micros - bindparam("amount"))
 )
 _CREDIT = Statement(
-    update(api_keys).where(api_keys.c.id == bindparam("k"))
+    update(api_keys)
+    .where(api_keys.c.id == bindparam("k"))
     .values(balance_micros=api_keys.c.balance_micros + bindparam("amount"))
 )
 # A top-up that keeps the balance within MAX_BALANCE_MICROS (SQLite would turn an overflowing
@@ -79,10 +80,13 @@ _RENEW = Statement(
     .where(reservations.c.id == bindparam("rid"), reservations.c.status == "held")
     .values(expires_at=bindparam("until"))
 )
-_NEW_RESERVATION = Statement(insert(reservations).inline(), (
-    "id", "key_id", "request_id", "amount_micros", "status", "created_at", "expires_at"))
-_ENTRY = Statement(insert(ledger).inline(), (
-    "key_id", "kind", "amount_micros", "reservation_id", "note", "created_at"))
+_NEW_RESERVATION = Statement(
+    insert(reservations).inline(),
+    ("id", "key_id", "request_id", "amount_micros", "status", "created_at", "expires_at"),
+)
+_ENTRY = Statement(
+    insert(ledger).inline(), ("key_id", "kind", "amount_micros", "reservation_id", "note", "created_at")
+)
 _BALANCE = select(api_keys.c.balance_micros).where(api_keys.c.id == bindparam("k"))
 
 
@@ -111,9 +115,18 @@ class Ledger:
             held = _HOLD.run(conn, {"k": key_id, "amount": micros})
             if not held:
                 raise InsufficientBalance(_balance(conn, key_id), micros)
-            _NEW_RESERVATION.run(conn, {
-                "id": rid, "key_id": key_id, "request_id": request_id, "amount_micros": micros,
-                "status": "held", "created_at": now, "expires_at": now + timeout_s})
+            _NEW_RESERVATION.run(
+                conn,
+                {
+                    "id": rid,
+                    "key_id": key_id,
+                    "request_id": request_id,
+                    "amount_micros": micros,
+                    "status": "held",
+                    "created_at": now,
+                    "expires_at": now + timeout_s,
+                },
+            )
             self._entry(conn, key_id, "reserve", -micros, rid, request_id)
         return Reservation(rid, key_id, micros)
 
@@ -156,8 +169,9 @@ class Ledger:
         now = self.clock.now()
         with self.engine.connect() as conn:
             stale = conn.execute(
-                select(reservations.c.id, reservations.c.key_id, reservations.c.amount_micros)
-                .where(reservations.c.status == "held", reservations.c.expires_at <= now)
+                select(reservations.c.id, reservations.c.key_id, reservations.c.amount_micros).where(
+                    reservations.c.status == "held", reservations.c.expires_at <= now
+                )
             ).all()
         released = 0
         for rid, key_id, amount in stale:
@@ -181,12 +195,14 @@ class Ledger:
         """(credited, spent) in micro-dollars: top-ups, and what reservations finally cost."""
         with self.engine.connect() as conn:
             credited = conn.execute(
-                select(func.coalesce(func.sum(ledger.c.amount_micros), 0))
-                .where(ledger.c.key_id == key_id, ledger.c.kind == "topup")
+                select(func.coalesce(func.sum(ledger.c.amount_micros), 0)).where(
+                    ledger.c.key_id == key_id, ledger.c.kind == "topup"
+                )
             ).scalar_one()
             spent = conn.execute(
-                select(func.coalesce(func.sum(reservations.c.charged_micros), 0))
-                .where(reservations.c.key_id == key_id, reservations.c.status == "settled")
+                select(func.coalesce(func.sum(reservations.c.charged_micros), 0)).where(
+                    reservations.c.key_id == key_id, reservations.c.status == "settled"
+                )
             ).scalar_one()
         return int(credited), int(spent)
 
@@ -204,10 +220,20 @@ class Ledger:
     def _credit(self, conn: Connection, key_id: int, micros: int) -> None:
         _CREDIT.run(conn, {"k": key_id, "amount": micros})
 
-    def _entry(self, conn: Connection, key_id: int, kind: str, amount: int, rid: str | None,
-               note: str | None) -> None:
-        _ENTRY.run(conn, {"key_id": key_id, "kind": kind, "amount_micros": amount,
-                              "reservation_id": rid, "note": note, "created_at": self.clock.now()})
+    def _entry(
+        self, conn: Connection, key_id: int, kind: str, amount: int, rid: str | None, note: str | None
+    ) -> None:
+        _ENTRY.run(
+            conn,
+            {
+                "key_id": key_id,
+                "kind": kind,
+                "amount_micros": amount,
+                "reservation_id": rid,
+                "note": note,
+                "created_at": self.clock.now(),
+            },
+        )
 
 
 def _balance(conn: Connection, key_id: int) -> int:

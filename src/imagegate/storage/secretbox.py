@@ -51,7 +51,7 @@ class SecretBox:
     def open(self, stored: str) -> str:
         if not stored.startswith(PREFIX):
             raise ValueError("not a sealed secret")
-        raw = base64.b64decode(stored[len(PREFIX):])
+        raw = base64.b64decode(stored[len(PREFIX) :])
         try:
             return self._aead.decrypt(raw[:12], raw[12:], b"imagegate").decode()
         except InvalidTag as exc:

@@ -104,8 +104,11 @@ class Statement:
             order=tuple(compiled.positiontup) if compiled.positiontup is not None else None,
             names=tuple(binds),
             fixed={name: param.effective_value for name, param in binds.items() if not param.required},
-            bind=tuple((name, process) for name, param in binds.items()
-                       if (process := param.type.dialect_impl(dialect).bind_processor(dialect)) is not None),
+            bind=tuple(
+                (name, process)
+                for name, param in binds.items()
+                if (process := param.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            ),
             columns=tuple(column.key for column in getattr(self.clause, "selected_columns", ())),
         )
 
@@ -133,7 +136,13 @@ class Statement:
             cursor.close()
             if lost:
                 conn.invalidate(exc)  # as `execute` does: the pool will not hand this connection out again
-            raise DBAPIError.instance(plan.sql, dict(params), exc, dbapi.Error,
-                                      hide_parameters=conn.engine.hide_parameters,
-                                      connection_invalidated=lost, dialect=conn.dialect) from exc
+            raise DBAPIError.instance(
+                plan.sql,
+                dict(params),
+                exc,
+                dbapi.Error,
+                hide_parameters=conn.engine.hide_parameters,
+                connection_invalidated=lost,
+                dialect=conn.dialect,
+            ) from exc
         return cursor

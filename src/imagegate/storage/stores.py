@@ -179,14 +179,24 @@ class SqlRequestEnd:
     db: Database
 
     async def finish(
-        self, reservation: Reservation, charge_micros: int | None, record: UsageRecord,
+        self,
+        reservation: Reservation,
+        charge_micros: int | None,
+        record: UsageRecord,
         write: Callable[[], Kept] | None = None,
     ) -> tuple[Kept, int]:
         def run() -> tuple[Kept, int]:
             kept = write() if write is not None else []
             stored = [item[1] for item in kept if item is not None]
-            charged = finish_tx.finish(self.ledger, self.usage, self.images, reservation=reservation,
-                                       charge_micros=charge_micros, record=record, stored=stored)
+            charged = finish_tx.finish(
+                self.ledger,
+                self.usage,
+                self.images,
+                reservation=reservation,
+                charge_micros=charge_micros,
+                record=record,
+                stored=stored,
+            )
             return kept, charged
 
         return await self.db.run(run)
@@ -206,7 +216,12 @@ class SqlPorts:
 
 
 def request_stores(s: Stores) -> SqlPorts:
-    return SqlPorts(keys=SqlKeys(s.keys, s.db), credits=SqlCredits(s.ledger, s.db),
-                    claims=SqlClaims(s.idempotency, s.db), usage=SqlUsage(s.usage, s.db),
-                    blobs=SqlBlobs(s.images), unit=SqlRequestEnd(s.ledger, s.usage, s.images, s.db),
-                    in_flight=s.db)
+    return SqlPorts(
+        keys=SqlKeys(s.keys, s.db),
+        credits=SqlCredits(s.ledger, s.db),
+        claims=SqlClaims(s.idempotency, s.db),
+        usage=SqlUsage(s.usage, s.db),
+        blobs=SqlBlobs(s.images),
+        unit=SqlRequestEnd(s.ledger, s.usage, s.images, s.db),
+        in_flight=s.db,
+    )

@@ -62,17 +62,22 @@ class UsageRepo:
         values["day"] = time.strftime("%Y-%m-%d", time.gmtime(rec.created_at))
         _INSERT.run(conn, values)
 
-    def totals(self, key_id: int | None = None, days: int | None = None,
-               now: float | None = None) -> list[dict[str, Any]]:
+    def totals(
+        self, key_id: int | None = None, days: int | None = None, now: float | None = None
+    ) -> list[dict[str, Any]]:
         """Per key and UTC day: requests, failures, images, tokens by bucket, cost, what the operator
         paid the channels, and the failed upstream attempts that may have been charged anyway."""
         u = usage_records.c
         query = (
             select(
-                u.key_id, u.day, func.count().label("requests"),
+                u.key_id,
+                u.day,
+                func.count().label("requests"),
                 func.sum(case((u.status >= 400, 1), else_=0)).label("failed"),
-                func.sum(u.images).label("images"), func.sum(u.text_in).label("text_in"),
-                func.sum(u.image_in).label("image_in"), func.sum(u.image_out).label("image_out"),
+                func.sum(u.images).label("images"),
+                func.sum(u.text_in).label("text_in"),
+                func.sum(u.image_in).label("image_in"),
+                func.sum(u.image_out).label("image_out"),
                 func.sum(u.cost_micros).label("cost_micros"),
                 func.coalesce(func.sum(u.upstream_cost_micros), 0).label("upstream_cost_micros"),
                 func.sum(u.maybe_billed).label("maybe_billed"),
@@ -85,8 +90,10 @@ class UsageRepo:
         if days is not None and now is not None:
             query = query.where(u.created_at >= now - days * 86_400)
         with self.engine.connect() as conn:
-            return [{k: (int(v) if k not in ("day",) else v) for k, v in row._mapping.items()}
-                    for row in conn.execute(query)]
+            return [
+                {k: (int(v) if k not in ("day",) else v) for k, v in row._mapping.items()}
+                for row in conn.execute(query)
+            ]
 
     def account(self, key_id: int) -> dict[str, int]:
         """A key's lifetime counts: requests, successful requests and images."""

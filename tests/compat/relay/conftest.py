@@ -44,9 +44,15 @@ def secondary(fakes: tuple[FakeUpstream, FakeUpstream]) -> FakeUpstream:
 @pytest.fixture(scope="package")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = make_settings(
-        tmp_path_factory.mktemp("relay"), admin_key=ADMIN, upstream_backoff_s=0.01,
-        breaker_failure_threshold=3, breaker_cooldown_s=1.0, breaker_min_requests=1000,
-        channel_probe_interval_s=0.2, channel_balance_probe_s=0.2, channel_refresh_s=0.3,
+        tmp_path_factory.mktemp("relay"),
+        admin_key=ADMIN,
+        upstream_backoff_s=0.01,
+        breaker_failure_threshold=3,
+        breaker_cooldown_s=1.0,
+        breaker_min_requests=1000,
+        channel_probe_interval_s=0.2,
+        channel_balance_probe_s=0.2,
+        channel_refresh_s=0.3,
         local_fallback_models=["gpt-image-1-mini"],
     )
     with run_server(settings) as live:

@@ -40,13 +40,25 @@ class Admin:
     """The /admin/channels API; every channel it adds is removed when the test ends."""
 
     def __init__(self, live: LiveServer) -> None:
-        self.http = httpx.Client(base_url=live.base_url, headers={"Authorization": f"Bearer {ADMIN}"},
-                                 timeout=30)
+        self.http = httpx.Client(
+            base_url=live.base_url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
+        )
 
-    def add(self, name: str, fake: FakeUpstream, api_key: str, models: tuple[str, ...] = ("gpt-image-1",),
-            **fields: Any) -> dict[str, Any]:
-        body = {"name": f"{name}-{uuid.uuid4().hex[:6]}", "base_url": fake.api_base, "api_key": api_key,
-                "models": list(models), **fields}
+    def add(
+        self,
+        name: str,
+        fake: FakeUpstream,
+        api_key: str,
+        models: tuple[str, ...] = ("gpt-image-1",),
+        **fields: Any,
+    ) -> dict[str, Any]:
+        body = {
+            "name": f"{name}-{uuid.uuid4().hex[:6]}",
+            "base_url": fake.api_base,
+            "api_key": api_key,
+            "models": list(models),
+            **fields,
+        }
         resp = self.http.post("/admin/channels", json=body)
         assert resp.status_code == 201, resp.text
         return resp.json()  # type: ignore[no-any-return]
@@ -104,8 +116,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "
 def generate(client: openai.OpenAI, **params: Any) -> tuple[openai.types.ImagesResponse, str]:
     """A medium 1024x1024 generation (its reservation covers the fakes' usage); the result and
     the request id."""
-    params = {"model": "gpt-image-1", "prompt": "a red fox in a blue forest", "quality": "medium",
-              "size": "1024x1024", **params}
+    params = {
+        "model": "gpt-image-1",
+        "prompt": "a red fox in a blue forest",
+        "quality": "medium",
+        "size": "1024x1024",
+        **params,
+    }
     raw = client.images.with_raw_response.generate(**params)
     return raw.parse(), raw.headers["x-request-id"]
 

@@ -33,11 +33,16 @@ def test_channel_keys_are_sealed_at_rest_and_never_shown(
 ) -> None:
     created = admin.add("secret", primary, PRIMARY_KEY, prices=CHANNEL_PRICES)
     assert created["api_key"] == "…" + PRIMARY_KEY[-4:]
-    patched = admin.http.patch(f"/admin/channels/{created['id']}",
-                               json={"api_key": SECONDARY_KEY, "weight": 3})
+    patched = admin.http.patch(
+        f"/admin/channels/{created['id']}", json={"api_key": SECONDARY_KEY, "weight": 3}
+    )
     assert patched.status_code == 200 and patched.json()["weight"] == 3
-    texts = [json.dumps(created), patched.text, admin.http.get("/admin/channels").text,
-             admin.http.get(f"/admin/channels/{created['id']}").text]
+    texts = [
+        json.dumps(created),
+        patched.text,
+        admin.http.get("/admin/channels").text,
+        admin.http.get(f"/admin/channels/{created['id']}").text,
+    ]
     for key in CHANNEL_KEYS:
         assert not any(key in text or key[-12:] in text for text in texts)
     engine = make_engine(gateway.settings.resolved_database_url)
@@ -48,8 +53,11 @@ def test_channel_keys_are_sealed_at_rest_and_never_shown(
     # The files themselves, read by another process: closing a descriptor of the database file in this
     # one (where the gateway runs) would drop SQLite's locks.
     files = [str(p) for p in gateway.settings.data_dir.glob("imagegate.db*")]
-    scan = subprocess.run(["grep", "-c", "-a", "-F", "-e", PRIMARY_KEY, "-e", SECONDARY_KEY, *files],
-                          capture_output=True, text=True)
+    scan = subprocess.run(
+        ["grep", "-c", "-a", "-F", "-e", PRIMARY_KEY, "-e", SECONDARY_KEY, *files],
+        capture_output=True,
+        text=True,
+    )
     assert scan.returncode == 1, scan.stdout  # no match in any file
     with sdk(gateway, gateway.new_key("secret")) as client:
         generate(client)
@@ -60,9 +68,14 @@ def test_invalid_channels_are_refused_with_400(
     gateway: LiveServer, admin: Admin, primary: FakeUpstream
 ) -> None:
     base = {"name": "bad", "base_url": primary.api_base, "api_key": PRIMARY_KEY, "models": ["gpt-image-1"]}
-    for change in ({"prices": {"text_in_per_1m": -1, "image_in_per_1m": 0, "image_out_per_1m": 0}},
-                   {"prices": {"per_1m": 5}}, {"base_url": "ftp://example.com"}, {"models": []},
-                   {"weight": 0}, {"model_map": {"gpt-image-1": 5}}):
+    for change in (
+        {"prices": {"text_in_per_1m": -1, "image_in_per_1m": 0, "image_out_per_1m": 0}},
+        {"prices": {"per_1m": 5}},
+        {"base_url": "ftp://example.com"},
+        {"models": []},
+        {"weight": 0},
+        {"model_map": {"gpt-image-1": 5}},
+    ):
         resp = admin.http.post("/admin/channels", json={**base, **change})
         assert resp.status_code == 400, (change, resp.text)
         assert PRIMARY_KEY not in resp.text
@@ -80,19 +93,38 @@ def test_channels_managed_from_the_cli(gateway: LiveServer, primary: FakeUpstrea
     name = f"cli-{uuid.uuid4().hex[:6]}"
 
     def cli(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "imagegate.cli", "channels", *args], env=env,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "imagegate.cli", "channels", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout + done.stderr
 
     def engine() -> str:
-        resp = httpx.get(gateway.api_base + "/models/gpt-image-1",
-                         headers={"Authorization": f"Bearer {secret}"})
+        resp = httpx.get(
+            gateway.api_base + "/models/gpt-image-1", headers={"Authorization": f"Bearer {secret}"}
+        )
         return str(resp.json()["engine"])
 
     secret = gateway.new_key("cli")
-    out = cli("add", "--name", name, "--base-url", primary.api_base, "--api-key", PRIMARY_KEY,
-              "--models", "gpt-image-1", "--map", "gpt-image-1=cli-upstream-model", "--priority", "3")
+    out = cli(
+        "add",
+        "--name",
+        name,
+        "--base-url",
+        primary.api_base,
+        "--api-key",
+        PRIMARY_KEY,
+        "--models",
+        "gpt-image-1",
+        "--map",
+        "gpt-image-1=cli-upstream-model",
+        "--priority",
+        "3",
+    )
     assert name in out and PRIMARY_KEY not in out
     listed = cli("list", "--json")
     [row] = [c for c in json.loads(listed) if c["name"] == name]

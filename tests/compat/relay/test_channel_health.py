@@ -22,8 +22,9 @@ REFUSALS: dict[str, Behaviour] = {
     "403": error(403, "You are not allowed to use this model.", "model_not_allowed", "invalid_request_error"),
     "402": error(402, "Payment required.", None, "invalid_request_error"),
     "429-insufficient-quota": OUT_OF_BALANCE,
-    "400-insufficient-quota": error(400, "Your account has no credit left.", "insufficient_quota",
-                                    "insufficient_quota"),
+    "400-insufficient-quota": error(
+        400, "Your account has no credit left.", "insufficient_quota", "insufficient_quota"
+    ),
 }
 
 
@@ -65,8 +66,13 @@ def test_a_refused_key_disables_the_channel_until_a_probe_answers(
         wait_for(lambda: bool(generate(client) and len(served()) == 2), what="the primary to serve")
     assert all(r.bearer == PRIMARY_KEY for r in probes())
     if out_of_balance:
-        assert probes()[0].json() == {"model": "up-v2", "prompt": Prober.PROMPT, "quality": "low",
-                                      "size": "1024x1024", "n": 1}
+        assert probes()[0].json() == {
+            "model": "up-v2",
+            "prompt": Prober.PROMPT,
+            "quality": "low",
+            "size": "1024x1024",
+            "n": 1,
+        }
 
 
 def test_an_operator_disabled_channel_is_not_re_enabled_by_the_probe(
@@ -113,20 +119,31 @@ def test_the_circuit_opens_after_consecutive_failures_and_a_probe_closes_it(
 def test_replicas_share_the_circuit_through_redis(
     tmp_path: Path, redis_url: str, primary: FakeUpstream, secondary: FakeUpstream
 ) -> None:
-    common = {"admin_key": ADMIN, "upstream_backoff_s": 0.01, "redis_url": redis_url,
-              "redis_prefix": f"imagegate-test-{uuid.uuid4().hex[:8]}:", "breaker_failure_threshold": 3,
-              "breaker_cooldown_s": 1.0, "breaker_min_requests": 1000}
+    common = {
+        "admin_key": ADMIN,
+        "upstream_backoff_s": 0.01,
+        "redis_url": redis_url,
+        "redis_prefix": f"imagegate-test-{uuid.uuid4().hex[:8]}:",
+        "breaker_failure_threshold": 3,
+        "breaker_cooldown_s": 1.0,
+        "breaker_min_requests": 1000,
+    }
     name = f"shared-{uuid.uuid4().hex[:6]}"  # the circuit is named after the channel: the same on both
     primary.rule = always(SERVER_ERROR)
-    with run_server(make_settings(tmp_path / "a", **common)) as a, \
-            run_server(make_settings(tmp_path / "b", **common)) as b:
+    with (
+        run_server(make_settings(tmp_path / "a", **common)) as a,
+        run_server(make_settings(tmp_path / "b", **common)) as b,
+    ):
         clients = []
         for live in (a, b):
             admin = Admin(live)
-            for channel in ({"name": name, "base_url": primary.api_base, "priority": 10},
-                            {"name": name + "-backup", "base_url": secondary.api_base}):
-                admin.http.post("/admin/channels", json={**channel, "api_key": PRIMARY_KEY,
-                                                          "models": ["gpt-image-1"]}).raise_for_status()
+            for channel in (
+                {"name": name, "base_url": primary.api_base, "priority": 10},
+                {"name": name + "-backup", "base_url": secondary.api_base},
+            ):
+                admin.http.post(
+                    "/admin/channels", json={**channel, "api_key": PRIMARY_KEY, "models": ["gpt-image-1"]}
+                ).raise_for_status()
             admin.http.close()
             clients.append(sdk(live, live.new_key("replica")))
         for _ in range(3):  # replica A opens the circuit ...

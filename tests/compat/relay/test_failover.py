@@ -90,7 +90,11 @@ def test_failover_to_a_healthy_secondary(
 
 @pytest.mark.parametrize(("pause", "answers"), [(0.1, "primary"), (0.3, "secondary")])
 def test_the_channel_timeout_bounds_the_whole_body_not_each_read(
-    gateway: LiveServer, admin: Admin, primary: FakeUpstream, secondary: FakeUpstream, pause: float,
+    gateway: LiveServer,
+    admin: Admin,
+    primary: FakeUpstream,
+    secondary: FakeUpstream,
+    pause: float,
     answers: str,
 ) -> None:
     """A body in 4 pieces `pause` apart, on a channel with a 1 s timeout: 0.4 s in all is relayed;
@@ -112,13 +116,22 @@ def test_a_400_is_relayed_unchanged_without_failover(
     channel = admin.add("bad-request", primary, PRIMARY_KEY, priority=10)
     admin.add("bad-request-backup", secondary, SECONDARY_KEY)
     # Its message quotes the client's words ("balance"): still the client's fault, not the account's.
-    refusal = error(400, "Invalid prompt: 'colour balance' is not supported by this model.",
-                    "invalid_value", "invalid_request_error", "prompt")
+    refusal = error(
+        400,
+        "Invalid prompt: 'colour balance' is not supported by this model.",
+        "invalid_value",
+        "invalid_request_error",
+        "prompt",
+    )
     primary.push(refusal)
     secret = gateway.new_key("bad-request")
     body = {"model": "gpt-image-1", "prompt": "colour balance", "quality": "medium"}
-    resp = httpx.post(gateway.api_base + "/images/generations", headers={"Authorization": f"Bearer {secret}"},
-                      json=body, timeout=30)
+    resp = httpx.post(
+        gateway.api_base + "/images/generations",
+        headers={"Authorization": f"Bearer {secret}"},
+        json=body,
+        timeout=30,
+    )
     assert resp.status_code == 400 and resp.json() == refusal[2]
     primary.push(refusal)
     with sdk(gateway, secret) as client, pytest.raises(openai.BadRequestError) as info:
@@ -130,7 +143,10 @@ def test_a_400_is_relayed_unchanged_without_failover(
 
 
 def test_exhausted_routes_answer_503_naming_no_channel_secret(
-    gateway: LiveServer, admin: Admin, primary: FakeUpstream, secondary: FakeUpstream,
+    gateway: LiveServer,
+    admin: Admin,
+    primary: FakeUpstream,
+    secondary: FakeUpstream,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)  # httpx and httpcore too: no key in any log line
@@ -139,8 +155,12 @@ def test_exhausted_routes_answer_503_naming_no_channel_secret(
     primary.valid_keys = {"sk-not-this-one"}  # 401, quoting the key it got (as OpenAI does)
     secondary.rule = always(SERVER_ERROR)
     secret = gateway.new_key("exhausted")
-    resp = httpx.post(gateway.api_base + "/images/generations", headers={"Authorization": f"Bearer {secret}"},
-                      json={"model": "gpt-image-1", "prompt": "x", "quality": "medium"}, timeout=30)
+    resp = httpx.post(
+        gateway.api_base + "/images/generations",
+        headers={"Authorization": f"Bearer {secret}"},
+        json={"model": "gpt-image-1", "prompt": "x", "quality": "medium"},
+        timeout=30,
+    )
     assert resp.status_code == 503, resp.text
     err = resp.json()["error"]
     assert err["code"] == "upstream_unavailable" and "3 attempts" in err["message"]
@@ -154,7 +174,11 @@ def test_exhausted_routes_answer_503_naming_no_channel_secret(
     assert spent_micros(gateway, secret) == 0
     rec = record(gateway, resp.headers["x-request-id"])
     assert (rec["status"], rec["error_code"], rec["attempts"], rec["cost_micros"]) == (
-        503, "upstream_unavailable", 3, 0)
+        503,
+        "upstream_unavailable",
+        3,
+        0,
+    )
 
 
 def test_local_engine_is_the_fallback_when_every_channel_is_down(

@@ -40,8 +40,10 @@ def test_two_half_failing_channels_serve_most_requests(tmp_path: Path) -> None:
         admin.add("half-b", two, SECONDARY_KEY)
         secret = gateway.new_key("half")
         body = {"model": "gpt-image-1", "prompt": "p", "size": "1024x1024", "quality": "low"}
-        with httpx.Client(base_url=gateway.api_base, timeout=60,
-                          headers={"Authorization": f"Bearer {secret}"}) as client:
+        with httpx.Client(
+            base_url=gateway.api_base, timeout=60, headers={"Authorization": f"Bearer {secret}"}
+        ) as client:
+
             def one_request(_: int) -> int:
                 return client.post("/images/generations", json=body).status_code
 

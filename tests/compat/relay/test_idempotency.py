@@ -28,8 +28,12 @@ def test_a_retry_after_an_upstream_timeout_is_charged_once(
     with sdk(gateway, secret) as client:
         first, request_id = generate(client, extra_headers=idem)
         again = client.images.with_raw_response.generate(
-            model="gpt-image-1", prompt="a red fox in a blue forest", quality="medium", size="1024x1024",
-            extra_headers=idem)
+            model="gpt-image-1",
+            prompt="a red fox in a blue forest",
+            quality="medium",
+            size="1024x1024",
+            extra_headers=idem,
+        )
     assert again.headers["idempotent-replayed"] == "true"
     assert first.data and b64(again.parse().data[0].b64_json) == b64(first.data[0].b64_json)  # type: ignore[index]
     assert len(primary.posts()) == 2  # the timed-out attempt and the one that answered; no third

@@ -15,16 +15,33 @@ BODY = {"model": "gpt-image-1", "prompt": "a quiet harbour at dawn", "size": "10
 
 
 def verdict(flagged: bool, **categories: bool) -> tuple[object, ...]:
-    return ("status", 200, {"id": "modr-1", "model": "omni-moderation-latest",
-                            "results": [{"flagged": flagged, "categories": categories}]}, {})
+    return (
+        "status",
+        200,
+        {
+            "id": "modr-1",
+            "model": "omni-moderation-latest",
+            "results": [{"flagged": flagged, "categories": categories}],
+        },
+        {},
+    )
 
 
-def test_the_moderation_channel_decides_before_anything_is_generated(tmp_path: Path, primary: FakeUpstream) -> None:
+def test_the_moderation_channel_decides_before_anything_is_generated(
+    tmp_path: Path, primary: FakeUpstream
+) -> None:
     settings = make_settings(tmp_path, admin_key=ADMIN, moderation_channel="moderator")
     with run_server(settings) as gateway:
-        added = httpx.post(gateway.base_url + "/admin/channels", headers={"Authorization": f"Bearer {ADMIN}"},
-                           json={"name": "moderator", "base_url": primary.api_base, "api_key": PRIMARY_KEY,
-                                 "models": ["moderation-only"]})
+        added = httpx.post(
+            gateway.base_url + "/admin/channels",
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            json={
+                "name": "moderator",
+                "base_url": primary.api_base,
+                "api_key": PRIMARY_KEY,
+                "models": ["moderation-only"],
+            },
+        )
         assert added.status_code == 201, added.text
         auth = {"Authorization": f"Bearer {gateway.new_key('moderated')}"}
         url = gateway.api_base + "/images/generations"

@@ -28,18 +28,28 @@ from tests.imaging import mask_png, png
 def test_generation_carries_the_channel_key_the_mapped_model_and_is_billed_from_upstream_usage(
     gateway: LiveServer, admin: Admin, primary: FakeUpstream
 ) -> None:
-    channel = admin.add("gen", primary, PRIMARY_KEY, model_map={"gpt-image-1": "provider-image-v2"},
-                        prices=CHANNEL_PRICES)
+    channel = admin.add(
+        "gen", primary, PRIMARY_KEY, model_map={"gpt-image-1": "provider-image-v2"}, prices=CHANNEL_PRICES
+    )
     secret = gateway.new_key("relay-gen")
     with sdk(gateway, secret) as client:
-        result, request_id = generate(client, n=2, background="opaque", output_format="png", moderation="low",
-                                      user="user-42")
+        result, request_id = generate(
+            client, n=2, background="opaque", output_format="png", moderation="low", user="user-42"
+        )
     [post] = primary.posts("/images/generations")
     assert post.bearer == PRIMARY_KEY and secret not in json.dumps(post.headers)
     assert post.headers["content-type"] == "application/json"
-    assert post.json() == {"model": "provider-image-v2", "prompt": "a red fox in a blue forest",
-                           "quality": "medium", "size": "1024x1024", "n": 2, "background": "opaque",
-                           "output_format": "png", "moderation": "low", "user": "user-42"}
+    assert post.json() == {
+        "model": "provider-image-v2",
+        "prompt": "a red fox in a blue forest",
+        "quality": "medium",
+        "size": "1024x1024",
+        "n": 2,
+        "background": "opaque",
+        "output_format": "png",
+        "moderation": "low",
+        "user": "user-42",
+    }
     assert result.data and [b64(d.b64_json) for d in result.data] == [tiny_png(0), tiny_png(1)]
     for i, item in enumerate(result.data):  # stored here: our own signed URLs serve the bytes
         assert item.url and httpx.get(item.url).content == tiny_png(i)
@@ -47,7 +57,11 @@ def test_generation_carries_the_channel_key_the_mapped_model_and_is_billed_from_
     assert spent_micros(gateway, secret) == UPSTREAM_COST
     rec = record(gateway, request_id)
     assert (rec["channel"], rec["engine"], rec["status"], rec["images"]) == (
-        channel["name"], f"upstream:{channel['name']}", 200, 2)
+        channel["name"],
+        f"upstream:{channel['name']}",
+        200,
+        2,
+    )
     assert (rec["text_in"], rec["image_in"], rec["image_out"]) == (10, 0, 272)
     assert rec["cost_micros"] == UPSTREAM_COST and rec["attempts"] == 1
     assert rec["upstream_cost_micros"] == priced(USAGE, 4, 8, 30)  # the operator's cost, its own prices
@@ -63,19 +77,34 @@ def test_multipart_edit_relays_every_file_and_field_as_the_upstream_expects(
         result = client.images.edit(
             model="gpt-image-1",
             image=[("first.png", first, "image/png"), ("second.png", second, "image/png")],
-            mask=("mask.png", mask, "image/png"), prompt="add snow", n=1, quality="high", size="1024x1024",
-            output_format="webp", output_compression=50, input_fidelity="high", stream=False,
+            mask=("mask.png", mask, "image/png"),
+            prompt="add snow",
+            n=1,
+            quality="high",
+            size="1024x1024",
+            output_format="webp",
+            output_compression=50,
+            input_fidelity="high",
+            stream=False,
         )
     [post] = primary.posts("/images/edits")
     assert post.is_multipart and post.bearer == PRIMARY_KEY
     assert post.fields() == {
-        "model": ["provider-edit-v2"], "prompt": ["add snow"], "n": ["1"], "quality": ["high"],
-        "size": ["1024x1024"], "output_format": ["webp"], "output_compression": ["50"],
-        "input_fidelity": ["high"], "stream": ["false"],
+        "model": ["provider-edit-v2"],
+        "prompt": ["add snow"],
+        "n": ["1"],
+        "quality": ["high"],
+        "size": ["1024x1024"],
+        "output_format": ["webp"],
+        "output_compression": ["50"],
+        "input_fidelity": ["high"],
+        "stream": ["false"],
     }
     assert [(f.name, f.filename, f.data, f.content_type) for f in post.files()] == [
-        ("image[]", "first.png", first, "image/png"), ("image[]", "second.png", second, "image/png"),
-        ("mask", "mask.png", mask, "image/png")]
+        ("image[]", "first.png", first, "image/png"),
+        ("image[]", "second.png", second, "image/png"),
+        ("mask", "mask.png", mask, "image/png"),
+    ]
     assert "content-length" in post.headers  # a sized body, not chunked: some providers refuse those
     assert result.data and b64(result.data[0].b64_json) == tiny_png(0)
     assert spent_micros(gateway, secret) == UPSTREAM_COST
@@ -91,9 +120,13 @@ def test_a_large_upload_is_streamed_from_its_temporary_file_byte_for_byte(
     image = noise_png(1000, 1000, seed=5)
     assert len(image) > 2_900_000
     secret = gateway.new_key("relay-large")
-    resp = httpx.post(gateway.api_base + "/images/edits", headers={"Authorization": f"Bearer {secret}"},
-                      data={"model": "gpt-image-1", "prompt": "sharpen"},
-                      files={"image": ("holiday photo.png", image, "application/octet-stream")}, timeout=60)
+    resp = httpx.post(
+        gateway.api_base + "/images/edits",
+        headers={"Authorization": f"Bearer {secret}"},
+        data={"model": "gpt-image-1", "prompt": "sharpen"},
+        files={"image": ("holiday photo.png", image, "application/octet-stream")},
+        timeout=60,
+    )
     assert resp.status_code == 200, resp.text
     [post] = primary.posts("/images/edits")
     [part] = post.files()
@@ -110,9 +143,13 @@ def test_a_relayed_edit_reads_only_the_image_header(
     image = png(64, 64, seed=6)
     cut = image[: len(image) - 40]  # the header and size survive, the pixel data does not
     secret = gateway.new_key("relay-header")
-    resp = httpx.post(gateway.api_base + "/images/edits", headers={"Authorization": f"Bearer {secret}"},
-                      data={"model": "gpt-image-1", "prompt": "sharpen"},
-                      files={"image": ("cut.png", cut, "image/png")}, timeout=30)
+    resp = httpx.post(
+        gateway.api_base + "/images/edits",
+        headers={"Authorization": f"Bearer {secret}"},
+        data={"model": "gpt-image-1", "prompt": "sharpen"},
+        files={"image": ("cut.png", cut, "image/png")},
+        timeout=30,
+    )
     assert resp.status_code == 200, resp.text
     assert primary.posts("/images/edits")[0].files()[0].data == cut
 
@@ -123,17 +160,32 @@ def test_single_image_multipart_stream_becomes_image_array_with_true_and_decimal
     admin.add("edit-stream", primary, PRIMARY_KEY, model_map={"gpt-image-1": "provider-edit-v2"})
     image = png(40, 40, seed=3)
     secret = gateway.new_key("relay-edit-stream")
-    form = {"model": "gpt-image-1", "prompt": "make it night", "stream": "true", "partial_images": "2",
-            "quality": "medium"}
-    with httpx.stream("POST", gateway.api_base + "/images/edits", data=form,
-                      files={"image": ("one.png", image, "image/png")},
-                      headers={"Authorization": f"Bearer {secret}"}, timeout=30) as resp:
+    form = {
+        "model": "gpt-image-1",
+        "prompt": "make it night",
+        "stream": "true",
+        "partial_images": "2",
+        "quality": "medium",
+    }
+    with httpx.stream(
+        "POST",
+        gateway.api_base + "/images/edits",
+        data=form,
+        files={"image": ("one.png", image, "image/png")},
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=30,
+    ) as resp:
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[6:]) for line in resp.iter_lines() if line.startswith("data: ")]
     assert [e["type"] for e in events] == ["image_edit.partial_image"] * 2 + ["image_edit.completed"]
     [post] = primary.posts("/images/edits")
-    assert post.fields() == {"model": ["provider-edit-v2"], "prompt": ["make it night"], "stream": ["true"],
-                             "partial_images": ["2"], "quality": ["medium"]}
+    assert post.fields() == {
+        "model": ["provider-edit-v2"],
+        "prompt": ["make it night"],
+        "stream": ["true"],
+        "partial_images": ["2"],
+        "quality": ["medium"],
+    }
     assert [(f.name, f.data) for f in post.files()] == [("image[]", image)]
 
 
@@ -146,14 +198,22 @@ def test_json_edit_is_relayed_as_json(gateway: LiveServer, admin: Admin, primary
     images = [{"image_url": data_url(png(32, 32, seed=4))}]
     mask = {"image_url": data_url(mask_png(32, 32, (0, 0, 16, 16)))}
     secret = gateway.new_key("relay-json-edit")
-    resp = httpx.post(gateway.api_base + "/images/edits", headers={"Authorization": f"Bearer {secret}"},
-                      json={"model": "gpt-image-1", "prompt": "a hat", "images": images, "mask": mask,
-                            "quality": "medium"}, timeout=30)
+    resp = httpx.post(
+        gateway.api_base + "/images/edits",
+        headers={"Authorization": f"Bearer {secret}"},
+        json={"model": "gpt-image-1", "prompt": "a hat", "images": images, "mask": mask, "quality": "medium"},
+        timeout=30,
+    )
     assert resp.status_code == 200, resp.text
     [post] = primary.posts("/images/edits")
     assert post.headers["content-type"] == "application/json"
-    assert post.json() == {"model": "provider-edit-v2", "prompt": "a hat", "images": images, "mask": mask,
-                           "quality": "medium"}
+    assert post.json() == {
+        "model": "provider-edit-v2",
+        "prompt": "a hat",
+        "images": images,
+        "mask": mask,
+        "quality": "medium",
+    }
 
 
 def test_upstream_url_results_are_fetched_and_outlive_the_upstream_url(

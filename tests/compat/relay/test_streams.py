@@ -25,25 +25,32 @@ from tests.conftest import LiveServer
 from tests.fakes.upstream import SERVER_ERROR, Behaviour, FakeUpstream, always, error
 
 
-def test_a_stream_is_relayed_event_by_event(
-    gateway: LiveServer, admin: Admin, primary: FakeUpstream
-) -> None:
+def test_a_stream_is_relayed_event_by_event(gateway: LiveServer, admin: Admin, primary: FakeUpstream) -> None:
     admin.add("stream", primary, PRIMARY_KEY, model_map={"gpt-image-1": "provider-image-v2"})
     primary.event_delay = 0.6
     secret = gateway.new_key("stream")
     arrivals: list[tuple[float, Any]] = []
     with sdk(gateway, secret) as client:
         started = time.monotonic()
-        stream = client.images.generate(model="gpt-image-1", prompt="a city at night", stream=True,
-                                        partial_images=2, quality="medium", size="1024x1024")
+        stream = client.images.generate(
+            model="gpt-image-1",
+            prompt="a city at night",
+            stream=True,
+            partial_images=2,
+            quality="medium",
+            size="1024x1024",
+        )
         for event in stream:
             arrivals.append((time.monotonic() - started, event))
     kinds = [e.type for _, e in arrivals]
     assert kinds == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
     # The first partial image arrives while the upstream is still working on the rest (1.2 s).
     assert arrivals[0][0] < 0.5 and arrivals[-1][0] >= 1.1, [t for t, _ in arrivals]
-    assert [b64(e.b64_json) for _, e in arrivals] == [primary.partial_png(0, 0), primary.partial_png(0, 1),
-                                                      primary.result_png(0)]
+    assert [b64(e.b64_json) for _, e in arrivals] == [
+        primary.partial_png(0, 0),
+        primary.partial_png(0, 1),
+        primary.result_png(0),
+    ]
     done = arrivals[-1][1]
     assert done.usage.output_tokens == 272 and done.usage.input_tokens == 10
     assert httpx.get(done.url).content == primary.result_png(0)
@@ -75,8 +82,9 @@ def test_a_mid_stream_failure_is_an_error_event_and_only_delivered_images_are_ch
     secret = gateway.new_key(f"midstream-{case}")
     events: list[Any] = []
     with sdk(gateway, secret) as client:
-        raw = client.images.with_raw_response.generate(model="gpt-image-1", prompt="two", stream=True, n=2,
-                                                       partial_images=1, quality="medium")
+        raw = client.images.with_raw_response.generate(
+            model="gpt-image-1", prompt="two", stream=True, n=2, partial_images=1, quality="medium"
+        )
         with pytest.raises(openai.APIError) as info:
             for event in raw.parse():
                 events.append(event)
@@ -96,14 +104,20 @@ def test_a_stream_refused_before_any_event_answers_with_the_http_status(
 ) -> None:
     admin.add("stream-refused", primary, PRIMARY_KEY, priority=10)
     admin.add("stream-refused-backup", secondary, SECONDARY_KEY)
-    refusal = error(400, "Invalid value: 'partial_images' is not supported for this model.", "invalid_value",
-                    "invalid_request_error", "partial_images")
+    refusal = error(
+        400,
+        "Invalid value: 'partial_images' is not supported for this model.",
+        "invalid_value",
+        "invalid_request_error",
+        "partial_images",
+    )
     primary.push(refusal)
     secret = gateway.new_key("stream-refused")
     with sdk(gateway, secret) as client:
         with pytest.raises(openai.BadRequestError) as bad:
-            client.images.generate(model="gpt-image-1", prompt="x", stream=True, partial_images=2,
-                                   quality="medium")
+            client.images.generate(
+                model="gpt-image-1", prompt="x", stream=True, partial_images=2, quality="medium"
+            )
         assert bad.value.body == refusal[2]["error"]
         primary.rule, secondary.rule = always(SERVER_ERROR), always(SERVER_ERROR)
         with pytest.raises(openai.InternalServerError) as down:
@@ -122,11 +136,22 @@ def test_a_client_that_hangs_up_after_partial_images_pays_for_them(
     admin.add("hang-up", primary, PRIMARY_KEY)
     primary.event_delay = 0.4
     secret = gateway.new_key("hang-up")
-    body = {"model": "gpt-image-1", "prompt": "a lighthouse in a storm", "stream": True, "partial_images": 3,
-            "quality": "medium", "size": "1024x1024"}
+    body = {
+        "model": "gpt-image-1",
+        "prompt": "a lighthouse in a storm",
+        "stream": True,
+        "partial_images": 3,
+        "quality": "medium",
+        "size": "1024x1024",
+    }
     partials = 0
-    with httpx.stream("POST", gateway.api_base + "/images/generations", json=body, timeout=30,
-                      headers={"Authorization": f"Bearer {secret}"}) as resp:
+    with httpx.stream(
+        "POST",
+        gateway.api_base + "/images/generations",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as resp:
         assert resp.status_code == 200
         request_id = resp.headers["x-request-id"]
         for line in resp.iter_lines():

@@ -18,8 +18,14 @@ from tests.fakes.upstream import SERVER_ERROR, FakeUpstream, every, tiny_png
 
 def test_a_thousand_requests_with_a_primary_failing_half_of_them(tmp_path: Path) -> None:
     settings = make_settings(
-        tmp_path, admin_key=ADMIN, upstream_backoff_s=0.0, breaker_failure_threshold=5,
-        breaker_failure_rate=0.5, breaker_min_requests=20, breaker_window_s=10, breaker_cooldown_s=0.3,
+        tmp_path,
+        admin_key=ADMIN,
+        upstream_backoff_s=0.0,
+        breaker_failure_threshold=5,
+        breaker_failure_rate=0.5,
+        breaker_min_requests=20,
+        breaker_window_s=10,
+        breaker_cooldown_s=0.3,
     )
     app = create_app(settings)
     transitions: list[tuple[str, str]] = []  # (circuit, state after each recorded outcome)
@@ -42,10 +48,12 @@ def test_a_thousand_requests_with_a_primary_failing_half_of_them(tmp_path: Path)
         secret = live.new_key("thousand", credit_micros=10**10)
 
         with openai.OpenAI(base_url=live.api_base, api_key=secret, max_retries=0, timeout=60) as client:
+
             def one(i: int) -> bytes | None:
                 try:
-                    result = client.images.generate(model="gpt-image-1", prompt=f"request {i}",
-                                                    size="1024x1024", quality="medium")
+                    result = client.images.generate(
+                        model="gpt-image-1", prompt=f"request {i}", size="1024x1024", quality="medium"
+                    )
                 except openai.APIError:
                     return None
                 return b64(result.data[0].b64_json) if result.data else None

@@ -18,15 +18,20 @@ BODY = {"model": "gpt-image-1", "prompt": "a lighthouse", "size": "1024x1024", "
 
 
 def post(live: LiveServer, secret: str) -> httpx.Response:
-    return httpx.post(live.api_base + "/images/generations", json=BODY, timeout=30,
-                      headers={"Authorization": f"Bearer {secret}"})
+    return httpx.post(
+        live.api_base + "/images/generations",
+        json=BODY,
+        timeout=30,
+        headers={"Authorization": f"Bearer {secret}"},
+    )
 
 
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[LiveServer]:
     """A gateway with the production default: provider answer URLs on private networks refused."""
-    settings = make_settings(tmp_path, admin_key=ADMIN, fetch_private_provider_urls=False,
-                             upstream_max_attempts=1)
+    settings = make_settings(
+        tmp_path, admin_key=ADMIN, fetch_private_provider_urls=False, upstream_max_attempts=1
+    )
     with run_server(settings) as live:
         yield live
 
@@ -46,8 +51,12 @@ def test_a_provider_url_on_the_gateways_own_network_is_never_fetched(
     assert resp.status_code in (502, 503), resp.text
     assert "does not fetch" in resp.json()["error"]["message"]
     assert [r for r in primary.received if "/files/" in r.path] == []  # no request was made
-    assert httpx.get(guarded.api_base + "/usage", headers={"Authorization": f"Bearer {secret}"}
-                     ).json()["spent_usd"] == 0
+    assert (
+        httpx.get(guarded.api_base + "/usage", headers={"Authorization": f"Bearer {secret}"}).json()[
+            "spent_usd"
+        ]
+        == 0
+    )
 
 
 @pytest.mark.parametrize("data", [b"<html>not an image</html>", b"\xff\xd8\xff\xe0 a jpeg header"])
@@ -65,8 +74,15 @@ def test_a_key_the_provider_echoes_never_reaches_the_client(
     gateway: LiveServer, admin: Admin, primary: FakeUpstream
 ) -> None:
     admin.add("echo", primary, PRIMARY_KEY)
-    primary.push(error(400, f"Incorrect API key provided: {PRIMARY_KEY}. Sent Authorization: Bearer "
-                            f"{PRIMARY_KEY}", "invalid_value", "invalid_request_error", "prompt"))
+    primary.push(
+        error(
+            400,
+            f"Incorrect API key provided: {PRIMARY_KEY}. Sent Authorization: Bearer {PRIMARY_KEY}",
+            "invalid_value",
+            "invalid_request_error",
+            "prompt",
+        )
+    )
     resp = post(gateway, gateway.new_key("echo"))
     assert resp.status_code == 400
     text = resp.text

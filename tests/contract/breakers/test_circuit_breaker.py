@@ -35,18 +35,22 @@ async def replicas(store: RedisStore | None, anyio_backend: str) -> AsyncIterato
         one = MemoryCircuitBreaker(CONFIG)
         yield [one, one]
         return
-    pair: list[CircuitBreaker] = [RedisCircuitBreaker(store.url, CONFIG, prefix=store.prefix)
-                                  for _ in range(2)]
+    pair: list[CircuitBreaker] = [
+        RedisCircuitBreaker(store.url, CONFIG, prefix=store.prefix) for _ in range(2)
+    ]
     yield pair
     for breaker in pair:
         await breaker.close()
 
 
-async def record_all(replicas: list[CircuitBreaker], outcomes: str, *, now: float = T0,
-                     step: float = 0.0, name: str = "ch") -> list[BreakerState]:
+async def record_all(
+    replicas: list[CircuitBreaker], outcomes: str, *, now: float = T0, step: float = 0.0, name: str = "ch"
+) -> list[BreakerState]:
     """Record "F"/"o" outcomes (failure/success), alternating replicas, `step` seconds apart."""
-    return [await replicas[i % 2].record(name, outcome == "o", now + i * step)
-            for i, outcome in enumerate(outcomes)]
+    return [
+        await replicas[i % 2].record(name, outcome == "o", now + i * step)
+        for i, outcome in enumerate(outcomes)
+    ]
 
 
 async def open_circuit(replicas: list[CircuitBreaker], now: float = T0, name: str = "ch") -> None:
@@ -88,8 +92,9 @@ async def test_failure_rate_opens_at_min_requests(replicas: list[CircuitBreaker]
     states = await record_all(replicas, pattern, step=0.5)
     assert all(s.state == "closed" for s in states[:-1])
     # 10 of 20 fail: the 20th outcome opens it, even when that one is a success.
-    assert states[-1] == BreakerState("open", 1 if pattern.endswith("F") else 0, 20, 10, T0 + 9.5,
-                                      "failure rate 50% over 60 s")
+    assert states[-1] == BreakerState(
+        "open", 1 if pattern.endswith("F") else 0, 20, 10, T0 + 9.5, "failure rate 50% over 60 s"
+    )
     assert not await replicas[1].allow("ch", T0 + 10)
 
 
@@ -305,10 +310,19 @@ def test_build_circuit_breaker_picks_the_backend(redis_url: str) -> None:
     assert (built.config, built.prefix) == (CONFIG, "x:")
 
 
-@pytest.mark.parametrize("field, value", [
-    ("failure_threshold", 0), ("failure_threshold", True), ("min_requests", 0), ("window_s", 0),
-    ("cooldown_s", -1), ("cooldown_s", float("inf")), ("failure_rate", 0), ("failure_rate", 1.5),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("failure_threshold", 0),
+        ("failure_threshold", True),
+        ("min_requests", 0),
+        ("window_s", 0),
+        ("cooldown_s", -1),
+        ("cooldown_s", float("inf")),
+        ("failure_rate", 0),
+        ("failure_rate", 1.5),
+    ],
+)
 def test_config_rejects_nonsense(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         BreakerConfig(**{field: value})  # type: ignore[arg-type]

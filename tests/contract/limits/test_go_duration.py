@@ -77,8 +77,12 @@ def parse(text: str) -> float:
 
 def test_properties_over_many_values() -> None:
     rng = random.Random(0)
-    values = sorted([rng.uniform(0, 2) for _ in range(300)] + [rng.uniform(0, 200_000) for _ in range(300)]
-                    + [k / 1000 for k in range(0, 2001)] + [60 * k for k in range(100)])
+    values = sorted(
+        [rng.uniform(0, 2) for _ in range(300)]
+        + [rng.uniform(0, 200_000) for _ in range(300)]
+        + [k / 1000 for k in range(0, 2001)]
+        + [60 * k for k in range(100)]
+    )
     texts = [go_duration(v) for v in values]
     for value, text in zip(values, texts, strict=True):
         assert text.isascii()

@@ -47,8 +47,9 @@ async def limiter(new_limiter: Factory, anyio_backend: str) -> AsyncIterator[Rat
     await lim.close()
 
 
-async def burst(lim: RateLimiter, limits: Limits, count: int, *, now: float = T0, images: int = 1,
-                subject: str = "k") -> list[Decision]:
+async def burst(
+    lim: RateLimiter, limits: Limits, count: int, *, now: float = T0, images: int = 1, subject: str = "k"
+) -> list[Decision]:
     return [await lim.acquire(subject, limits, images=images, now=now) for _ in range(count)]
 
 
@@ -281,7 +282,11 @@ async def test_header_values_after_each_call(limiter: RateLimiter) -> None:
     limits = Limits(rpm=60, ipm=30)
     first = await limiter.acquire("k", limits, images=3, now=T0)
     assert (first.limit_requests, first.remaining_requests, first.limit_images, first.remaining_images) == (
-        60, 59, 30, 27)
+        60,
+        59,
+        30,
+        27,
+    )
     assert (first.reset_requests_s, first.reset_images_s) == pytest.approx((1.0, 6.0))
     second = await limiter.acquire("k", limits, images=3, now=T0 + 0.5)
     # requests: 59 + 0.5 refilled - 1 = 58.5; images: 27 + 0.25 - 3 = 24.25
@@ -321,7 +326,8 @@ async def test_invalid_arguments(limiter: RateLimiter) -> None:
 
 async def hammer(limiters: list[RateLimiter], limits: Limits, calls: int) -> list[Decision]:
     return await concurrently(
-        calls, lambda i: limiters[i % len(limiters)].acquire("k", limits, images=1, now=T0 + i * 1e-4))
+        calls, lambda i: limiters[i % len(limiters)].acquire("k", limits, images=1, now=T0 + i * 1e-4)
+    )
 
 
 @pytest.mark.anyio
@@ -374,8 +380,10 @@ async def test_200_concurrent_acquires_across_replicas(replicas: list[RateLimite
 
 @pytest.mark.anyio
 async def test_backends_agree_bit_for_bit(redis_url: str, redis_prefix: str, anyio_backend: str) -> None:
-    memory, shared = MemoryRateLimiter(lease_ttl_s=30), RedisRateLimiter(redis_url, prefix=redis_prefix,
-                                                                          lease_ttl_s=30)
+    memory, shared = (
+        MemoryRateLimiter(lease_ttl_s=30),
+        RedisRateLimiter(redis_url, prefix=redis_prefix, lease_ttl_s=30),
+    )
     rng = random.Random(3)
     limits = Limits(rpm=7, rpd=50, ipm=20, concurrency=4)
     now = MIDNIGHT - 600
@@ -412,8 +420,10 @@ async def test_keys_expire(redis_url: str, redis_prefix: str, anyio_backend: str
         assert (await lim.acquire("k", Limits(rpm=5, rpd=5, ipm=5, concurrency=5), images=1, now=T0)).allowed
     finally:
         await lim.close()
-    ttls = {key.rsplit(":", 1)[-1] if ":rpd:" not in key else "rpd": ttl
-            for key, ttl in pttls(redis_url, redis_prefix).items()}
+    ttls = {
+        key.rsplit(":", 1)[-1] if ":rpd:" not in key else "rpd": ttl
+        for key, ttl in pttls(redis_url, redis_prefix).items()
+    }
     assert set(ttls) == {"rpm", "ipm", "rpd", "leases"}
     assert 0 < ttls["rpm"] <= 120_000 and 0 < ttls["ipm"] <= 120_000
     assert 86_400_000 < ttls["rpd"] <= 2 * 86_400_000

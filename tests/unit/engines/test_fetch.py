@@ -77,18 +77,26 @@ def only_first_loopback(address: str) -> bool:
 
 
 def fetcher(**kw: object) -> Fetcher:
-    options: dict[str, object] = {"allow_private": False, "max_bytes": 1 << 20, "timeout_s": 10,
-                                  "allowed": only_first_loopback, **kw}
+    options: dict[str, object] = {
+        "allow_private": False,
+        "max_bytes": 1 << 20,
+        "timeout_s": 10,
+        "allowed": only_first_loopback,
+        **kw,
+    }
     return Fetcher(**options)  # type: ignore[arg-type]
 
 
 async def test_loopback_is_refused_by_default_and_nothing_is_sent(port: int) -> None:
     before = len(_Handler.hits)
     with pytest.raises(FetchRefused):
-        await Fetcher(allow_private=False, max_bytes=1 << 20, timeout_s=5).get(f"http://127.0.0.1:{port}/image.png")
+        await Fetcher(allow_private=False, max_bytes=1 << 20, timeout_s=5).get(
+            f"http://127.0.0.1:{port}/image.png"
+        )
     assert len(_Handler.hits) == before
     data, declared = await Fetcher(allow_private=True, max_bytes=1 << 20, timeout_s=5).get(
-        f"http://127.0.0.1:{port}/image.png")
+        f"http://127.0.0.1:{port}/image.png"
+    )
     assert (data, declared) == (PNG, "image/png")
 
 

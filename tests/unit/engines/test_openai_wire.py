@@ -20,13 +20,17 @@ from imagegate.engines.openai_wire import LineTooLong, edit_form, sse_events
 from imagegate.images.decode import inspect_image
 from tests.fakes.upstream import parse_multipart
 
-EVENTS = [{"type": "image_generation.partial_image", "b64_json": "QUJD" * 5000, "partial_image_index": 0},
-          {"type": "image_generation.completed", "b64_json": "REVG", "usage": {"output_tokens": 1}}]
+EVENTS = [
+    {"type": "image_generation.partial_image", "b64_json": "QUJD" * 5000, "partial_image_index": 0},
+    {"type": "image_generation.completed", "b64_json": "REVG", "usage": {"output_tokens": 1}},
+]
 
 
 def sse(events: list[dict[str, Any]], newline: bytes = b"\n") -> bytes:
-    body = b"".join(b"event: " + e["type"].encode() + newline + b"data: " + json.dumps(e).encode()
-                    + newline + newline for e in events)
+    body = b"".join(
+        b"event: " + e["type"].encode() + newline + b"data: " + json.dumps(e).encode() + newline + newline
+        for e in events
+    )
     return b": keep-alive" + newline + newline + body + b"data: [DONE]" + newline + newline + b"data: {}\n\n"
 
 
@@ -90,9 +94,13 @@ class Sink:
 @pytest.mark.parametrize("filename", ["photo.png", 'holiday "snow" \\ phöto.png', None])
 def test_edit_form_is_sized_and_names_parts_as_the_sdk_does(filename: str | None) -> None:
     image, mask = png((8, 8)), png((8, 8), "RGBA")
-    job = ImageJob(model="m", prompt="p", kind="edit",
-                   images=(inspect_image(image, param="image", filename=filename),),
-                   mask=inspect_image(mask, param="mask"))
+    job = ImageJob(
+        model="m",
+        prompt="p",
+        kind="edit",
+        images=(inspect_image(image, param="image", filename=filename),),
+        mask=inspect_image(mask, param="mask"),
+    )
     form = edit_form(job, {"model": "up-v2", "n": 2, "stream": False, "prompt": "a “quoted” prompt"})
     sink = Sink()
     anyio.run(form.write, sink)
@@ -102,6 +110,11 @@ def test_edit_form_is_sized_and_names_parts_as_the_sdk_does(filename: str | None
     sdk = httpx.Request("POST", "http://x", files={"image[]": (filename or "image-0.png", b"", "image/png")})
     wire_name = parse_multipart(b"".join(sdk.stream), sdk.headers["content-type"])[0].filename  # type: ignore[arg-type]
     assert [(p.name, p.filename, p.content_type) for p in parts] == [
-        ("model", None, None), ("n", None, None), ("stream", None, None), ("prompt", None, None),
-        ("image[]", wire_name, "image/png"), ("mask", "mask.png", "image/png")]
+        ("model", None, None),
+        ("n", None, None),
+        ("stream", None, None),
+        ("prompt", None, None),
+        ("image[]", wire_name, "image/png"),
+        ("mask", "mask.png", "image/png"),
+    ]
     assert [p.data for p in parts] == [b"up-v2", b"2", b"false", "a “quoted” prompt".encode(), image, mask]

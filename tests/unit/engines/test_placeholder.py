@@ -129,9 +129,7 @@ def test_exact_size_and_mode(size: tuple[int, int]) -> None:
     transparent=st.booleans(),
     prompt=st.text(max_size=80),
 )
-def test_any_size_and_prompt_renders(
-    width: int, height: int, transparent: bool, prompt: str
-) -> None:
+def test_any_size_and_prompt_renders(width: int, height: int, transparent: bool, prompt: str) -> None:
     background = "transparent" if transparent else "opaque"
     image = render(job(prompt=prompt, width=width, height=height, background=background), 0)
     assert image.size == (width, height)
@@ -340,8 +338,7 @@ def test_engine_streams_partials_then_finals() -> None:
     the_job = job(n=2, partial_images=2, stream=True, width=256, height=256)
     events = collect(PlaceholderEngine(), the_job)
     shape = [
-        (type(e).__name__, e.index, e.partial_index if isinstance(e, PartialImage) else None)
-        for e in events
+        (type(e).__name__, e.index, e.partial_index if isinstance(e, PartialImage) else None) for e in events
     ]
     assert shape == [
         ("PartialImage", 0, 0),
@@ -360,9 +357,7 @@ def test_engine_streams_partials_then_finals() -> None:
 
 
 def test_engine_without_stream_yields_only_finals() -> None:
-    events = collect(
-        PlaceholderEngine(), job(n=2, partial_images=2, stream=False, width=128, height=128)
-    )
+    events = collect(PlaceholderEngine(), job(n=2, partial_images=2, stream=False, width=128, height=128))
     assert [type(e) for e in events] == [FinalImage, FinalImage]
     assert [e.index for e in events] == [0, 1]
 
@@ -380,9 +375,17 @@ def _edges(image: Image.Image) -> float:
 def test_the_same_seed_is_the_same_picture_at_every_quality_with_more_detail(seed: int) -> None:
     """Hardening: the guide's tip (preview at low quality, then render the same at high) needs the
     same composition at every quality and effort; higher ones add detail."""
+
     def draw(quality: str, effort: str | None = None, at: int = seed) -> Image.Image:
-        job = ImageJob(model="m", prompt="a lighthouse on a cliff at sunset", quality=quality,  # type: ignore[arg-type]
-                       effort=effort, seed=at, width=384, height=384)  # type: ignore[arg-type]
+        job = ImageJob(
+            model="m",
+            prompt="a lighthouse on a cliff at sunset",
+            quality=quality,  # type: ignore[arg-type]
+            effort=effort,
+            seed=at,
+            width=384,
+            height=384,
+        )  # type: ignore[arg-type]
         return render(job, 0)
 
     low, high = draw("low"), draw("high")

@@ -14,7 +14,7 @@ from imagegate.engines.upstream import UpstreamConfig
 from imagegate.errors import ModelNotFound
 from imagegate.pricing import ModelPrice
 
-PLUGIN = '''
+PLUGIN = """
 from imagegate.engines.base import Capabilities
 
 
@@ -34,7 +34,7 @@ class TinyEngine:
 
 def factory(settings):
     return TinyEngine(settings)
-'''
+"""
 
 
 @pytest.fixture
@@ -43,9 +43,11 @@ def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     site = tmp_path / "site"
     (site / "imagegate_tiny_plugin-0.1.dist-info").mkdir(parents=True)
     (site / "imagegate_tiny_plugin-0.1.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: imagegate-tiny-plugin\nVersion: 0.1\n")
+        "Metadata-Version: 2.1\nName: imagegate-tiny-plugin\nVersion: 0.1\n"
+    )
     (site / "imagegate_tiny_plugin-0.1.dist-info" / "entry_points.txt").write_text(
-        "[imagegate.engines]\ntiny = imagegate_tiny_plugin:factory\n")
+        "[imagegate.engines]\ntiny = imagegate_tiny_plugin:factory\n"
+    )
     (site / "imagegate_tiny_plugin.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delitem(sys.modules, "imagegate_tiny_plugin", raising=False)
@@ -69,13 +71,22 @@ def test_a_plugin_not_allowed_is_never_imported(installed: str, tmp_path: Path) 
 
 def test_channel_routes_carry_names_and_prices_and_an_unusable_channel_serves_nothing(tmp_path: Path) -> None:
     price = ModelPrice(text_in_per_1m=1, image_in_per_1m=2, image_out_per_1m=3)
-    good = ChannelRoutes(UpstreamConfig("good", "http://127.0.0.1:9/v1", "sk-good-0000000000"), ("gpt-image-1",),
-                         priority=5, prices=price)
-    sealed = ChannelRoutes(UpstreamConfig("sealed", "http://127.0.0.1:9/v1", ""), ("gpt-image-1-mini",),
-                           usable=False)
+    good = ChannelRoutes(
+        UpstreamConfig("good", "http://127.0.0.1:9/v1", "sk-good-0000000000"),
+        ("gpt-image-1",),
+        priority=5,
+        prices=price,
+    )
+    sealed = ChannelRoutes(
+        UpstreamConfig("sealed", "http://127.0.0.1:9/v1", ""), ("gpt-image-1-mini",), usable=False
+    )
     registry = build_registry(Settings(data_dir=tmp_path), [good, sealed], session=object())  # type: ignore[arg-type]
     [route] = registry.routes_for("gpt-image-1")
     assert (route.channel, route.prices, route.breaker_name, route.engine.name) == (
-        "good", price, "channel:good", "upstream:good")
+        "good",
+        price,
+        "channel:good",
+        "upstream:good",
+    )
     assert registry.routes_for("gpt-image-1-mini") == []  # known, routed nowhere: 503, not placeholder art
     assert [r.engine.name for r in registry.routes_for("gpt-image-1.5")] == ["placeholder"]

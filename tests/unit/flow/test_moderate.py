@@ -11,19 +11,34 @@ from imagegate.flow.moderate import check
 RULES = Settings().moderation_rules
 
 
-@pytest.mark.parametrize("prompt", [
-    "Taylor  Swift on stage", "TAYLOR swift", "ｔａｙｌｏｒ　ｓｗｉｆｔ portrait", "taylor-swift, photorealistic",
-    "the Nike logos on a shoe", "Coca Cola logo", "成龙的照片", "the apple inc. logo",
-])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Taylor  Swift on stage",
+        "TAYLOR swift",
+        "ｔａｙｌｏｒ　ｓｗｉｆｔ portrait",
+        "taylor-swift, photorealistic",
+        "the Nike logos on a shoe",
+        "Coca Cola logo",
+        "成龙的照片",
+        "the apple inc. logo",
+    ],
+)
 def test_blocked_however_it_is_written(prompt: str) -> None:
     with pytest.raises(ModerationBlocked):
         check(prompt, "auto", RULES, "req_1")
 
 
-@pytest.mark.parametrize("prompt", [
-    "a red apple logo for my fruit shop", "a pineapple logo", "swiftly flying birds", "Nikelogo-free sneaker",
-    "a cartoon cat coding on a laptop",
-])
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a red apple logo for my fruit shop",
+        "a pineapple logo",
+        "swiftly flying birds",
+        "Nikelogo-free sneaker",
+        "a cartoon cat coding on a laptop",
+    ],
+)
 def test_passes_when_the_words_are_not_the_term(prompt: str) -> None:
     check(prompt, "auto", RULES, "req_1")
 

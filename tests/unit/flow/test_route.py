@@ -42,10 +42,23 @@ class Scripted:
         yield FinalImage(index=0, encoded=self.name.encode())
 
 
-def upstream_error(status: int = 500, *, retryable: bool = True, retry_after: float | None = None,
-                   disable: str | None = None, maybe_billed: bool = False) -> UpstreamError:
-    return UpstreamError(f"answered {status}", status=status, retryable=retryable, channel="x",
-                         retry_after_s=retry_after, disable_reason=disable, maybe_billed=maybe_billed)
+def upstream_error(
+    status: int = 500,
+    *,
+    retryable: bool = True,
+    retry_after: float | None = None,
+    disable: str | None = None,
+    maybe_billed: bool = False,
+) -> UpstreamError:
+    return UpstreamError(
+        f"answered {status}",
+        status=status,
+        retryable=retryable,
+        channel="x",
+        retry_after_s=retry_after,
+        disable_reason=disable,
+        maybe_billed=maybe_billed,
+    )
 
 
 def route(engine: Scripted, priority: int = 0, weight: int = 1) -> Route:
@@ -65,8 +78,14 @@ class Harness:
         async def on_disable(channel: str, reason: str) -> None:
             self.disabled.append((channel, reason))
 
-        self.router = Router(self.breaker, self.clock, RetryPolicy(**policy), on_disable,  # type: ignore[arg-type]
-                             rng=random.Random(7), sleep=sleep)
+        self.router = Router(
+            self.breaker,
+            self.clock,
+            RetryPolicy(**policy),
+            on_disable,  # type: ignore[arg-type]
+            rng=random.Random(7),
+            sleep=sleep,
+        )
 
     def run(self, routes: list[Route]) -> tuple[list[EngineEvent], RouteReport]:
         report = RouteReport()

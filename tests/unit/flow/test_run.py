@@ -57,10 +57,14 @@ class Harness:
         self.http = httpx.AsyncClient()
         breaker = build_circuit_breaker(None, BreakerConfig())
         self.flow = ImageFlow(
-            settings=self.settings, stores=self.stores, signer=UrlSigner("s" * 64, 3600, self.clock),
-            registry=build_registry(self.settings), limiter=self.limiter,
+            settings=self.settings,
+            stores=self.stores,
+            signer=UrlSigner("s" * 64, 3600, self.clock),
+            registry=build_registry(self.settings),
+            limiter=self.limiter,
             router=Router(breaker, self.clock, RetryPolicy(backoff_s=0.0), on_disable=_never),
-            prepare=Preparer(self.settings, client_fetcher(self.settings)), clock=self.clock,
+            prepare=Preparer(self.settings, client_fetcher(self.settings)),
+            clock=self.clock,
         )
         self.secret = "sk-ig-unit-test-key-000000"
         self.key = self.stores.keys.add(self.secret)
@@ -74,8 +78,9 @@ class Harness:
             registry.add(Route(model, engine, priority=priority))
         self.flow.registry = registry
 
-    async def handle(self, body: dict[str, Any] | None = None, idem: str | None = None,
-                     key: Any = None) -> Outcome:
+    async def handle(
+        self, body: dict[str, Any] | None = None, idem: str | None = None, key: Any = None
+    ) -> Outcome:
         self.requests += 1
         ctx = RequestContext(f"req_{self.requests}", "http://127.0.0.1:9", idem)
         return await self.flow.handle(ImageRequest("generation", dict(body or BODY)), key or self.key, ctx)
@@ -110,8 +115,13 @@ class Scripted:
 
     name = "scripted"
 
-    def __init__(self, fail: BaseException | None = None, delay: float = 0.0, fail_after: int | None = None,
-                 partials: int = 0) -> None:
+    def __init__(
+        self,
+        fail: BaseException | None = None,
+        delay: float = 0.0,
+        fail_after: int | None = None,
+        partials: int = 0,
+    ) -> None:
         self.fail, self.delay, self.fail_after, self.partials = fail, delay, fail_after, partials
         self.runs = 0
 
@@ -249,7 +259,7 @@ async def test_an_engine_failure_refunds_records_and_lets_go_of_the_claim(h: Har
     assert h.balance == CREDIT
     [record] = h.stores.usage.records
     assert (record.status, record.cost_micros) == (502, 0)
-    assert ("k4" not in {k for _, k in h.stores.claims.rows})
+    assert "k4" not in {k for _, k in h.stores.claims.rows}
     h.assert_released()
 
 
@@ -257,7 +267,9 @@ async def test_an_engine_bug_is_a_clear_500_and_refunded(h: Harness) -> None:
     h.serve("gpt-image-1", Scripted(fail=ZeroDivisionError("bug")))
     with pytest.raises(GatewayError) as info:
         await h.handle()
-    assert status_of(info.value) == 500 and "scripted" in info.value.message and "bug" not in info.value.message
+    assert (
+        status_of(info.value) == 500 and "scripted" in info.value.message and "bug" not in info.value.message
+    )
     assert h.balance == CREDIT
     h.assert_released()
 
@@ -278,7 +290,7 @@ async def test_a_final_transaction_that_fails_refunds_and_releases_with_a_clear_
     assert h.balance == CREDIT
     [record] = h.stores.usage.records  # written alone by the fallback
     assert (record.status, record.error_code, record.cost_micros) == (503, "not_recorded", 0)
-    assert ("k5" not in {k for _, k in h.stores.claims.rows})
+    assert "k5" not in {k for _, k in h.stores.claims.rows}
     h.assert_released()
     assert (await h.handle(idem="k5")).body is not None  # the same key runs again
 
@@ -328,7 +340,9 @@ STREAM = {**BODY, "stream": True, "partial_images": 2, "n": 2}
 async def test_a_stream_is_settled_for_its_images(h: Harness) -> None:
     events = await _events(await h.handle(STREAM))
     kinds = [e["type"] for e in events]
-    assert kinds.count("image_generation.completed") == 2 and kinds.count("image_generation.partial_image") == 4
+    assert (
+        kinds.count("image_generation.completed") == 2 and kinds.count("image_generation.partial_image") == 4
+    )
     [record] = h.stores.usage.records
     assert (record.status, record.images) == (200, 2) and record.cost_micros == CREDIT - h.balance > 0
     h.assert_released()
@@ -346,11 +360,21 @@ async def test_a_client_that_hangs_up_pays_for_the_partial_images_it_received(h:
     h.assert_released()
 
 
-async def test_a_stream_broken_off_after_an_image_is_an_error_event_and_charges_that_image(h: Harness) -> None:
-    h.serve("gpt-image-1", Scripted(partials=1, fail=UpstreamError("cut", status=502, retryable=True, channel="t"), fail_after=2))
+async def test_a_stream_broken_off_after_an_image_is_an_error_event_and_charges_that_image(
+    h: Harness,
+) -> None:
+    h.serve(
+        "gpt-image-1",
+        Scripted(
+            partials=1, fail=UpstreamError("cut", status=502, retryable=True, channel="t"), fail_after=2
+        ),
+    )
     events = await _events(await h.handle({**STREAM, "partial_images": 1}))
-    assert [e["type"] for e in events] == ["image_generation.partial_image", "image_generation.completed",
-                                           "error"]
+    assert [e["type"] for e in events] == [
+        "image_generation.partial_image",
+        "image_generation.completed",
+        "error",
+    ]
     [record] = h.stores.usage.records
     assert (record.status, record.images) == (502, 1)
     assert record.image_out > 0 and record.text_in > 0  # one image's share (input tokens on the first)

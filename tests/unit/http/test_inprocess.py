@@ -31,27 +31,32 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     secret = app.state.stores.keys.create("inprocess", "internal", credit_micros=10**9)[1]
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                 headers={"Authorization": f"Bearer {secret}"}) as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers={"Authorization": f"Bearer {secret}"}
+    ) as http:
         yield http
 
 
 async def test_a_generation(client: httpx.AsyncClient) -> None:
-    resp = await client.post("/v1/images/generations", json={"prompt": "a red fox", "size": "1024x1024",
-                                                                "quality": "low"})
+    resp = await client.post(
+        "/v1/images/generations", json={"prompt": "a red fox", "size": "1024x1024", "quality": "low"}
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     validate("ImagesResponse", {k: v for k, v in body.items() if k != "seed"})
     assert base64.b64decode(body["data"][0]["b64_json"])[:8] == b"\x89PNG\r\n\x1a\n"
     url = body["data"][0]["url"]
     assert url.startswith("http://testserver/v1/images/files/")
-    stored = await client.get(url[len("http://testserver"):])
+    stored = await client.get(url[len("http://testserver") :])
     assert stored.status_code == 200 and stored.content == base64.b64decode(body["data"][0]["b64_json"])
 
 
 async def test_a_multipart_edit(client: httpx.AsyncClient) -> None:
-    resp = await client.post("/v1/images/edits", data={"prompt": "snow", "size": "1024x1024", "quality": "low"},
-                             files={"image": ("a.png", png(64, 64), "image/png")})
+    resp = await client.post(
+        "/v1/images/edits",
+        data={"prompt": "snow", "size": "1024x1024", "quality": "low"},
+        files={"image": ("a.png", png(64, 64), "image/png")},
+    )
     assert resp.status_code == 200, resp.text
     validate("ImagesResponse", {k: v for k, v in resp.json().items() if k != "seed"})
 
@@ -63,8 +68,9 @@ async def test_models_and_an_error_in_openais_shape(client: httpx.AsyncClient) -
     assert resp.status_code == 400
     error = resp.json()["error"]
     assert set(error) >= {"message", "type", "param", "code"} and error["param"] == "size"
-    anonymous = await client.post("/v1/images/generations", json={"prompt": "x"},
-                                  headers={"Authorization": "Bearer nope"})
+    anonymous = await client.post(
+        "/v1/images/generations", json={"prompt": "x"}, headers={"Authorization": "Bearer nope"}
+    )
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "invalid_api_key"
 
 

@@ -14,11 +14,15 @@ def documented(model: type[BaseModel]) -> set[str]:
     return {field.alias or name for name, field in model.model_fields.items()}
 
 
-@pytest.mark.parametrize(("model", "accepted"), [
-    (wire.CreateImageRequest, validate.GENERATION_FIELDS),
-    (wire.EditImageJsonRequest, validate.JSON_EDIT_FIELDS),
-    (wire.EditImageMultipartRequest, validate.MULTIPART_EDIT_FIELDS),
-])
+@pytest.mark.parametrize(
+    ("model", "accepted"),
+    [
+        (wire.CreateImageRequest, validate.GENERATION_FIELDS),
+        (wire.EditImageJsonRequest, validate.JSON_EDIT_FIELDS),
+        (wire.EditImageMultipartRequest, validate.MULTIPART_EDIT_FIELDS),
+    ],
+)
 def test_documented_fields_are_the_accepted_fields(model: type[BaseModel], accepted: frozenset[str]) -> None:
     assert documented(model) == set(accepted), (
-        f"documented only: {documented(model) - accepted}; accepted only: {accepted - documented(model)}")
+        f"documented only: {documented(model) - accepted}; accepted only: {accepted - documented(model)}"
+    )

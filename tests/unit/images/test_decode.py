@@ -400,15 +400,22 @@ def test_inspect_reads_the_header_and_decodes_the_pixels_on_first_use() -> None:
     with pytest.raises(InvalidImage) as info:
         inspected.image  # noqa: B018
     assert (info.value.param, info.value.message) == (
-        "image[1]", "Invalid image file 'image[1]': the file is truncated or corrupt.")
+        "image[1]",
+        "Invalid image file 'image[1]': the file is truncated or corrupt.",
+    )
     whole = inspect_image(data, param="image")
     assert whole.image.size == (64, 48) and whole.decoded
 
 
 @pytest.mark.parametrize(
     ("mode", "options", "alpha"),
-    [("RGB", {}, False), ("RGBA", {}, True), ("LA", {}, True), ("P", {"transparency": 0}, True),
-     ("L", {}, False)],
+    [
+        ("RGB", {}, False),
+        ("RGBA", {}, True),
+        ("LA", {}, True),
+        ("P", {"transparency": 0}, True),
+        ("L", {}, False),
+    ],
 )
 def test_inspect_tells_alpha_from_the_png_header_as_decoding_does(
     mode: str, options: dict[str, object], alpha: bool
@@ -420,8 +427,12 @@ def test_inspect_tells_alpha_from_the_png_header_as_decoding_does(
 
 @pytest.mark.parametrize(
     ("mode", "options"),
-    [("RGB", {"lossless": True}), ("RGBA", {"lossless": True}), ("RGB", {"quality": 80}),
-     ("RGBA", {"quality": 80})],
+    [
+        ("RGB", {"lossless": True}),
+        ("RGBA", {"lossless": True}),
+        ("RGB", {"quality": 80}),
+        ("RGBA", {"quality": 80}),
+    ],
 )
 def test_inspect_reads_webp_size_and_alpha_from_the_header(mode: str, options: dict[str, object]) -> None:
     image = Image.new(mode, (30, 20), (10, 20, 30, 128)[: len(mode)])

@@ -15,8 +15,15 @@ from imagegate.storage.tables import api_keys, reservations
 
 
 def _reservation(rid: str, key_id: int) -> dict[str, object]:
-    return {"id": rid, "key_id": key_id, "request_id": "req", "amount_micros": 5, "status": "held",
-            "created_at": 1.5, "expires_at": 2}
+    return {
+        "id": rid,
+        "key_id": key_id,
+        "request_id": "req",
+        "amount_micros": 5,
+        "status": "held",
+        "created_at": 1.5,
+        "expires_at": 2,
+    }
 
 
 def test_a_row_is_the_one_execute_returns(engine: Engine) -> None:

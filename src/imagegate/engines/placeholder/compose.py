@@ -86,9 +86,7 @@ def _reference_strip(
     y = ry0 + round(u * 0.04)
     for reference in list(references)[:4]:
         thumb = ImageOps.contain(reference.convert("RGBA"), (box, box), Resampling.BILINEAR)
-        frame = Image.new(
-            "RGBA", (thumb.width + 2 * border, thumb.height + 3 * border), (250, 250, 246, 255)
-        )
+        frame = Image.new("RGBA", (thumb.width + 2 * border, thumb.height + 3 * border), (250, 250, 246, 255))
         frame.alpha_composite(thumb, (border, border))
         frame = frame.rotate(ctx.rng.uniform(-7, 7), Resampling.BICUBIC, expand=True)
         shadow = masked_colour(
@@ -128,9 +126,7 @@ def _composition(
 # --------------------------------------------------------------------------- edits
 
 
-def _inner_region(
-    editable: Image.Image, bbox: tuple[int, int, int, int]
-) -> tuple[int, int, int, int]:
+def _inner_region(editable: Image.Image, bbox: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
     """A rectangle inside the editable area for the card and caption, relative to `bbox`:
     the bounding box itself for rectangular masks, shrunk about its centre for round ones."""
     x0, y0, x1, y1 = bbox

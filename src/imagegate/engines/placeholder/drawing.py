@@ -41,9 +41,7 @@ def draw_shape(
     elif shape.kind == "polygon":
         draw.polygon(xy, fill=fill, outline=outline)
     elif shape.kind == "rrect":
-        draw.rounded_rectangle(
-            xy, radius=shape.radius * scale, fill=fill, outline=outline, width=width
-        )
+        draw.rounded_rectangle(xy, radius=shape.radius * scale, fill=fill, outline=outline, width=width)
     elif shape.kind == "pie":
         draw.pieslice(xy, shape.angles[0], shape.angles[1], fill=fill)
     elif shape.kind == "line":
@@ -104,9 +102,7 @@ def paint(
 
 
 def glow(scene: Image.Image, x: float, y: float, r: float, colour: RGB, opacity: float) -> None:
-    mask = soft_mask(
-        scene.size, [circle(x, y, r, fill=(255, 255, 255, 255))], blur=r * 0.6, scale=0.125
-    )
+    mask = soft_mask(scene.size, [circle(x, y, r, fill=(255, 255, 255, 255))], blur=r * 0.6, scale=0.125)
     scene.paste(colour, (0, 0), fade(mask, opacity))
 
 

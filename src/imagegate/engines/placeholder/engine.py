@@ -30,8 +30,6 @@ class PlaceholderEngine:
             final = await anyio.to_thread.run_sync(bind(render, job, index))
             if job.stream:
                 for k in range(job.partial_images):
-                    preview = await anyio.to_thread.run_sync(
-                        bind(partial, final, k, job.partial_images)
-                    )
+                    preview = await anyio.to_thread.run_sync(bind(partial, final, k, job.partial_images))
                     yield PartialImage(index=index, partial_index=k, image=preview)
             yield FinalImage(index=index, image=final)

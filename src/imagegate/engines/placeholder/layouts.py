@@ -160,9 +160,7 @@ def _layout_tiles(scene: Image.Image, ctx: Context) -> None:
     for r in range(rows):
         for c in range(cols):
             x, y = margin + c * (tile + gap), top + r * (tile + gap)
-            boxes.append(
-                Shape("rrect", (x, y, x + side, y + side), (255, 255, 255, 255), radius=radius)
-            )
+            boxes.append(Shape("rrect", (x, y, x + side, y + side), (255, 255, 255, 255), radius=radius))
     paint(scene, ctx, boxes, shadow=1.0, direction=(0.3, 1.0))
     shape_mask = Image.new("L", (side * 2, side * 2), 0)
     ImageDraw.Draw(shape_mask).rounded_rectangle(
@@ -272,11 +270,7 @@ def _layout_waves(scene: Image.Image, ctx: Context) -> None:
         for s in range(steps + 1):
             x = w * s / steps
             theta = x / w * math.tau
-            y = (
-                base
-                + amp * math.sin(theta * freq + phase)
-                + amp * 0.3 * math.sin(theta * freq2 + phase2)
-            )
+            y = base + amp * math.sin(theta * freq + phase) + amp * 0.3 * math.sin(theta * freq2 + phase2)
             xy += [x, y]
         xy += [w, h, 0, h]
         colour = mix(ctx.palette[i % len(ctx.palette)], ctx.bg[0], 0.15 * (count - i) / count)

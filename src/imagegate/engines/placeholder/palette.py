@@ -239,10 +239,7 @@ def _hash_palette(digest: bytes) -> list[RGB]:
     hue = int.from_bytes(digest[:2], "big") / 65536
     scheme = _SCHEMES[digest[2] % len(_SCHEMES)]
     saturation = 0.5 + digest[3] / 255 * 0.32
-    return [
-        _hls(hue + offset, _LIGHTNESS[i], saturation - 0.06 * (i % 2))
-        for i, offset in enumerate(scheme)
-    ]
+    return [_hls(hue + offset, _LIGHTNESS[i], saturation - 0.06 * (i % 2)) for i, offset in enumerate(scheme)]
 
 
 def _extend_palette(colours: list[RGB], size: int) -> list[RGB]:

@@ -27,9 +27,7 @@ def _background(size: tuple[int, int], ctx: Context) -> Image.Image:
     if rng.random() < 0.5:
         horizontal = ImageOps.mirror(horizontal)
     mask = Image.blend(vertical, horizontal, rng.uniform(0.2, 0.8))
-    base = Image.composite(
-        Image.new("RGB", small, ctx.bg[1]), Image.new("RGB", small, ctx.bg[0]), mask
-    )
+    base = Image.composite(Image.new("RGB", small, ctx.bg[1]), Image.new("RGB", small, ctx.bg[0]), mask)
     glow = Image.radial_gradient("L").resize((small[0] * 2, small[1] * 2), Resampling.BILINEAR)
     canvas = Image.new("L", small, 255)
     gx, gy = rng.uniform(0.15, 0.85), rng.uniform(0.1, 0.6)

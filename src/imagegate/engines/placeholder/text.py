@@ -160,9 +160,7 @@ def card(canvas: Image.Image, region: tuple[int, int, int, int], prompt: str, ct
     ink = (24, 26, 36) if light else (246, 246, 250)
     layer, draw = _text_layer((cw, ch), ink)
     for i, line in enumerate(lines):
-        draw.text(
-            (cw / 2, pad + i * line_h), line, font=font, fill=with_alpha(ink, 255), anchor="ma"
-        )
+        draw.text((cw / 2, pad + i * line_h), line, font=font, fill=with_alpha(ink, 255), anchor="ma")
     accent = ctx.palette[0]
     bar_w, bar_h = max(4, round(size * 1.4)), max(2, round(size * 0.12))
     draw.rounded_rectangle(
@@ -183,9 +181,7 @@ def _mean_colour(image: Image.Image) -> RGB:
     return (round(mean[0]), round(mean[1]), round(mean[2]))
 
 
-def _card_shadow(
-    canvas: Image.Image, box: tuple[int, int, int, int], mask: Image.Image, size: int
-) -> None:
+def _card_shadow(canvas: Image.Image, box: tuple[int, int, int, int], mask: Image.Image, size: int) -> None:
     blur = max(2, size * 0.6)
     margin = round(blur * 3)
     w, h = mask.size
@@ -215,9 +211,7 @@ def _caption_text(job: ImageJob, index: int, width: int, font: Font) -> str | No
     return None
 
 
-def caption(
-    canvas: Image.Image, region: tuple[int, int, int, int], job: ImageJob, index: int
-) -> None:
+def caption(canvas: Image.Image, region: tuple[int, int, int, int], job: ImageJob, index: int) -> None:
     rx0, ry0, rx1, ry1 = region
     s = math.sqrt((rx1 - rx0) * (ry1 - ry0))
     size = round(clamp(s * 0.016, 10, 36))

@@ -23,9 +23,16 @@ async def usage(request: Request, key: KeyDep) -> dict[str, Any]:
 async def pricing(flow: FlowDep, key: KeyDep) -> dict[str, Any]:
     settings = flow.settings
     tier = settings.tiers.get(key.tier)
-    multiplier = key.multiplier_ppm if key.multiplier_ppm is not None else (
-        tier.multiplier_ppm if tier else PPM)
-    models = {m: key_price(settings, m, flow.registry.routes_for(m)).model_dump()
-              for m in flow.registry.models()}
-    return {"object": "pricing", "currency": "usd", "unit": "micro_usd", "multiplier_ppm": multiplier,
-            "models": models}
+    multiplier = (
+        key.multiplier_ppm if key.multiplier_ppm is not None else (tier.multiplier_ppm if tier else PPM)
+    )
+    models = {
+        m: key_price(settings, m, flow.registry.routes_for(m)).model_dump() for m in flow.registry.models()
+    }
+    return {
+        "object": "pricing",
+        "currency": "usd",
+        "unit": "micro_usd",
+        "multiplier_ppm": multiplier,
+        "models": models,
+    }

@@ -74,7 +74,9 @@ class Credit(BaseModel):
 @router.post("/keys", status_code=201)
 async def create_key(body: KeyCreate, accounts: AdminDep, request: Request) -> JSONResponse:
     fields = body.model_dump(exclude={"name", "tier", "credit_usd"})
-    view, secret = await _db(request, lambda: accounts.create_key(body.name, body.tier, body.credit_usd, **fields))
+    view, secret = await _db(
+        request, lambda: accounts.create_key(body.name, body.tier, body.credit_usd, **fields)
+    )
     return JSONResponse({**view, "secret": secret}, status_code=201)
 
 
@@ -104,8 +106,9 @@ async def add_credit(ident: str, body: Credit, accounts: AdminDep, request: Requ
 
 
 @router.get("/usage")
-async def usage(accounts: AdminDep, request: Request, key: str | None = None, days: int | None = None
-                ) -> dict[str, Any]:
+async def usage(
+    accounts: AdminDep, request: Request, key: str | None = None, days: int | None = None
+) -> dict[str, Any]:
     now = request.app.state.clock.now()
     return {"object": "list", "data": await _db(request, lambda: accounts.usage_totals(key, days, now))}
 
@@ -147,7 +150,9 @@ class ChannelUpdate(_ChannelFields):
 @router.post("/channels", status_code=201)
 async def create_channel(body: ChannelCreate, channels: ChannelsDep, request: Request) -> JSONResponse:
     fields = body.model_dump(exclude={"name", "base_url", "api_key", "models"}, exclude_none=True)
-    view = await _db(request, lambda: channels.add(body.name, body.base_url, body.api_key, body.models, **fields))
+    view = await _db(
+        request, lambda: channels.add(body.name, body.base_url, body.api_key, body.models, **fields)
+    )
     await request.app.state.maintenance.reload_channels()
     return JSONResponse(view, status_code=201)
 
@@ -163,8 +168,9 @@ async def get_channel(ident: str, channels: ChannelsDep, request: Request) -> di
 
 
 @router.patch("/channels/{ident}")
-async def update_channel(ident: str, body: ChannelUpdate, channels: ChannelsDep, request: Request
-                         ) -> dict[str, Any]:
+async def update_channel(
+    ident: str, body: ChannelUpdate, channels: ChannelsDep, request: Request
+) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True)
     view = await _db(request, lambda: channels.update(ident, **fields))
     await request.app.state.maintenance.reload_channels()

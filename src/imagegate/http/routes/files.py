@@ -25,12 +25,12 @@ async def image_file(
     match = _NAME.fullmatch(name)
     if match is None:
         raise NotFound(f"No image named '{name}'.", code="image_not_found")
-    if not _EXPIRES.fullmatch(expires) or not _SIGNATURE.fullmatch(signature) or not (
-        flow.signer.check(name, int(expires), signature)
+    if (
+        not _EXPIRES.fullmatch(expires)
+        or not _SIGNATURE.fullmatch(signature)
+        or not (flow.signer.check(name, int(expires), signature))
     ):
-        raise SignatureInvalid(
-            "This image URL's signature is invalid or has expired. Request a new URL."
-        )
+        raise SignatureInvalid("This image URL's signature is invalid or has expired. Request a new URL.")
     stores = request.app.state.stores
     found = await stores.db.read(stores.images.find, match[1], match[2])
     if found is None:

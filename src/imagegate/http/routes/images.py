@@ -127,9 +127,7 @@ class _MultiPartParser(MultiPartParser):
 
 
 async def _multipart(request: Request) -> tuple[ImageRequest, FormData]:
-    parser = _MultiPartParser(
-        request.headers, request.stream(), max_files=MAX_FILES, max_fields=MAX_FIELDS
-    )
+    parser = _MultiPartParser(request.headers, request.stream(), max_files=MAX_FILES, max_fields=MAX_FIELDS)
     try:
         form = await parser.parse()
     except GatewayError:

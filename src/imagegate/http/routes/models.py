@@ -32,9 +32,7 @@ async def list_models(request: Request, flow: FlowDep, _key: KeyDep) -> wire.Mod
 
 
 @router.get("/{model_id}", response_model=wire.ModelObject, responses=wire.ERRORS)
-async def retrieve_model(
-    model_id: str, request: Request, flow: FlowDep, _key: KeyDep
-) -> wire.ModelObject:
+async def retrieve_model(model_id: str, request: Request, flow: FlowDep, _key: KeyDep) -> wire.ModelObject:
     if model_id not in flow.registry.models():
         raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
     return _model(request, model_id, flow)
