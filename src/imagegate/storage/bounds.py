@@ -5,12 +5,16 @@ on SQLite or PostgreSQL (a 500, after the work was done)."""
 
 from __future__ import annotations
 
+from imagegate.images.tokens import MAX_TOKENS as _MAX_TOKENS
+from imagegate.pricing import MAX_PRICE_MICROS as _MAX_PRICE_MICROS
+
 INT32_MAX = 2**31 - 1  # Integer columns: ids, limits, multiplier_ppm, priority, weight
 INT64_MAX = 2**63 - 1  # BigInteger columns (money); SQLite turns a sum past it into a REAL
 MAX_BALANCE_MICROS = 10**15  # $1,000,000,000: far inside BIGINT, and SQLite never turns it REAL
-# A price (micro-dollars per 1M tokens, or per image): $1M. With every token count a request can
-# reach and the largest multiplier (INT32_MAX ppm), every cost stays far inside BIGINT.
-MAX_PRICE_MICROS = 10**12
+# A price (micro-dollars per 1M tokens, or per image, pricing.py) and a token count a provider may
+# report (images/tokens.py): stated beside the code that the engines use, which may not import storage.
+MAX_PRICE_MICROS = _MAX_PRICE_MICROS
+MAX_TOKENS = _MAX_TOKENS
 KEY_NAME = 200
 TIER = 32
 CHANNEL_NAME = 100
