@@ -8,6 +8,7 @@ their bounds in characters that take two bytes (PostgreSQL counts characters, no
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -124,3 +125,18 @@ def test_0005_widens_the_engine_column_and_back(bare: tuple[Engine, Config]) -> 
     with eng.connect() as conn:
         kept = set(conn.execute(text("SELECT engine FROM usage_records")).scalars())
     assert kept == {"placeholder", long_name[:50]}
+
+
+def test_a_configured_tier_the_column_cannot_hold_is_refused_by_name(engine: Engine, tmp_path: Path) -> None:
+    from imagegate.accounts import Accounts
+    from imagegate.config import Settings
+    from imagegate.errors import InvalidValue
+
+    long_tier = "t" * (bounds.TIER + 1)
+    settings = Settings(data_dir=tmp_path, create_initial_key=False, tiers={long_tier: {}, "ok": {}})
+    clock = ManualClock(1000.0)
+    accounts = Accounts(settings, KeyRepo(engine, clock), Ledger(engine, clock), UsageRepo(engine))
+    with pytest.raises(InvalidValue) as refused:
+        accounts.create_key("k", long_tier, "1")
+    assert refused.value.param == "tier" and "configuration" in refused.value.message
+    assert accounts.create_key("k", "ok", "1")[0]["tier"] == "ok"
