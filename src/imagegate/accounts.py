@@ -141,6 +141,12 @@ class Accounts:
             raise InvalidValue(
                 f"Unknown tier '{tier}'. Configured tiers: {', '.join(self.settings.tiers)}.", param="tier"
             )
+        if len(tier) > bounds.TIER:  # configured, but longer than a key's tier column holds
+            raise InvalidValue(
+                f"The tier name '{tier}' is longer than {bounds.TIER} characters: rename it "
+                "in the configuration to give keys this tier.",
+                param="tier",
+            )
 
 
 def _micros(value: str | Decimal | int | float, param: str) -> int:

@@ -9,6 +9,7 @@ always rounded up to the next micro-dollar so rounding never undercharges.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -16,15 +17,20 @@ from imagegate.images.tokens import Usage
 
 MICROS_PER_USD = 1_000_000
 PPM = 1_000_000
+# The most a price may be (micro-dollars per 1M tokens, or per image): $1M. With every token count a
+# request can reach and the largest multiplier, every cost stays far inside a BIGINT column
+# (storage/bounds.py re-states it; the engines, which price routes, may not import storage).
+MAX_PRICE_MICROS = 10**12
+Price = Annotated[int, Field(ge=0, le=MAX_PRICE_MICROS)]
 
 
 class ModelPrice(BaseModel):
     """One model's prices (micro-dollars)."""
 
-    text_in_per_1m: int = Field(ge=0, description="Per 1M prompt text tokens.")
-    image_in_per_1m: int = Field(ge=0, description="Per 1M input image tokens.")
-    image_out_per_1m: int = Field(ge=0, description="Per 1M output image tokens.")
-    per_image: dict[str, dict[str, int]] | None = Field(
+    text_in_per_1m: Price = Field(description="Per 1M prompt text tokens.")
+    image_in_per_1m: Price = Field(description="Per 1M input image tokens.")
+    image_out_per_1m: Price = Field(description="Per 1M output image tokens.")
+    per_image: dict[str, dict[str, Price]] | None = Field(
         default=None,
         description="Flat price per image: quality -> size ('1024x1024', ... or '*') -> micro-USD.",
     )

@@ -85,9 +85,8 @@ def test_key_bodies(admin: httpx.Client, server_log: ErrorLog, body: dict[str, A
     if created is None:  # then the key's own routes with the same body
         ident = str(admin.get("/keys").json()["data"][-1]["id"])
         check(admin.patch(f"/keys/{ident}", content=_json(body), headers=JSON), server_log)
-        check(
-            admin.post(f"/keys/{ident}/credits", json={"amount_usd": body.get("credit_usd", 1)}), server_log
-        )
+        credit = {"amount_usd": body.get("credit_usd", 1)}
+        check(admin.post(f"/keys/{ident}/credits", json=credit), server_log)
 
 
 @FUZZ
@@ -154,6 +153,55 @@ def test_channel_bodies(admin: httpx.Client, server_log: ErrorLog, body: dict[st
         check(admin.delete(f"/channels/{ident}"), server_log)
 
 
+@FUZZ
+@given(
+    key=st.one_of(st.none(), st.text(max_size=30), st.integers(-(2**70), 2**70).map(str), st.just("²")),
+    days=st.one_of(st.none(), st.integers(-(2**70), 2**70).map(str), st.text(max_size=12), st.just("1e999")),
+)
+@example(key="1" * 26, days=str(10**30))
+@example(key="a\x00", days="-5")
+def test_usage_queries(admin: httpx.Client, server_log: ErrorLog, key: str | None, days: str | None) -> None:
+    params = {name: value for name, value in (("key", key), ("days", days)) if value is not None}
+    check(admin.get("/usage", params=params), server_log)
+
+
+@FUZZ
+@given(body=st.dictionaries(st.sampled_from(["amount_usd", "note"]), values))
+@example(body={"amount_usd": "1e999"})
+@example(body={"amount_usd": 1, "note": "é" * 1001})
+@example(body={"amount_usd": 1, "note": "\x00"})
+def test_credit_bodies(admin: httpx.Client, server_log: ErrorLog, body: dict[str, Any]) -> None:
+    keys = admin.get("/keys").json()["data"]
+    ident = str(keys[0]["id"]) if keys else "1"
+    check(admin.post(f"/keys/{ident}/credits", content=_json(body), headers=JSON), server_log)
+
+
+@FUZZ
+@given(
+    method=st.sampled_from(["GET", "POST", "PATCH", "DELETE", "PUT"]),
+    path=st.sampled_from(
+        [
+            "/keys",
+            "/keys/1",
+            "/keys/1/credits",
+            "/usage",
+            "/channels",
+            "/channels/1",
+            "/keys/%C2%B2/credits",
+            "/nothing",
+        ]
+    ),
+    content=st.one_of(st.binary(max_size=40), st.sampled_from([b"", b"{}", b"[]", b"null", b'{"name": 1}'])),
+)
+def test_every_route_and_method(
+    admin: httpx.Client, server_log: ErrorLog, method: str, path: str, content: bytes
+) -> None:
+    """Every /admin route with any method and a junk body: a 4xx in OpenAI's shape, or a success."""
+    if method == "DELETE" and path.startswith(("/keys/1", "/channels/1")):
+        path = path.replace("/1", "/999999")  # not the keys the other tests use
+    check(admin.request(method, path, content=content, headers=JSON), server_log)
+
+
 def test_named_cases(admin: httpx.Client, admin_server: LiveServer, server_log: ErrorLog) -> None:
     """The hardening issue's cases, each a clear 4xx, and balances that stay integers."""
     assert admin.get("/keys/²").status_code == 404
@@ -181,9 +229,8 @@ def test_sqlite_balances_stay_integers_after_huge_top_ups(tmp_path: Path) -> Non
         assert client.post(f"/keys/{ident}/credits", json={"amount_usd": 500_000_000}).status_code == 400
     sql = make_engine(live.settings.resolved_database_url)
     with sql.connect() as conn:
-        kind, balance = conn.execute(
-            text("SELECT typeof(balance_micros), balance_micros FROM api_keys")
-        ).one()
+        query = text("SELECT typeof(balance_micros), balance_micros FROM api_keys")
+        kind, balance = conn.execute(query).one()
     sql.dispose()
     assert (kind, balance) == ("integer", 10**15)
 

@@ -65,3 +65,39 @@ def test_usd_round_trip(micros: int) -> None:
 def test_usd_rejects(bad: str) -> None:
     with pytest.raises(ValueError):
         usd_to_micros(bad)
+
+
+@pytest.mark.parametrize(
+    "prices",
+    [
+        {"text_in_per_1m": 10**30, "image_in_per_1m": 1, "image_out_per_1m": 1},
+        {
+            "text_in_per_1m": 1,
+            "image_in_per_1m": 1,
+            "image_out_per_1m": 1,
+            "per_image": {"low": {"*": 10**13}},
+        },
+        {"text_in_per_1m": 1, "image_in_per_1m": 1, "image_out_per_1m": 1, "per_image": {"low": {"*": -5}}},
+    ],
+)
+def test_prices_are_bounded(prices: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        ModelPrice.model_validate(prices)
+
+
+def test_the_largest_cost_fits_a_bigint() -> None:
+    """The most expensive request at the bounds (every price, every token count, ten images, the
+    largest multiplier) costs less than a BIGINT holds, and its token counts fit an Integer."""
+    from imagegate.storage import bounds
+
+    most = ModelPrice(
+        text_in_per_1m=bounds.MAX_PRICE_MICROS,
+        image_in_per_1m=bounds.MAX_PRICE_MICROS,
+        image_out_per_1m=bounds.MAX_PRICE_MICROS,
+    )
+    most_tokens = 10 * bounds.MAX_TOKENS  # ten images' reports
+    usage = Usage(text_in=most_tokens, image_in=most_tokens, image_out=most_tokens)
+    cost = base_cost(most, usage, images=10, quality="high", size="1024x1024")
+    assert charge(cost, bounds.INT32_MAX) <= bounds.INT64_MAX
+    assert 10 * bounds.MAX_TOKENS <= bounds.INT32_MAX
+    assert charge(10 * bounds.MAX_PRICE_MICROS, bounds.INT32_MAX) <= bounds.INT64_MAX  # per image

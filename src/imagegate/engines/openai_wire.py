@@ -17,7 +17,7 @@ import pybase64
 from aiohttp.abc import AbstractStreamWriter
 
 from imagegate.domain import ImageJob
-from imagegate.images.tokens import Usage
+from imagegate.images.tokens import MAX_TOKENS, Usage
 from imagegate.payload import Payload
 
 
@@ -157,13 +157,16 @@ def usage(raw: Any) -> Usage | None:
     block: dict[str, Any] = raw
     details: dict[str, Any] = block.get("input_tokens_details") or {}
     try:
-        return Usage(
+        usage = Usage(
             text_in=int(details.get("text_tokens", block.get("input_tokens", 0))),
             image_in=int(details.get("image_tokens", 0)),
             image_out=int(block.get("output_tokens", 0)),
         )
-    except (TypeError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError, OverflowError):  # OverflowError: int(1e999)
         return None
+    # A count no usage record holds, or a negative one, is not believed: our own count is used.
+    counts = (usage.text_in, usage.image_in, usage.image_out)
+    return usage if all(0 <= n <= MAX_TOKENS for n in counts) else None
 
 
 def _form_value(value: Any) -> str:

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from imagegate.storage import bounds
+
 Quality = Literal["low", "medium", "high", "auto"]
 Background = Literal["transparent", "opaque", "auto"]
 Format = Literal["png", "jpeg", "webp"]
@@ -39,8 +41,8 @@ class _Common(BaseModel):
     response_format: Literal["url", "b64_json"] | None = Field(
         default=None, description="imagegate: omit for both b64_json and url."
     )
-    user: str | None = None
-    safety_identifier: str | None = None
+    user: str | None = Field(default=None, max_length=bounds.USER)
+    safety_identifier: str | None = Field(default=None, max_length=bounds.USER)
     seed: int | None = Field(
         default=None, ge=0, le=2**32 - 1, description="imagegate: same prompt + seed, same image."
     )

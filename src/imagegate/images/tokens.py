@@ -103,6 +103,11 @@ def input_image_tokens(width: int, height: int, *, high_fidelity: bool = False) 
     return tokens
 
 
+# The most tokens of one kind a request may count (a provider's report above it is not believed):
+# far above any real image request, and inside the usage records' Integer columns (storage/bounds.py).
+MAX_TOKENS = 100_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts of one request."""

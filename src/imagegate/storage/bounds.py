@@ -5,14 +5,23 @@ on SQLite or PostgreSQL (a 500, after the work was done)."""
 
 from __future__ import annotations
 
+from imagegate.images.tokens import MAX_TOKENS as _MAX_TOKENS
+from imagegate.pricing import MAX_PRICE_MICROS as _MAX_PRICE_MICROS
+
 INT32_MAX = 2**31 - 1  # Integer columns: ids, limits, multiplier_ppm, priority, weight
+INT64_MAX = 2**63 - 1  # BigInteger columns (money); SQLite turns a sum past it into a REAL
 MAX_BALANCE_MICROS = 10**15  # $1,000,000,000: far inside BIGINT, and SQLite never turns it REAL
+# A price (micro-dollars per 1M tokens, or per image, pricing.py) and a token count a provider may
+# report (images/tokens.py): stated beside the code that the engines use, which may not import storage.
+MAX_PRICE_MICROS = _MAX_PRICE_MICROS
+MAX_TOKENS = _MAX_TOKENS
 KEY_NAME = 200
 TIER = 32
 CHANNEL_NAME = 100
 BASE_URL = 500
 MODEL_NAME = 100  # usage_records.model
-ENGINE_NAME = 50  # usage_records.engine ("upstream:<channel name>": cut to fit)
+# usage_records.engine: "upstream:<channel name>" whole (migration 0005 widened it from 50).
+ENGINE_NAME = len("upstream:") + CHANNEL_NAME
 ERROR_CODE = 64
 REQUEST_ID = 64
 IDEMPOTENCY_KEY = 255

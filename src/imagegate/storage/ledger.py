@@ -112,6 +112,8 @@ class Ledger:
         now = self.clock.now()
         rid = str(uuid.uuid4())
         with self.engine.begin() as conn:
+            if micros > MAX_BALANCE_MICROS:  # more than any balance holds (and maybe than a BIGINT)
+                raise InsufficientBalance(_balance(conn, key_id), micros)
             held = _HOLD.run(conn, {"k": key_id, "amount": micros})
             if not held:
                 raise InsufficientBalance(_balance(conn, key_id), micros)

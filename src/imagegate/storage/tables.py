@@ -1,6 +1,8 @@
 """Table definitions (SQLAlchemy Core). Alembic migrations in migrations/versions mirror them.
 
 Money is BigInteger micro-dollars. Times are float seconds since the epoch (from the Clock).
+The sizes of the columns a client or an admin fills come from storage/bounds.py, which every
+entry point checks against.
 """
 
 from __future__ import annotations
@@ -19,16 +21,18 @@ from sqlalchemy import (
     Text,
 )
 
+from imagegate.storage import bounds
+
 metadata = MetaData()
 
 api_keys = Table(
     "api_keys",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(200), nullable=False),
+    Column("name", String(bounds.KEY_NAME), nullable=False),
     Column("prefix", String(32), nullable=False),  # shown in listings; never enough to use
     Column("secret_hash", String(64), nullable=False, unique=True),  # sha256 hex of the secret
-    Column("tier", String(32), nullable=False, server_default="free"),
+    Column("tier", String(bounds.TIER), nullable=False, server_default="free"),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
     Column("expires_at", Float, nullable=True),
@@ -61,7 +65,7 @@ reservations = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("key_id", Integer, ForeignKey("api_keys.id"), nullable=False),
-    Column("request_id", String(64), nullable=True),
+    Column("request_id", String(bounds.REQUEST_ID), nullable=True),
     Column("amount_micros", BigInteger, nullable=False),
     Column("charged_micros", BigInteger, nullable=True),
     Column("status", String(16), nullable=False),  # held | settled | released
@@ -74,13 +78,13 @@ usage_records = Table(
     "usage_records",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(64), nullable=False),
+    Column("request_id", String(bounds.REQUEST_ID), nullable=False),
     Column("key_id", Integer, ForeignKey("api_keys.id"), nullable=False, index=True),
     Column("day", String(10), nullable=False, index=True),  # UTC YYYY-MM-DD
     Column("created_at", Float, nullable=False),
     Column("endpoint", String(32), nullable=False),  # generations | edits
-    Column("model", String(100), nullable=True),
-    Column("engine", String(50), nullable=True),
+    Column("model", String(bounds.MODEL_NAME), nullable=True),
+    Column("engine", String(bounds.ENGINE_NAME), nullable=True),  # "upstream:<channel name>"
     Column("params", Text, nullable=True),  # JSON of the resolved parameters
     Column("images", Integer, nullable=False, server_default="0"),
     Column("text_in", Integer, nullable=False, server_default="0"),
@@ -89,10 +93,10 @@ usage_records = Table(
     Column("cost_micros", BigInteger, nullable=False, server_default="0"),
     Column("latency_ms", Integer, nullable=False, server_default="0"),
     Column("status", Integer, nullable=False),
-    Column("error_code", String(64), nullable=True),
+    Column("error_code", String(bounds.ERROR_CODE), nullable=True),
     # Relayed requests: the channel that answered, what the operator paid it, and attempts;
     # of the failed attempts, those the provider may have charged for (sent, then timed out).
-    Column("channel", String(100), nullable=True),
+    Column("channel", String(bounds.CHANNEL_NAME), nullable=True),
     Column("upstream_cost_micros", BigInteger, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="1"),
     Column("maybe_billed", Integer, nullable=False, server_default="0"),
@@ -102,7 +106,7 @@ idempotency = Table(
     "idempotency",
     metadata,
     Column("key_id", Integer, ForeignKey("api_keys.id"), primary_key=True),
-    Column("idem_key", String(255), primary_key=True),
+    Column("idem_key", String(bounds.IDEMPOTENCY_KEY), primary_key=True),
     Column("body_hash", String(64), nullable=False),
     Column("status", String(16), nullable=False),  # pending | done
     Column("response", Text, nullable=True),  # JSON with image bytes referenced by blob name
@@ -115,8 +119,8 @@ channels = Table(
     "channels",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(100), nullable=False, unique=True),
-    Column("base_url", String(500), nullable=False),
+    Column("name", String(bounds.CHANNEL_NAME), nullable=False, unique=True),
+    Column("base_url", String(bounds.BASE_URL), nullable=False),
     Column("api_key_sealed", Text, nullable=False),
     Column("models", Text, nullable=False),  # JSON list of client-facing model names
     Column("model_map", Text, nullable=True),  # JSON object: client name -> upstream name

@@ -18,6 +18,7 @@ from PIL import Image
 from imagegate.domain import ImageJob
 from imagegate.engines.openai_wire import LineTooLong, edit_form, sse_events
 from imagegate.images.decode import inspect_image
+from imagegate.images.tokens import MAX_TOKENS, Usage
 from tests.fakes.upstream import parse_multipart
 
 EVENTS = [
@@ -118,3 +119,22 @@ def test_edit_form_is_sized_and_names_parts_as_the_sdk_does(filename: str | None
         ("mask", "mask.png", "image/png"),
     ]
     assert [p.data for p in parts] == [b"up-v2", b"2", b"false", "a “quoted” prompt".encode(), image, mask]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"output_tokens": 10**20},
+        {"output_tokens": -1},
+        {"input_tokens": 2**31},
+        {"input_tokens_details": {"image_tokens": 10**12}},
+        {"output_tokens": float("inf")},
+    ],
+)
+def test_a_provider_usage_no_record_holds_is_not_believed(block: dict[str, Any]) -> None:
+    """Else the final transaction would fail on PostgreSQL's Integer columns after the provider
+    answered (and was paid); our own count is used instead."""
+    from imagegate.engines.openai_wire import usage
+
+    assert usage(block) is None
+    assert usage({"output_tokens": MAX_TOKENS, "input_tokens": 0}) == Usage(image_out=MAX_TOKENS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
+from imagegate.errors import InvalidValue
 from imagegate.flow import validate
 from imagegate.http import wire
 
@@ -26,3 +27,17 @@ def test_documented_fields_are_the_accepted_fields(model: type[BaseModel], accep
     assert documented(model) == set(accepted), (
         f"documented only: {documented(model) - accepted}; accepted only: {accepted - documented(model)}"
     )
+
+
+@pytest.mark.parametrize("field", ["user", "safety_identifier"])
+def test_documented_lengths_are_the_parsers(field: str) -> None:
+    """The OpenAPI document states the length the parser enforces (storage/bounds.py)."""
+    from imagegate.storage import bounds
+
+    for model in (wire.CreateImageRequest, wire.EditImageJsonRequest, wire.EditImageMultipartRequest):
+        schema = model.model_json_schema()["properties"][field]
+        lengths = [option.get("maxLength") for option in schema.get("anyOf", [schema])]
+        assert bounds.USER in lengths, (model.__name__, schema)
+    assert validate._str({field: "u" * bounds.USER}, field, bounds.USER) == "u" * bounds.USER
+    with pytest.raises(InvalidValue):
+        validate._str({field: "u" * (bounds.USER + 1)}, field, bounds.USER)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from imagegate.accounts import Accounts
 from imagegate.channels import Channels
 from imagegate.errors import AuthenticationFailed, PermissionDenied
+from imagegate.storage import bounds
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 T = TypeVar("T")
@@ -54,13 +55,13 @@ class _Limits(BaseModel):
 
 
 class KeyCreate(_Limits):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=bounds.KEY_NAME)
     tier: str = "free"
     credit_usd: Decimal | None = Field(default=None, ge=0, description="Default: the trial credit.")
 
 
 class KeyUpdate(_Limits):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=bounds.KEY_NAME)
     tier: str | None = None
 
 
@@ -134,7 +135,7 @@ class _ChannelFields(BaseModel):
 
 
 class ChannelCreate(_ChannelFields):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=bounds.CHANNEL_NAME)
     base_url: str
     api_key: str = Field(min_length=1)
     models: list[str] = Field(min_length=1)
