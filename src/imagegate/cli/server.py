@@ -17,14 +17,12 @@ from imagegate.cli.stores import Stores, open_stores
 
 if TYPE_CHECKING:
     from imagegate.accounts import Accounts
-    from imagegate.channels import Channels
     from imagegate.config import Settings
 
 T = TypeVar("T")
 
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list, update and revoke API keys.")
 credits_app = typer.Typer(no_args_is_help=True, help="Add credit to a key.")
-channels_app = typer.Typer(no_args_is_help=True, help="Upstream channels (OpenAI-compatible providers).")
 LIMITS = ("rpm", "rpd", "ipm", "concurrency")
 
 
@@ -60,19 +58,6 @@ def _stores() -> Stores:
 
 def _accounts() -> Accounts:
     return _stores().accounts
-
-
-def _channels() -> Channels:
-    channels = _stores().channels
-    if channels is None:
-        error_console().print(
-            "[red]error:[/] no channel secret key here: channel keys are sealed with the server's, so set "
-            "IMAGEGATE_SECRET_KEY or IMAGEGATE_DATA_DIR as the server has it.",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(1)
-    return channels
 
 
 def _admin(call: Callable[[], T]) -> T:
@@ -322,117 +307,12 @@ def usage(
     output_console().print(table)
 
 
-def _model_map(pairs: str | None) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    try:
-        return dict(pair.split("=", 1) for pair in pairs.split(","))
-    except ValueError:
-        raise typer.BadParameter("use client=upstream pairs, comma-separated", param_hint="--map") from None
-
-
-Map = Annotated[str | None, typer.Option("--map", help="Model mapping: client=upstream,...")]
-Prio = Annotated[int | None, typer.Option(help="Higher is tried first (default 0).")]
-Weight = Annotated[int | None, typer.Option(help="Share among equal priorities (default 1).")]
-Timeout = Annotated[float | None, typer.Option(help="Seconds per upstream request (default 120).")]
-
-
-@channels_app.command("add")
-def channels_add(
-    name: Annotated[str, typer.Option(help="A unique name.")],
-    base_url: Annotated[str, typer.Option(help="e.g. https://api.openai.com/v1")],
-    api_key: Annotated[str, typer.Option(help="The provider key (stored encrypted).")],
-    models: Annotated[str, typer.Option(help="Comma-separated model names it serves.")],
-    priority: Prio = None,
-    weight: Weight = None,
-    timeout: Timeout = None,
-    model_map: Map = None,
-) -> None:
-    """Add a channel; every running gateway picks it up within a few seconds."""
-    view = _admin(
-        lambda: _channels().add(
-            name,
-            base_url,
-            api_key,
-            models.split(","),
-            priority=priority,
-            weight=weight,
-            timeout_s=timeout,
-            model_map=_model_map(model_map),
-        )
-    )
-    output_console().print(
-        f"added channel {view['id']} '{view['name']}' for {', '.join(view['models'])}", highlight=False
-    )
-
-
-@channels_app.command("list")
-def channels_list(as_json: AsJson = False) -> None:
-    """Channels by priority (keys shown by their last 4 characters only)."""
-    rows = _channels().list()
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table("id", "name", "base url", "models", "priority", "weight", "key", "status")
-    for c in rows:
-        status = "enabled" if c["enabled"] else f"disabled ({c['disabled_reason'] or 'by operator'})"
-        if c.get("error"):
-            status = f"skipped: {c['error']}"
-        table.add_row(
-            str(c["id"]),
-            c["name"],
-            c["base_url"],
-            ", ".join(c["models"]),
-            str(c["priority"]),
-            str(c["weight"]),
-            c["api_key"],
-            status,
-        )
-    output_console().print(table)
-
-
-@channels_app.command("update")
-def channels_update(
-    ident: Annotated[str, typer.Argument(help="Channel id or name.")],
-    base_url: Annotated[str | None, typer.Option(help="New base URL.")] = None,
-    api_key: Annotated[str | None, typer.Option(help="New provider key.")] = None,
-    models: Annotated[str | None, typer.Option(help="Comma-separated model names.")] = None,
-    enabled: Annotated[bool | None, typer.Option("--enable/--disable", help="Turn it on or off.")] = None,
-    priority: Prio = None,
-    weight: Weight = None,
-    timeout: Timeout = None,
-    model_map: Map = None,
-) -> None:
-    """Change a channel; --enable also clears an automatic disable."""
-    fields: dict[str, Any] = {
-        "base_url": base_url,
-        "api_key": api_key,
-        "models": models.split(",") if models else None,
-        "enabled": enabled,
-        "priority": priority,
-        "weight": weight,
-        "timeout_s": timeout,
-    }
-    fields = {k: v for k, v in fields.items() if v is not None}
-    if model_map is not None:
-        fields["model_map"] = _model_map(model_map)
-    if enabled is False:
-        fields["disabled_reason"] = "disabled by the operator"
-    view = _admin(lambda: _channels().update(ident, **fields))
-    output_console().print(json.dumps(view, indent=2), highlight=False)
-
-
-@channels_app.command("remove")
-def channels_remove(ident: Annotated[str, typer.Argument(help="Channel id or name.")]) -> None:
-    """Remove a channel."""
-    _admin(lambda: _channels().remove(ident))
-    output_console().print(f"removed channel '{ident}'", highlight=False)
-
-
 def register(app: typer.Typer) -> None:
     """Add serve and usage, then the keys, credits and channels groups, to the `imagegate` app."""
     app.command()(serve)
     app.command()(usage)
     app.add_typer(keys_app, name="keys")
     app.add_typer(credits_app, name="credits")
+    from imagegate.cli.channels import channels_app  # it uses this module's helpers
+
     app.add_typer(channels_app, name="channels")
