@@ -1,8 +1,8 @@
 """The `imagegate` command: one Typer app over both sides.
 
 `server.py` runs the server and manages its keys, credits and usage, `channels.py` its channels
-(on the server's database, opened by `stores.py`); `client.py`, `batch.py` and `recipes.py` are a client of any
-OpenAI-compatible images API, built on the SDK (`imagegate.client`), which never imports this
+(on the server's database, opened by `stores.py`); `client.py`, `batch.py` and `recipes.py` are a
+client of any OpenAI-compatible images API, built on the SDK (`imagegate.client`), which never imports this
 package, typer or rich.
 """
 
