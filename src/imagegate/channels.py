@@ -12,6 +12,7 @@ successful probe costs the operator one low-quality image.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -23,7 +24,9 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from imagegate.domain import ImageJob
+from imagegate.engines.base import CAPABILITY_KEYS, Capabilities
 from imagegate.engines.fetch import Fetcher
+from imagegate.engines.providers import PROVIDERS, engine_for
 from imagegate.engines.registry import ChannelRoutes
 from imagegate.engines.upstream import OUT_OF_BALANCE_REASON, UpstreamConfig, UpstreamEngine
 from imagegate.errors import Conflict, InvalidValue, NotFound, UpstreamError
@@ -39,16 +42,28 @@ AUTO = "auto: "
 class Channels:
     repo: ChannelRepo
 
-    def add(self, name: str, base_url: str, api_key: str, models: list[str], **fields: Any) -> dict[str, Any]:
+    def add(
+        self, name: str, base_url: str | None, api_key: str, models: list[str], **fields: Any
+    ) -> dict[str, Any]:
+        kind = fields.get("provider") or "openai"
+        if not isinstance(kind, str) or kind not in PROVIDERS:
+            raise InvalidValue(
+                f"Unknown provider {kind!r}. Supported: {', '.join(PROVIDERS)}.", param="provider"
+            )
+        fields["provider"] = kind
+        base_url = base_url or PROVIDERS[kind].base_url
         _check(name=name, base_url=base_url, models=models, **fields)
+        _check_options(kind, fields.get("options") or {}, adding=True)
         try:
             return self.repo.add(name, base_url, api_key, models, **_clean(fields)).public()
         except DuplicateChannel:
             raise Conflict(f"A channel named '{name}' already exists.", code="channel_exists") from None
 
     def update(self, ident: str, **fields: Any) -> dict[str, Any]:
-        self._get(ident)
+        channel = self._get(ident)
         _check(**fields)
+        if fields.get("options") is not None:
+            _check_options(channel.provider, fields["options"], adding=False)
         updated = self.repo.update(ident, **_clean(fields))
         assert updated is not None
         return updated.public()
@@ -113,11 +128,10 @@ class Prober:
         return revived
 
     async def _lists_models(self, channel: Channel) -> bool:
+        url, headers = self._engine(channel).key_check()
         try:
             async with self.session.get(
-                channel.base_url.rstrip("/") + "/models",
-                headers={"Authorization": f"Bearer {channel.api_key}"},
-                timeout=aiohttp.ClientTimeout(total=10),
+                url, headers=headers, timeout=aiohttp.ClientTimeout(total=10), allow_redirects=False
             ) as resp:
                 return resp.status == 200
         except (aiohttp.ClientError, TimeoutError):
@@ -134,7 +148,7 @@ class Prober:
             model=channel.models[0], prompt=self.PROMPT, quality="low", passthrough=MappingProxyType(params)
         )
         try:
-            async for _ in UpstreamEngine(upstream_config(channel), self.session, self.fetcher).run(job):
+            async for _ in self._engine(channel).run(job):
                 pass
         except UpstreamError as exc:
             log.info("channel %s: balance probe refused (%s)", channel.name, exc.message)
@@ -147,9 +161,12 @@ class Prober:
         )
         return True
 
+    def _engine(self, channel: Channel) -> UpstreamEngine:
+        return engine_for(upstream_config(channel), self.session, self.fetcher)
+
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
-    nullable = ("model_map", "prices", "disabled_reason")
+    nullable = ("model_map", "prices", "disabled_reason", "options", "capabilities")
     out = {k: v for k, v in fields.items() if v is not None or k in nullable}
     if out.get("enabled") is True:
         out.setdefault("disabled_reason", None)
@@ -194,6 +211,9 @@ def _check(**fields: Any) -> None:
         value = fields.get(field)
         if value is not None and not lo <= value <= hi:
             raise InvalidValue(f"'{field}' must be from {lo} to {hi}.", param=field)
+    capabilities = fields.get("capabilities")
+    if capabilities is not None:
+        _check_capabilities(capabilities)
     prices = fields.get("prices")
     if prices is not None:
         try:
@@ -208,6 +228,43 @@ def _check(**fields: Any) -> None:
             ) from None
 
 
+def _check_options(kind: str, options: Any, *, adding: bool) -> None:
+    provider = PROVIDERS[kind]
+    if not isinstance(options, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and bounds.storable(k + v) for k, v in options.items()
+    ):
+        raise InvalidValue("options must be an object of text values.", param="options")
+    unknown = sorted(set(options) - set(provider.options))
+    if unknown:
+        takes = ", ".join(provider.options) or "none"
+        raise InvalidValue(
+            f"The {kind} provider takes no option {unknown[0]!r} (it takes: {takes}).", param="options"
+        )
+    missing = [name for name in provider.required if adding and not options.get(name)]
+    if missing:
+        raise InvalidValue(
+            f"The {kind} provider needs the option {missing[0]!r} (--option {missing[0]}=...).",
+            param="options",
+        )
+    if len(json.dumps(options)) > bounds.CHANNEL_OPTIONS:
+        raise InvalidValue(f"options may have at most {bounds.CHANNEL_OPTIONS} characters.", param="options")
+
+
+def _check_capabilities(overrides: Any) -> None:
+    if not isinstance(overrides, dict) or len(json.dumps(overrides)) > bounds.CHANNEL_OPTIONS:
+        raise InvalidValue("capabilities must be an object.", param="capabilities")
+    unknown = sorted(set(overrides) - CAPABILITY_KEYS)
+    if unknown:
+        raise InvalidValue(
+            f"Unknown capability {unknown[0]!r}; known: {', '.join(sorted(CAPABILITY_KEYS))}.",
+            param="capabilities",
+        )
+    try:
+        Capabilities().with_overrides(overrides)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValue(f"Invalid capabilities: {exc}.", param="capabilities") from None
+
+
 def upstream_config(channel: Channel) -> UpstreamConfig:
     return UpstreamConfig(
         name=channel.name,
@@ -215,6 +272,8 @@ def upstream_config(channel: Channel) -> UpstreamConfig:
         api_key=channel.api_key,
         model_map=dict(channel.model_map),
         timeout_s=channel.timeout_s,
+        provider=channel.provider,
+        options=dict(channel.options),
     )
 
 
@@ -226,5 +285,6 @@ def channel_routes(channel: Channel) -> ChannelRoutes:
         priority=channel.priority,
         weight=channel.weight,
         prices=channel.prices,
-        usable=channel.usable,
+        usable=channel.usable and channel.provider in PROVIDERS,
+        capabilities=channel.capabilities,
     )

@@ -109,6 +109,7 @@ class PartialImage:
     image: Image.Image | None = None
     encoded: bytes | None = None
     b64: str | None = None  # `encoded` as base64, when it arrived so (see FinalImage)
+    adapted: tuple[str, ...] = ()  # how the request was adapted to the provider (engines/adapt.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class FinalImage:
     # `encoded` as standard base64 text, when it arrived so (an upstream's b64_json): the response
     # reuses it rather than encoding `encoded` again (a 1024x1024 PNG: 1.5 MB of text).
     b64: str | None = None
+    adapted: tuple[str, ...] = ()  # how the request was adapted to the provider (engines/adapt.py)
 
 
 EngineEvent = PartialImage | FinalImage

@@ -32,7 +32,7 @@ class ModelPrice(BaseModel):
     image_out_per_1m: Price = Field(description="Per 1M output image tokens.")
     per_image: dict[str, dict[str, Price]] | None = Field(
         default=None,
-        description="Flat price per image: quality -> size ('1024x1024', ... or '*') -> micro-USD.",
+        description="Flat price per image: quality (or '*') -> size ('1024x1024', ... or '*') -> micro-USD.",
     )
 
 
@@ -68,7 +68,7 @@ def token_cost(tokens: int, per_1m: int) -> int:
 def base_cost(price: ModelPrice, usage: Usage, *, images: int, quality: str, size: str) -> int:
     """What `images` images with this usage cost at list price, in micro-dollars."""
     if price.per_image is not None:
-        by_size = price.per_image.get(quality, {})
+        by_size = price.per_image.get(quality) or price.per_image.get("*", {})  # "*": any quality
         flat = by_size.get(size, by_size.get("*"))
         if flat is not None:
             return images * flat

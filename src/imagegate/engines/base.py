@@ -8,9 +8,9 @@ failure is `imagegate.errors.EngineFailed` (or its provider subclass `UpstreamEr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from imagegate.domain import EngineEvent, ImageJob
 
@@ -18,21 +18,98 @@ ALL_FORMATS = ("png", "jpeg", "webp")
 
 
 @dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What an engine can render, as data, so the gateway can adapt a request to it and say so.
+class SizeRule:
+    """Free-form sizes within limits (gpt-image-2: edges multiples of 16, long edge <= 3840,
+    ratio <= 3:1, 655,360-8,294,400 pixels)."""
 
-    `sizes`: the exact sizes it makes, or None for any size within the gateway's size rules
-    (images/sizes.py); `max_n`: images per call; `alpha`: transparent backgrounds; `edits` and
-    `masks`: reference images and inpainting masks; `streaming`: partial images.
+    multiple: int = 16
+    max_edge: int = 3840
+    max_ratio: float = 3.0
+    min_pixels: int = 655_360
+    max_pixels: int = 8_294_400
+
+    def allows(self, width: int, height: int) -> bool:
+        long, short = max(width, height), min(width, height)
+        return (
+            width % self.multiple == 0
+            and height % self.multiple == 0
+            and long <= self.max_edge
+            and long <= self.max_ratio * short
+            and self.min_pixels <= width * height <= self.max_pixels
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an engine (or a provider's model) can render, as data, so the gateway can adapt a
+    request to it and say so (engines/adapt.py).
+
+    `sizes`: the exact sizes it makes ("WxH"), or `size_rule`: the rule its free-form sizes
+    follow; neither: any size within the gateway's own rules (images/sizes.py). `formats`: the
+    output formats it writes; `alpha`: transparent backgrounds; `max_n`: images per call;
+    `edits`, `masks` and `max_images`: reference images and inpainting masks; `streaming`: partial
+    images; `qualities`: the quality levels it distinguishes (empty: it has no such parameter).
     """
 
     sizes: tuple[str, ...] | None = None
+    size_rule: SizeRule | None = None
     formats: tuple[str, ...] = ALL_FORMATS
     alpha: bool = True
     max_n: int = 10
     edits: bool = True
     masks: bool = True
+    max_images: int = 16
     streaming: bool = True
+    qualities: tuple[str, ...] = ("low", "medium", "high")
+
+    def public(self) -> dict[str, object]:
+        """As /v1/models shows it."""
+        sizes: object = list(self.sizes) if self.sizes is not None else None
+        if self.size_rule is not None:
+            rule = self.size_rule
+            sizes = {
+                "multiple_of": rule.multiple,
+                "max_edge": rule.max_edge,
+                "max_ratio": rule.max_ratio,
+                "min_pixels": rule.min_pixels,
+                "max_pixels": rule.max_pixels,
+            }
+        return {
+            "sizes": sizes if sizes is not None else "any",
+            "output_formats": list(self.formats),
+            "transparent_background": self.alpha,
+            "max_n": self.max_n,
+            "edits": self.edits,
+            "masks": self.masks,
+            "max_input_images": self.max_images,
+            "streaming": self.streaming,
+            "qualities": list(self.qualities),
+        }
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Capabilities:
+        """These capabilities with an operator's per-channel overrides (the public() names)."""
+        names = {
+            "output_formats": "formats",
+            "transparent_background": "alpha",
+            "max_input_images": "max_images",
+        }
+        fields: dict[str, Any] = {}
+        for key, value in overrides.items():
+            name = names.get(key, key)
+            if name == "sizes" and isinstance(value, dict):
+                fields["size_rule"] = SizeRule(
+                    **{_RULE_NAMES.get(str(k), str(k)): v for k, v in value.items()}
+                )
+                fields["sizes"] = None
+            elif name in ("sizes", "formats", "qualities") and value is not None:
+                fields[name] = tuple(value) if value != "any" else None
+            else:
+                fields[name] = value
+        return replace(self, **fields)
+
+
+_RULE_NAMES = {"multiple_of": "multiple"}
+CAPABILITY_KEYS = frozenset(Capabilities().public())
 
 
 class Engine(Protocol):

@@ -16,18 +16,21 @@ kind serves. Third-party engines come from the entry-point group `imagegate.engi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import Any
 
 import aiohttp
 
 from imagegate.config import Settings
+from imagegate.engines.adapt import Adapted
 from imagegate.engines.base import Capabilities, Engine
 from imagegate.engines.fetch import provider_fetcher
 from imagegate.engines.moderation import Moderator
 from imagegate.engines.placeholder import PlaceholderEngine
-from imagegate.engines.upstream import UpstreamConfig, UpstreamEngine
+from imagegate.engines.providers import PROVIDERS
+from imagegate.engines.upstream import UpstreamConfig
 from imagegate.errors import ModelNotFound
 from imagegate.pricing import ModelPrice
 
@@ -49,8 +52,9 @@ class ChannelRoutes:
     models: tuple[str, ...]
     priority: int = 0
     weight: int = 1
-    prices: ModelPrice | None = None  # what the operator pays the provider
-    usable: bool = True  # enabled, and its key could be unsealed
+    prices: ModelPrice | None = None  # what the operator pays the provider (else its list price)
+    usable: bool = True  # enabled, its key could be unsealed and its provider kind is known
+    capabilities: Mapping[str, Any] = field(default_factory=dict)  # the operator's overrides
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,16 +139,19 @@ def build_registry(
         for model in channel.models:
             registry.know(model)
             if channel.usable and session is not None:
-                upstream = UpstreamEngine(channel.config, session, fetcher)
+                provider = PROVIDERS[channel.config.provider]
+                upstream = provider.engine(channel.config, session, fetcher)
+                native = channel.config.upstream_model(model)
+                caps = provider.capabilities(native).with_overrides(channel.capabilities)
                 registry.add(
                     Route(
                         model,
-                        upstream,
+                        Adapted(upstream, caps),
                         channel.priority,
                         max(1, channel.weight),
                         channel.config.name,
-                        channel.prices,
-                        upstream.capabilities,
+                        channel.prices or provider.price(native),
+                        caps,
                     )
                 )
     kinds = engine_kinds(settings)
@@ -161,7 +168,7 @@ def build_registry(
             continue
         for model in models:
             made = local_engine(kind)
-            registry.add(Route(model, made, capabilities=made.capabilities))
+            registry.add(Route(model, Adapted(made, made.capabilities), capabilities=made.capabilities))
     served = {m for c in channels for m in c.models} | {r.model for r in registry.routes()}
     fallback = set(settings.local_fallback_models)
     for model in dict.fromkeys([*settings.models, *settings.local_fallback_models]):

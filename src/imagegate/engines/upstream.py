@@ -73,15 +73,21 @@ class UpstreamConfig:
     api_key: str = field(repr=False)  # never logged
     model_map: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 120.0
+    provider: str = "openai"  # engines/providers.py: which wire the channel speaks
+    options: Mapping[str, Any] = field(default_factory=dict)  # provider settings (Azure's deployment...)
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
 
 
 class UpstreamEngine:
-    """Serves the models of one channel."""
+    """Serves the models of one channel that speaks OpenAI's images API, and is the base of the
+    other providers' adapters (engines/providers.py): they override the hooks `_url`, `_headers`,
+    `_body` (and `_send` where the body is not JSON), `_complete` and `_client_error`, and inherit
+    the deadlines, the failure classification and the stream relay."""
 
-    capabilities = Capabilities()  # OpenAI's images API: the provider says what it refuses
+    capabilities = Capabilities()  # the route's capabilities come from the provider's model table
+    kind = "OpenAI-compatible"
 
     def __init__(self, channel: UpstreamConfig, session: aiohttp.ClientSession, fetcher: Fetcher) -> None:
         self.channel = channel
@@ -90,7 +96,7 @@ class UpstreamEngine:
         self.name = f"upstream:{channel.name}"
 
     def describe(self) -> str:
-        return f"OpenAI-compatible upstream channel '{self.channel.name}'"
+        return f"{self.kind} upstream channel '{self.channel.name}'"
 
     async def run(self, job: ImageJob) -> AsyncIterator[EngineEvent]:
         # The channel's timeout bounds the whole exchange up to the result (a stream: up to its
@@ -126,25 +132,48 @@ class UpstreamEngine:
         finally:
             response.release()
 
-    async def _send(self, job: ImageJob) -> aiohttp.ClientResponse:
+    def _url(self, job: ImageJob) -> str:
         path = "/images/edits" if job.kind == "edit" else "/images/generations"
-        url = self.channel.base_url.rstrip("/") + path
-        headers = {"Authorization": f"Bearer {self.channel.api_key}"}
-        body = {**job.passthrough, "model": self.channel.upstream_model(job.model)}
+        return self.channel.base_url.rstrip("/") + path
+
+    def _headers(self) -> dict[str, str]:
+        """The channel's authentication."""
+        return {"Authorization": f"Bearer {self.channel.api_key}"}
+
+    def _body(self, job: ImageJob) -> dict[str, Any]:
+        return {**job.passthrough, "model": self.channel.upstream_model(job.model)}
+
+    def key_check(self) -> tuple[str, dict[str, str]]:
+        """A free request that answers 200 while the key is accepted: (URL, headers) of a GET."""
+        return self.channel.base_url.rstrip("/") + "/models", self._headers()
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
         # Each read must come within the channel's timeout (a stream's events too).
-        timeout = aiohttp.ClientTimeout(
+        return aiohttp.ClientTimeout(
             total=None, sock_connect=min(10.0, self.channel.timeout_s), sock_read=self.channel.timeout_s
         )
-        data: bytes | aiohttp.MultipartWriter
-        if job.kind == "edit" and not job.relay_json:
-            data = edit_form(job, body)
-        else:
-            data = orjson.dumps(body)
-            headers["Content-Type"] = "application/json"
+
+    async def _post_json(self, url: str, body: Any, headers: dict[str, str]) -> aiohttp.ClientResponse:
         # No redirects: a 307/308 would re-send the client's images and prompt to another host.
         return await self.session.post(
-            url, data=data, headers=headers, timeout=timeout, allow_redirects=False
+            url,
+            data=orjson.dumps(body),
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=self._timeout(),
+            allow_redirects=False,
         )
+
+    async def _send(self, job: ImageJob) -> aiohttp.ClientResponse:
+        url, headers, body = self._url(job), self._headers(), self._body(job)
+        if job.kind == "edit" and not job.relay_json:
+            return await self.session.post(
+                url,
+                data=edit_form(job, body),
+                headers=headers,
+                timeout=self._timeout(),
+                allow_redirects=False,
+            )
+        return await self._post_json(url, body, headers)
 
     async def _complete(self, response: aiohttp.ClientResponse, job: ImageJob) -> list[FinalImage]:
         raw = await response.read()
@@ -250,14 +279,18 @@ class UpstreamEngine:
             body = json.loads(raw)
         except ValueError:
             body = None
-        status = response.status
+        raise self._failure(response.status, body, raw, retry_after(response.headers))
+
+    def _failure(self, status: int, body: Any, raw: bytes, retry_after_s: float | None) -> UpstreamError:
+        """The provider's non-200 answer as an UpstreamError: retryable or the client's fault, and
+        whether the channel must be disabled (a rejected key, an account out of balance)."""
         message = json.dumps(body).lower() if body is not None else raw[:500].decode("utf-8", "replace")
         if status == 400:
             # A 400 is the client's fault unless its code or type says the account cannot pay; its
             # message may quote the client's own words ("... balance ..."), which must not disable a channel.
             error = body.get("error") if isinstance(body, dict) else None
             message = (
-                " ".join(str(error.get(k) or "") for k in ("code", "type")).lower()
+                " ".join(str(error.get(k) or "") for k in ("code", "type", "status")).lower()
                 if isinstance(error, dict)
                 else ""
             )
@@ -267,18 +300,22 @@ class UpstreamEngine:
         elif status == 402 or (any(word in message for word in OUT_OF_BALANCE) and status in (400, 429)):
             disable = OUT_OF_BALANCE_REASON  # 402 Payment Required: whatever it says
         retryable = status in RETRYABLE_STATUS or disable is not None
-        retry_after_s = retry_after(response.headers)
-        raise UpstreamError(
+        return UpstreamError(
             f"The upstream provider answered HTTP {status}.",
             status=status,
             retryable=retryable,
             channel=self.channel.name,
-            upstream_body=scrub(body, self.channel.api_key)
-            if isinstance(body, dict) and "error" in body
-            else None,
+            upstream_body=self._client_error(status, body),
             disable_reason=disable,
             retry_after_s=retry_after_s,
         )
+
+    def _client_error(self, status: int, body: Any) -> dict[str, Any] | None:  # noqa: ARG002
+        """The provider's error as the OpenAI error body a client gets for a 4xx (None: the
+        gateway's own). OpenAI's wire: its own body, with anything secret-shaped scrubbed."""
+        if isinstance(body, dict) and "error" in body:
+            return scrub(body, self.channel.api_key)  # type: ignore[no-any-return]
+        return None
 
     def _error(
         self, what: str, *, retryable: bool, body: dict[str, Any] | None = None, maybe_billed: bool = True

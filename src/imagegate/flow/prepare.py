@@ -14,6 +14,7 @@ import anyio.to_thread
 
 from imagegate.config import Settings
 from imagegate.domain import ImageJob
+from imagegate.engines import adapt
 from imagegate.engines.fetch import Fetcher
 from imagegate.engines.registry import EngineRegistry, Route
 from imagegate.flow import fetch_images, moderate, validate
@@ -53,7 +54,7 @@ class Preparer:
         moderate.check(job.prompt, job.moderation, settings.moderation_rules, request_id)
         if job.moderation == "auto" and settings.moderation_channel:
             await moderate.check_remote(registry.moderator, job.prompt, request_id)
-        routes = registry.routes_for(job.model)
+        routes = _capable(job, registry.routes_for(job.model))
         if has_images and routes and routes[0].channel is None:
             # A local engine will need the pixels: decode them now, so that a corrupt file is a 400
             # before anything is reserved. A relayed edit sends the bytes and never decodes them.
@@ -76,6 +77,17 @@ def key_price(settings: Settings, model: str, routes: list[Route]) -> ModelPrice
     if routes and all(r.channel is None and r.engine.name == "placeholder" for r in routes):
         return settings.placeholder_price
     return price_for(settings.prices, model)
+
+
+def _capable(job: ImageJob, routes: list[Route]) -> list[Route]:
+    """The routes that can serve the job after adaptation (engines/adapt.py); when none can, the
+    400 that names what none of them honours (a transparent background, a mask...)."""
+    capable = [r for r in routes if adapt.refusal(job, r.capabilities) is None]
+    if routes and not capable:
+        refusal = adapt.refusal(job, routes[0].capabilities)
+        assert refusal is not None
+        raise refusal
+    return capable
 
 
 def _usage(job: ImageJob, quality: str) -> Usage:

@@ -65,11 +65,12 @@ class ImageFlow:
                 return Outcome(body=state.replayed, headers={"idempotent-replayed": "true"})
             headers = rate_limit.headers(state.decision) if state.decision else {}
             if not state.job.stream:
-                return Outcome(body=await self._generate(state, settlement), headers=headers)
+                body = await self._generate(state, settlement)
+                return Outcome(body=body, headers=headers | state.adaptation_headers())
             events = self._stream(state, exits.pop_all())  # the stream ends the settlement
         # A failure before the first event (every route down, an upstream 4xx) is still an HTTP error.
         first = await anext(events, None)
-        return Outcome(events=respond.prepend(first, events), headers=headers)
+        return Outcome(events=respond.prepend(first, events), headers=headers | state.adaptation_headers())
 
     async def _admit(self, state: RequestState, settlement: Settlement) -> None:
         """prepare -> model access -> idempotency -> rate limits -> reservation."""
@@ -114,6 +115,7 @@ class ImageFlow:
         finals: list[FinalImage | None] = [None] * job.n
         echo: dict[str, Any] = {}
         async for event in self._engine(state):
+            state.note(event)
             if isinstance(event, FinalImage):
                 finals[event.index] = event
                 state.deliver(event)
@@ -145,6 +147,7 @@ class ImageFlow:
                 async for event in self._engine(state):
                     now = int(self.clock.now())
                     state.sent = True
+                    state.note(event)
                     if isinstance(event, PartialImage):
                         b64 = event.b64 or respond.b64(await store_image.partial_bytes(event, job))
                         yield respond.partial_event(job, b64, event.partial_index, now)

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagegate.domain import FinalImage, ImageJob
+from imagegate.domain import FinalImage, ImageJob, PartialImage
+from imagegate.engines.adapt import NOTES_HEADER
 from imagegate.errors import GatewayError
 from imagegate.flow.request import ImageRequest, ResponseOptions
 from imagegate.flow.route import RouteReport
@@ -66,6 +67,14 @@ class RequestState:
     cost: int = 0  # charged to the key
     upstream_cost: int | None = None  # what the channel costs the operator, when priced
     stored_response: dict[str, Any] | None = None  # for the Idempotency-Key, once answered
+    adapted: tuple[str, ...] = ()  # how the request was adapted to its provider (engines/adapt.py)
+
+    def note(self, event: FinalImage | PartialImage) -> None:
+        if event.adapted:
+            self.adapted = event.adapted
+
+    def adaptation_headers(self) -> dict[str, str]:
+        return {NOTES_HEADER: "; ".join(self.adapted)} if self.adapted else {}
 
     @property
     def job(self) -> ImageJob:

@@ -19,6 +19,8 @@ KEY_NAME = 200
 TIER = 32
 CHANNEL_NAME = 100
 BASE_URL = 500
+PROVIDER_KIND = 32  # channels.provider: engines/providers.py
+CHANNEL_OPTIONS = 8_000  # channels.options and .capabilities: JSON objects, as text
 MODEL_NAME = 100  # usage_records.model
 # usage_records.engine: "upstream:<channel name>" whole (migration 0005 widened it from 50).
 ENGINE_NAME = len("upstream:") + CHANNEL_NAME

@@ -1,4 +1,4 @@
-"""Upstream channels: OpenAI-compatible providers, with their keys sealed at rest."""
+"""Upstream channels: providers of any kind (engines/providers.py), with their keys sealed at rest."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ EDITABLE = (
     "prices",
     "enabled",
     "disabled_reason",
+    "options",
+    "capabilities",
 )
 
 
@@ -44,6 +46,9 @@ class Channel:
     prices: ModelPrice | None = None
     enabled: bool = True
     disabled_reason: str | None = None
+    provider: str = "openai"  # the wire it speaks: engines/providers.py
+    options: dict[str, Any] = field(default_factory=dict)  # the provider's settings
+    capabilities: dict[str, Any] = field(default_factory=dict)  # the operator's overrides
     # Why the channel cannot be used at all (its key was sealed with another secret key): it is
     # listed with this error and serves nothing until the key is set again.
     error: str | None = None
@@ -60,6 +65,7 @@ class Channel:
         return {
             "id": self.id,
             "name": self.name,
+            "provider": self.provider,
             "base_url": self.base_url,
             "api_key": f"…{self.api_key[-4:]}" if len(self.api_key) > 8 else "…",
             "models": list(self.models),
@@ -68,6 +74,8 @@ class Channel:
             "weight": self.weight,
             "timeout_s": self.timeout_s,
             "prices": self.prices.model_dump() if self.prices else None,
+            "options": self.options,
+            "capabilities": self.capabilities,
             "enabled": self.enabled,
             "disabled_reason": self.disabled_reason,
             "error": self.error,
@@ -142,8 +150,9 @@ class ChannelRepo:
             out["api_key_sealed"] = self.box.seal(out.pop("api_key"))
         if "models" in out:
             out["models"] = json.dumps(list(out["models"]))
-        if "model_map" in out:
-            out["model_map"] = json.dumps(out["model_map"]) if out["model_map"] else None
+        for name in ("model_map", "options", "capabilities"):
+            if name in out:
+                out[name] = json.dumps(out[name]) if out[name] else None
         if "prices" in out:
             prices = out["prices"]
             out["prices"] = None if prices is None else ModelPrice.model_validate(prices).model_dump_json()
@@ -176,6 +185,9 @@ class ChannelRepo:
             prices=ModelPrice.model_validate_json(r["prices"]) if r["prices"] else None,
             enabled=bool(r["enabled"]),
             disabled_reason=r["disabled_reason"],
+            provider=r["provider"],
+            options=json.loads(r["options"] or "{}"),
+            capabilities=json.loads(r["capabilities"] or "{}"),
         )
 
 

@@ -114,7 +114,7 @@ idempotency = Table(
     Column("expires_at", Float, nullable=False),
 )
 
-# Upstream providers (OpenAI-compatible). The API key is sealed (storage/secretbox.py).
+# Upstream providers (engines/providers.py). The API key is sealed (storage/secretbox.py).
 channels = Table(
     "channels",
     metadata,
@@ -134,6 +134,9 @@ channels = Table(
     Column("updated_at", Float, nullable=False),
     # When a replica last spent a real request probing an out-of-balance account (channels.py).
     Column("balance_probed_at", Float, nullable=True),
+    Column("provider", String(bounds.PROVIDER_KIND), nullable=False, server_default="openai"),
+    Column("options", Text, nullable=True),  # JSON object: the provider's settings
+    Column("capabilities", Text, nullable=True),  # JSON object: the operator's overrides
 )
 
 images = Table(

@@ -132,11 +132,19 @@ class _ChannelFields(BaseModel):
     weight: int | None = Field(default=None, ge=1, description="Share among equal priorities. Default 1.")
     timeout_s: float | None = Field(default=None, ge=1)
     prices: dict[str, Any] | None = Field(default=None, description="What the operator pays (micro-USD).")
+    options: dict[str, Any] | None = Field(
+        default=None,
+        description="The provider's settings (Azure: deployment, api_version; Vertex: project, location).",
+    )
+    capabilities: dict[str, Any] | None = Field(
+        default=None, description="Overrides of the models' capabilities (as GET /v1/models/{id} shows them)."
+    )
 
 
 class ChannelCreate(_ChannelFields):
     name: str = Field(min_length=1, max_length=bounds.CHANNEL_NAME)
-    base_url: str
+    provider: str = Field(default="openai", description="openai, azure, gemini, vertex, seedream or xai.")
+    base_url: str | None = Field(default=None, description="Default: the provider's public endpoint.")
     api_key: str = Field(min_length=1)
     models: list[str] = Field(min_length=1)
 
