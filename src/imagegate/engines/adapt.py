@@ -33,6 +33,7 @@ from imagegate.domain import EngineEvent, ImageJob, PartialImage
 from imagegate.engines.base import Capabilities, Engine, SizeRule
 from imagegate.errors import InvalidValue
 from imagegate.images import fit
+from imagegate.images.encode import sniff_format
 
 NOTES_HEADER = "x-imagegate-adapted"
 UNSUPPORTED = "unsupported_value"
@@ -183,7 +184,7 @@ class Adapted:
         the_plan = plan(job, self.capabilities)
         if not the_plan.notes and the_plan.job.size == job.size:
             async for event in self.engine.run(job):
-                yield event
+                yield await self._finish(event, 0, the_plan, job)
             return
         calls, offsets = [], []
         for i, count in enumerate(the_plan.chunks):
@@ -193,15 +194,27 @@ class Adapted:
             calls.append(self.engine.run(replace(the_plan.job, n=count, passthrough=MappingProxyType(wire))))
             offsets.append(sum(the_plan.chunks[:i]))
         async for call, event in _merge(calls):
-            yield await self._finish(event, offsets[call], the_plan)
+            yield await self._finish(event, offsets[call], the_plan, job)
 
-    async def _finish(self, event: EngineEvent, offset: int, the_plan: Plan) -> EngineEvent:
-        index = offset + event.index
+    async def _finish(self, event: EngineEvent, offset: int, the_plan: Plan, job: ImageJob) -> EngineEvent:
+        """The event as the client asked for it: its index among all calls' images, its pixels
+        fitted and left for the gateway to encode in the asked format when the plan says so, or
+        when the provider answered in another format than asked (its capabilities were wrong)."""
+        notes = the_plan.notes
+        made = sniff_format(event.encoded[:16]) if event.encoded is not None else None
+        convert = the_plan.convert or (made is not None and made != job.output_format)
+        if not convert:
+            return (
+                event
+                if offset == 0 and not notes
+                else replace(event, index=offset + event.index, adapted=notes)
+            )
         if not the_plan.convert:
-            return replace(event, index=index, adapted=the_plan.notes)
+            notes = (*notes, f"format={made}->{job.output_format}")
         pixels = await anyio.to_thread.run_sync(_pixels, event, the_plan.fit_to)
+        index = offset + event.index
         if isinstance(event, PartialImage):
-            return replace(event, index=index, image=pixels, encoded=None, b64=None, adapted=the_plan.notes)
+            return replace(event, index=index, image=pixels, encoded=None, b64=None, adapted=notes)
         echo = {k: v for k, v in event.echo.items() if k not in _ECHOED}
         return replace(
             event,
@@ -211,7 +224,7 @@ class Adapted:
             b64=None,
             media_type=None,
             echo=MappingProxyType(echo),
-            adapted=the_plan.notes,
+            adapted=notes,
         )
 
 
