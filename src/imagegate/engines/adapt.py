@@ -109,7 +109,14 @@ def _by_rule(width: int, height: int, rule: SizeRule) -> tuple[int, int]:
     if not allowed:
         return 1024, 1024
     target = math.log(width / height)
-    return min(allowed, key=lambda c: (round(abs(math.log(c[0] / c[1]) - target), 3), c[0] * c[1]))
+
+    # Within 3% of the aspect ratio, a size that covers the asked one wins (the crop only trims a
+    # few pixels), then the fewest pixels.
+    def key(c: tuple[int, int]) -> tuple[float, bool, int]:
+        off = abs(math.log(c[0] / c[1]) - target)
+        return (off if off > 0.03 else 0.0, not _covers(c, width, height), c[0] * c[1])
+
+    return min(allowed, key=key)
 
 
 def _parse(size: str) -> tuple[int, int]:

@@ -8,7 +8,7 @@ failure is `imagegate.errors.EngineFailed` (or its provider subclass `UpstreamEr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -87,27 +87,69 @@ class Capabilities:
         }
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Capabilities:
-        """These capabilities with an operator's per-channel overrides (the public() names)."""
-        names = {
-            "output_formats": "formats",
-            "transparent_background": "alpha",
-            "max_input_images": "max_images",
-        }
+        """These capabilities with an operator's per-channel overrides, named as public() names
+        them. Raises ValueError naming the first value it cannot take."""
         fields: dict[str, Any] = {}
         for key, value in overrides.items():
-            name = names.get(key, key)
-            if name == "sizes" and isinstance(value, dict):
-                fields["size_rule"] = SizeRule(
-                    **{_RULE_NAMES.get(str(k), str(k)): v for k, v in value.items()}
-                )
-                fields["sizes"] = None
-            elif name in ("sizes", "formats", "qualities") and value is not None:
-                fields[name] = tuple(value) if value != "any" else None
+            if key not in _CHECKS:
+                raise ValueError(f"unknown capability {key!r}")
+            if not _CHECKS[key](value):
+                raise ValueError(f"invalid value for {key!r}: {value!r}")
+            name = _FIELD_NAMES.get(key, key)
+            if key == "sizes":
+                if isinstance(value, dict):
+                    fields["size_rule"] = SizeRule(**{_RULE_NAMES.get(str(k), str(k)): v for k, v in value.items()})
+                    fields["sizes"] = None
+                else:
+                    fields["sizes"] = None if value == "any" else tuple(value)
+                    fields["size_rule"] = None
+            elif isinstance(value, list):
+                fields[name] = tuple(value)
             else:
                 fields[name] = value
         return replace(self, **fields)
 
 
+def _is_size(value: Any) -> bool:
+    if not isinstance(value, str) or value.count("x") != 1:
+        return False
+    w, h = value.split("x")
+    return w.isdigit() and h.isdigit() and 0 < int(w) <= 16384 and 0 < int(h) <= 16384
+
+
+def _sizes_ok(value: Any) -> bool:
+    if value == "any":
+        return True
+    if isinstance(value, list):
+        return bool(value) and all(_is_size(v) for v in value)
+    if isinstance(value, dict):
+        names = {"multiple_of", "max_edge", "max_ratio", "min_pixels", "max_pixels"}
+        return set(value) <= names and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value.values()
+        )
+    return False
+
+
+def _count(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+_FIELD_NAMES = {
+    "output_formats": "formats",
+    "transparent_background": "alpha",
+    "max_input_images": "max_images",
+}
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "sizes": _sizes_ok,
+    "output_formats": lambda v: isinstance(v, list) and bool(v) and set(v) <= set(ALL_FORMATS),
+    "transparent_background": lambda v: isinstance(v, bool),
+    "max_n": _count(1, 10),
+    "edits": lambda v: isinstance(v, bool),
+    "masks": lambda v: isinstance(v, bool),
+    "max_input_images": _count(0, 16),
+    "streaming": lambda v: isinstance(v, bool),
+    "qualities": lambda v: isinstance(v, list) and set(v) <= {"low", "medium", "high"},
+}
 _RULE_NAMES = {"multiple_of": "multiple"}
 CAPABILITY_KEYS = frozenset(Capabilities().public())
 

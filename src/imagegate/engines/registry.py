@@ -94,12 +94,12 @@ class EngineRegistry:
             raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
         return list(self._routes.get(model, []))
 
-    def engine_for(self, model: str) -> Engine:
-        """The engine shown for a model in /v1/models: its highest-priority route's."""
+    def first_route(self, model: str) -> Route:
+        """The route shown for a model in /v1/models: its highest-priority one."""
         routes = sorted(self.routes_for(model), key=lambda r: -r.priority)
         if not routes:
             raise ModelNotFound(f"No enabled channel serves the model '{model}'.", param="model")
-        return routes[0].engine
+        return routes[0]
 
     def routes(self) -> list[Route]:
         return [r for routes in self._routes.values() for r in routes]

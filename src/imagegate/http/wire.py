@@ -170,6 +170,11 @@ class ModelObject(BaseModel):
     owned_by: str
     engine: str = Field(description="imagegate: the engine that serves this model.")
     engine_description: str
+    capabilities: dict[str, Any] | None = Field(
+        default=None,
+        description="imagegate: what the model's first route renders (sizes, formats, max_n, ...); "
+        "a request beyond them is adapted (x-imagegate-adapted) or refused with unsupported_value.",
+    )
 
 
 class ModelList(BaseModel):

@@ -12,9 +12,11 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 def _model(request: Request, model: str, flow: FlowDep) -> wire.ModelObject:
+    capabilities = None
     try:
-        engine = flow.registry.engine_for(model)
-        name, description = engine.name, engine.describe()
+        route = flow.registry.first_route(model)
+        name, description = route.engine.name, route.engine.describe()
+        capabilities = route.capabilities.public()
     except ModelNotFound:  # every channel serving it is disabled
         name, description = "none", "no enabled channel serves this model right now"
     return wire.ModelObject(
@@ -23,6 +25,7 @@ def _model(request: Request, model: str, flow: FlowDep) -> wire.ModelObject:
         owned_by="imagegate",
         engine=name,
         engine_description=description,
+        capabilities=capabilities,
     )
 
 
