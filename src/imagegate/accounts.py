@@ -104,6 +104,13 @@ class Accounts:
             row["upstream_cost_usd"] = micros_to_usd(row.pop("upstream_cost_micros"))
         return rows
 
+    def usage_by_channel(self, days: int | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        rows = self.usage.by_channel(days=days, now=now)
+        for row in rows:
+            for name in ("cost", "upstream_cost", "margin"):
+                row[f"{name}_usd"] = micros_to_usd(row.pop(f"{name}_micros"))
+        return rows
+
     def view(self, key: ApiKey) -> dict[str, Any]:
         tier = self.settings.tiers.get(key.tier)
         effective = {

@@ -268,11 +268,39 @@ def credits_add(
 def usage(
     key: Annotated[str | None, typer.Option(help="Only this key (id or prefix).")] = None,
     days: Annotated[int | None, typer.Option(help="Only the last N days.")] = None,
+    by: Annotated[
+        str, typer.Option(help="key: per key and day; channel: per channel and day, with margin.")
+    ] = "key",
     as_json: AsJson = False,
 ) -> None:
     """Totals per key and UTC day: requests, failures, images, tokens, cost; what the channels cost
-    the operator, and failed upstream attempts it may have paid for anyway ("unsure")."""
+    the operator, and failed upstream attempts it may have paid for anyway ("unsure"). With
+    --by channel: per channel, what keys were charged, what the channel cost and the margin."""
     accounts = _accounts()
+    if by not in ("key", "channel"):
+        raise typer.BadParameter("key or channel", param_hint="--by")
+    if by == "channel":
+        rows = _admin(lambda: accounts.usage_by_channel(days, time.time()))
+        if as_json:
+            print(json.dumps(rows, indent=2))
+            return
+        table = Table(
+            "day", "channel", "requests", "failed", "images", "charged", "upstream cost", "margin", "unsure"
+        )
+        for r in rows:
+            table.add_row(
+                r["day"],
+                r["channel"] or "(local)",
+                str(r["requests"]),
+                str(r["failed"]),
+                str(r["images"]),
+                f"${r['cost_usd']:.6f}",
+                f"${r['upstream_cost_usd']:.6f}",
+                f"${r['margin_usd']:.6f}",
+                str(r["maybe_billed"]),
+            )
+        output_console().print(table)
+        return
     rows = _admin(lambda: accounts.usage_totals(key, days, time.time()))
     if as_json:
         print(json.dumps(rows, indent=2))

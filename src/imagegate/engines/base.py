@@ -98,7 +98,9 @@ class Capabilities:
             name = _FIELD_NAMES.get(key, key)
             if key == "sizes":
                 if isinstance(value, dict):
-                    fields["size_rule"] = SizeRule(**{_RULE_NAMES.get(str(k), str(k)): v for k, v in value.items()})
+                    fields["size_rule"] = SizeRule(
+                        **{_RULE_NAMES.get(str(k), str(k)): v for k, v in value.items()}
+                    )
                     fields["sizes"] = None
                 else:
                     fields["sizes"] = None if value == "any" else tuple(value)

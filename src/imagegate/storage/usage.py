@@ -95,6 +95,35 @@ class UsageRepo:
                 for row in conn.execute(query)
             ]
 
+    def by_channel(self, days: int | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        """Per channel (None: local engines) and UTC day: requests, images, what keys were charged,
+        what the channel cost the operator, and the margin between them (micro-dollars)."""
+        u = usage_records.c
+        charged = func.sum(u.cost_micros)
+        paid = func.coalesce(func.sum(u.upstream_cost_micros), 0)
+        query = (
+            select(
+                u.channel,
+                u.day,
+                func.count().label("requests"),
+                func.sum(case((u.status >= 400, 1), else_=0)).label("failed"),
+                func.sum(u.images).label("images"),
+                charged.label("cost_micros"),
+                paid.label("upstream_cost_micros"),
+                (charged - paid).label("margin_micros"),
+                func.sum(u.maybe_billed).label("maybe_billed"),
+            )
+            .group_by(u.channel, u.day)
+            .order_by(u.day, u.channel)
+        )
+        if days is not None and now is not None:
+            query = query.where(u.created_at >= now - days * 86_400)
+        with self.engine.connect() as conn:
+            return [
+                {k: (int(v) if k not in ("day", "channel") else v) for k, v in row._mapping.items()}
+                for row in conn.execute(query)
+            ]
+
     def account(self, key_id: int) -> dict[str, int]:
         """A key's lifetime counts: requests, successful requests and images."""
         u = usage_records.c

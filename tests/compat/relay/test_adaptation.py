@@ -69,7 +69,7 @@ def test_a_size_the_model_renders_is_relayed_untouched(
 def test_n_beyond_the_channels_maximum_is_fanned_out_and_every_call_is_costed(
     gateway: LiveServer, admin: Admin, primary: FakeUpstream
 ) -> None:
-    admin.add(
+    channel = admin.add(
         "fan",
         primary,
         PRIMARY_KEY,
@@ -89,6 +89,10 @@ def test_n_beyond_the_channels_maximum_is_fanned_out_and_every_call_is_costed(
     rec = record(gateway, raw.headers["x-request-id"])
     assert rec["images"] == 3 and rec["image_out"] == 3 * USAGE["output_tokens"]
     assert rec["upstream_cost_micros"] == 3 * priced(USAGE, 4, 8, 30)
+    rows = admin.http.get("/admin/usage", params={"by": "channel"}).json()["data"]
+    [row] = [r for r in rows if r["channel"] == channel["name"]]
+    assert row["images"] == 3 and round(row["upstream_cost_usd"] * 1e6) == rec["upstream_cost_micros"]
+    assert round(row["margin_usd"] * 1e6) == rec["cost_micros"] - rec["upstream_cost_micros"] > 0
 
 
 def test_a_stream_from_a_channel_that_cannot_stream_is_one_completed_event(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from imagegate.accounts import Accounts
 from imagegate.channels import Channels
-from imagegate.errors import AuthenticationFailed, PermissionDenied
+from imagegate.errors import AuthenticationFailed, InvalidValue, PermissionDenied
 from imagegate.storage import bounds
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -108,9 +108,18 @@ async def add_credit(ident: str, body: Credit, accounts: AdminDep, request: Requ
 
 @router.get("/usage")
 async def usage(
-    accounts: AdminDep, request: Request, key: str | None = None, days: int | None = None
+    accounts: AdminDep,
+    request: Request,
+    key: str | None = None,
+    days: int | None = None,
+    by: Literal["key", "channel"] = "key",
 ) -> dict[str, Any]:
+    """Totals per UTC day and key, or (`by=channel`) per channel with the operator's margin."""
     now = request.app.state.clock.now()
+    if by == "channel":
+        if key is not None:
+            raise InvalidValue("'key' cannot be combined with by=channel.", param="key")
+        return {"object": "list", "data": await _db(request, lambda: accounts.usage_by_channel(days, now))}
     return {"object": "list", "data": await _db(request, lambda: accounts.usage_totals(key, days, now))}
 
 
