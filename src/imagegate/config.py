@@ -254,6 +254,37 @@ class Settings(BaseSettings):
         "all three every third of this, so a slow provider never outlives them.",
     )
     idempotency_ttl_s: int = Field(default=86_400, description="How long Idempotency-Keys are kept.")
+    job_runners: int = Field(
+        default=2,
+        ge=0,
+        le=256,
+        description="Asynchronous jobs (Prefer: respond-async) this process runs at once (0: none).",
+    )
+    job_timeout_s: int = Field(
+        default=3600,
+        ge=60,
+        description="A job not started within this after its submission fails and is refunded (its "
+        "reservation is held that long).",
+    )
+    job_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A running job's lease, renewed every third of it: a job whose replica died is run "
+        "again by another once its lease has passed.",
+    )
+    job_max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Runs of one job (its replica died) before it fails, refunded."
+    )
+    job_poll_s: float = Field(
+        default=0.5, gt=0, description="How often an idle runner looks for queued jobs."
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="How long a webhook receiver may take.")
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Deliveries of one webhook (with backoff) before it is given up."
+    )
+    webhook_backoff_s: float = Field(
+        default=5.0, gt=0, description="The first retry's delay; each next one waits 4x longer (max 1 h)."
+    )
     rate_limit_fail_open: bool = Field(
         default=False,
         description="If the Redis rate-limit store is unreachable: false = 503 (fail closed), "

@@ -122,6 +122,29 @@ class Fetcher:
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise FetchError(type(exc).__name__) from exc
 
+    async def post(self, url: str, data: bytes, headers: dict[str, str]) -> int:
+        """POST `data` once (a webhook), to a checked address, no redirects followed; the status.
+        FetchError when it could not be sent or no answer came within `timeout_s`."""
+        target = _parse(url)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                addresses = await self._checked(target)
+                connector = aiohttp.TCPConnector(
+                    resolver=_Pinned(target.host or "", addresses), use_dns_cache=False, force_close=True
+                )
+                async with (
+                    aiohttp.ClientSession(
+                        connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+                    ) as session,
+                    session.post(target, data=data, headers=headers, allow_redirects=False) as resp,
+                ):
+                    await resp.content.read(64 * 1024)  # the receiver's answer is not kept
+                    return resp.status
+        except TimeoutError:
+            raise FetchError(f"no answer within {self.timeout_s:g} s") from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise FetchError(type(exc).__name__) from exc
+
     async def _checked(self, target: URL) -> list[str]:
         host, port = target.host or "", target.port or 80
         try:
@@ -163,12 +186,28 @@ def _parse(url: str) -> URL:
     return target
 
 
+def is_http_url(url: str) -> bool:
+    """An http(s) URL with a host and a valid port (whether it may be reached is checked later)."""
+    try:
+        _parse(url)
+    except FetchInvalidURL:
+        return False
+    return True
+
+
 def client_fetcher(settings: Settings) -> Fetcher:
     """For reference images a client names by URL."""
     return Fetcher(
         allow_private=settings.fetch_private_urls,
         max_bytes=settings.max_image_bytes,
         timeout_s=settings.fetch_timeout_s,
+    )
+
+
+def webhook_sender(settings: Settings) -> Fetcher:
+    """For webhooks: a client's URL, under the same guards as its image URLs."""
+    return Fetcher(
+        allow_private=settings.fetch_private_urls, max_bytes=64 * 1024, timeout_s=settings.webhook_timeout_s
     )
 
 

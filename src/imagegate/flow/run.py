@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from imagegate.clock import Clock
@@ -72,8 +72,16 @@ class ImageFlow:
         first = await anext(events, None)
         return Outcome(events=respond.prepend(first, events), headers=headers | state.adaptation_headers())
 
-    async def _admit(self, state: RequestState, settlement: Settlement) -> None:
-        """prepare -> model access -> idempotency -> rate limits -> reservation."""
+    async def _admit(
+        self,
+        state: RequestState,
+        settlement: Settlement,
+        *,
+        concurrency: bool = True,
+        reservation_timeout_s: float | None = None,
+    ) -> None:
+        """prepare -> model access -> idempotency -> rate limits -> reservation. A job's submission
+        (flow/jobs.py) takes no concurrency slot (its run does) and holds its reservation longer."""
         key, ctx, settings = state.key, state.ctx, self.settings
         prepared = state.prepared = await self.prepare(state.request, self.registry, ctx.request_id)
         job = prepared.job
@@ -91,10 +99,11 @@ class ImageFlow:
                 )
                 return
             state.claimed = True
+        limits = rate_limit.limits_for(key, settings.tiers)
         state.decision = await rate_limit.admit(
             self.limiter,
             key,
-            rate_limit.limits_for(key, settings.tiers),
+            limits if concurrency else replace(limits, concurrency=None),
             images=job.n,
             now=self.clock.now(),
             fail_open=settings.rate_limit_fail_open,
@@ -103,7 +112,11 @@ class ImageFlow:
         state.multiplier_ppm = key.multiplier_ppm if key.multiplier_ppm is not None else tier.multiplier_ppm
         most = reserve_quota.quote(prepared.price, prepared.max_usage, job, job.n, state.multiplier_ppm)[1]
         state.reservation = await reserve_quota.reserve(
-            self.stores.credits, key.id, most, ctx.request_id, settings.reservation_timeout_s
+            self.stores.credits,
+            key.id,
+            most,
+            ctx.request_id,
+            reservation_timeout_s or settings.reservation_timeout_s,
         )
         settlement.admitted()
 

@@ -63,6 +63,11 @@ class Settlement:
         """The lease and reservation are held from now: keep them alive while the request runs."""
         self._timer = asyncio.get_running_loop().call_later(self.timeout_s / 3, self._renew_soon)
 
+    def hand_off(self) -> None:
+        """The request became a queued job (flow/jobs.py): its reservation stays held for the job's
+        run, which settles it; this request ends without a charge, a refund or a usage record."""
+        self.state.handed_off = True
+
     async def finish(self, write: Callable[[], Kept]) -> Kept:
         """End a non-streamed request that succeeded: `write` its images, then the unit of work."""
         kept = await self._close(self.charge(), self.record(200, None), write)
@@ -79,7 +84,8 @@ class Settlement:
         state = self.state
         with anyio.CancelScope(shield=True):
             try:
-                if not state.settled and state.replayed is None:  # a replay was recorded the first time
+                # A replay was recorded the first time; a job's submission is settled by its run.
+                if not state.settled and state.replayed is None and not state.handed_off:
                     await self._end(exc)
             finally:
                 self._stop_renewing()

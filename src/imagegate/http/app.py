@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -18,9 +19,10 @@ from imagegate.breakers import BreakerConfig, build_circuit_breaker
 from imagegate.channels import Channels
 from imagegate.clock import Clock, FrozenClock, SystemClock
 from imagegate.config import Settings
-from imagegate.engines.fetch import client_fetcher
+from imagegate.engines.fetch import client_fetcher, webhook_sender
 from imagegate.engines.registry import build_registry
 from imagegate.engines.upstream import new_session
+from imagegate.flow.jobs import Jobs
 from imagegate.flow.maintenance import Maintenance
 from imagegate.flow.prepare import Preparer
 from imagegate.flow.route import RetryPolicy, Router
@@ -28,10 +30,11 @@ from imagegate.flow.run import ImageFlow
 from imagegate.http import errors, wire
 from imagegate.http.middleware import BodyLimit, RequestId
 from imagegate.http.routes import account, admin, files, health, images, models
+from imagegate.http.routes import jobs as jobs_routes
 from imagegate.images.tokens import count_text_tokens
 from imagegate.limits import build_rate_limiter
 from imagegate.storage.signing import UrlSigner, load_or_create_secret
-from imagegate.storage.stores import Stores, open_stores, request_stores
+from imagegate.storage.stores import Stores, job_store, open_stores, request_stores
 
 log = logging.getLogger("imagegate")
 
@@ -73,6 +76,18 @@ def build_flow(
     return flow, maintenance
 
 
+@contextlib.asynccontextmanager
+async def _running(work: Callable[[], Coroutine[Any, Any, None]], copies: int) -> AsyncIterator[None]:
+    """`copies` tasks of `work` for the server's life (jobs' runners, webhooks' delivery)."""
+    tasks = [asyncio.create_task(work()) for _ in range(copies)]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     clock = clock or (FrozenClock(settings.frozen_time) if settings.frozen_time else SystemClock())
 
@@ -91,6 +106,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             app.state.accounts = Accounts(settings, stores.keys, stores.ledger, stores.usage)
             app.state.channels = Channels(stores.channels)
             app.state.started_at = clock.now()
+            jobs = Jobs(flow, job_store(stores), webhook_sender(settings), settings, clock)
+            app.state.jobs = jobs
             await maintenance.reload_channels()
             _log_routes(flow)
             # bpe-openai builds its vocabularies on first use (~0.5 s): not on a request.
@@ -101,7 +118,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                     "by the offline placeholder renderer"
                 )
             try:
-                async with maintenance.running():
+                async with (
+                    maintenance.running(),
+                    _running(jobs.deliver_forever, 1),
+                    _running(jobs.run_forever, settings.job_runners),
+                ):
                     yield
             finally:
                 await flow.limiter.close()
@@ -115,7 +136,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (images, files, models, account, admin, health):
+    for module in (images, jobs_routes, files, models, account, admin, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestId)

@@ -19,6 +19,7 @@ KEY_NAME = 200
 TIER = 32
 CHANNEL_NAME = 100
 BASE_URL = 500
+WEBHOOK_URL = 2000
 PROVIDER_KIND = 32  # channels.provider: engines/providers.py
 CHANNEL_OPTIONS = 8_000  # channels.options and .capabilities: JSON objects, as text
 MODEL_NAME = 100  # usage_records.model

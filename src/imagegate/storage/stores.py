@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from imagegate.storage.blobs import ImageStore, StoredImage
 from imagegate.storage.channels import ChannelRepo
 from imagegate.storage.db import journal_is_wal, make_engine, migrate
 from imagegate.storage.idempotency import Claim, IdempotencyRepo
+from imagegate.storage.jobs import Job, JobRepo, WebhookSecretRepo
 from imagegate.storage.keys import ApiKey, KeyRepo
 from imagegate.storage.ledger import Ledger, Reservation
 from imagegate.storage.runner import Database
@@ -44,6 +46,8 @@ class Stores:
     idempotency: IdempotencyRepo
     images: ImageStore
     channels: ChannelRepo
+    jobs: JobRepo
+    webhook_secrets: WebhookSecretRepo
     created: bool  # the database was new (migrate made its schema)
     can_seal: bool = True  # a channel secret key is there (see open_stores)
 
@@ -92,6 +96,8 @@ def open_stores(settings: Settings, clock: Clock, *, create: bool = True) -> Sto
         idempotency=IdempotencyRepo(sql, clock, settings.idempotency_ttl_s),
         images=ImageStore(settings.data_dir / "blobs", sql, clock, settings.image_retention_s),
         channels=ChannelRepo(sql, clock, box),
+        jobs=JobRepo(sql, clock),
+        webhook_secrets=WebhookSecretRepo(sql, clock, box),
         created=created,
         can_seal=can_seal,
     )
@@ -200,6 +206,68 @@ class SqlRequestEnd:
             return kept, charged
 
         return await self.db.run(run)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlJobs:
+    """flow/ports.py JobStore over SQL."""
+
+    repo: JobRepo
+    secrets: WebhookSecretRepo
+    keys: KeyRepo
+    db: Database
+
+    async def create(self, **values: Any) -> Job:
+        return await self.db.run(partial(self.repo.create, **values))
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self.db.read(self.repo.get, job_id)
+
+    async def by_idempotency_key(self, key_id: int, idempotency_key: str) -> Job | None:
+        return await self.db.read(self.repo.by_idempotency_key, key_id, idempotency_key)
+
+    async def list_for(self, key_id: int, limit: int, after: str | None) -> list[Job]:
+        return await self.db.read(self.repo.list_for, key_id, limit, after)
+
+    async def position(self, job: Job) -> int:
+        return await self.db.read(self.repo.position, job)
+
+    async def claim(self, worker: str, lease_s: float, skip: set[str]) -> Job | None:
+        return await self.db.run_in_thread(self.repo.claim, worker, lease_s, skip)
+
+    async def requeue(self, job_id: str, worker: str) -> None:
+        await self.db.run(self.repo.requeue, job_id, worker)
+
+    async def renew(self, job_id: str, worker: str, lease_s: float) -> tuple[bool, bool]:
+        return await self.db.run(self.repo.renew, job_id, worker, lease_s)
+
+    async def finish(self, job_id: str, status: str, **fields: Any) -> bool:
+        return await self.db.run(partial(self.repo.finish, job_id, status, **fields))
+
+    async def request_cancel(self, job_id: str) -> None:
+        await self.db.run(self.repo.request_cancel, job_id)
+
+    async def due_webhooks(self) -> list[Job]:
+        return await self.db.run_in_thread(self.repo.due_webhooks)
+
+    async def claim_webhook(self, job: Job, hold_s: float) -> bool:
+        return await self.db.run(self.repo.claim_webhook, job, hold_s)
+
+    async def webhook_done(self, job_id: str, status: str, next_at: float | None = None) -> None:
+        await self.db.run(self.repo.webhook_done, job_id, status, next_at)
+
+    async def webhook_secret(self, key_id: int) -> str | None:
+        return await self.db.read(self.secrets.get, key_id)
+
+    async def rotate_webhook_secret(self, key_id: int) -> str:
+        return await self.db.run(self.secrets.rotate, key_id)
+
+    async def key(self, key_id: int) -> ApiKey | None:
+        return await self.db.read(self.keys.get, key_id)
+
+
+def job_store(s: Stores) -> SqlJobs:
+    return SqlJobs(s.jobs, s.webhook_secrets, s.keys, s.db)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from imagegate.storage import bounds
@@ -148,4 +149,50 @@ images = Table(
     Column("size_bytes", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
+)
+
+# Asynchronous image jobs (Prefer: respond-async): any replica claims a queued job with a
+# conditional UPDATE and holds it by a lease it renews; the job's reservation is held from the
+# submission to the end. Images live in the blob store; `result` names them (never their bytes).
+image_jobs = Table(
+    "image_jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),  # imgjob_<32 hex>
+    Column("key_id", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # queued | in_progress | completed | failed | cancelled
+    Column("kind", String(16), nullable=False),  # generation | edit
+    Column("model", String(bounds.MODEL_NAME), nullable=False),
+    Column("request_id", String(bounds.REQUEST_ID), nullable=False),
+    Column("base_url", String(bounds.BASE_URL), nullable=False),  # for the result's signed URLs
+    Column("params", Text, nullable=False),  # JSON: the request's parameters
+    Column("uploads", Text, nullable=True),  # JSON: [{field, filename, content_type, blob}]
+    Column("multipart", Integer, nullable=False, server_default="0"),
+    Column("reservation_id", String(64), nullable=False),
+    Column("reserved_micros", BigInteger, nullable=False),
+    Column("idempotency_key", String(bounds.IDEMPOTENCY_KEY), nullable=True),
+    Column("webhook_url", String(bounds.WEBHOOK_URL), nullable=True),
+    Column("result", Text, nullable=True),  # JSON: the ImagesResponse with images by blob name
+    Column("error", Text, nullable=True),  # JSON: OpenAI's error object
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("worker", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("cancel_requested", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("webhook_status", String(16), nullable=True),  # pending | delivered | failed
+    Column("webhook_attempts", Integer, nullable=False, server_default="0"),
+    Column("webhook_next_at", Float, nullable=True),
+    UniqueConstraint("key_id", "idempotency_key", name="uq_image_jobs_key_idempotency"),
+)
+Index("ix_image_jobs_status_created", image_jobs.c.status, image_jobs.c.created_at)
+Index("ix_image_jobs_key_created", image_jobs.c.key_id, image_jobs.c.created_at)
+
+# Each key's webhook signing secret (Standard Webhooks "whsec_..."), sealed like channel keys.
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("key_id", Integer, primary_key=True),
+    Column("secret_sealed", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

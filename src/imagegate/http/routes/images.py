@@ -78,6 +78,19 @@ async def _run(image_request: ImageRequest, request: Request, flow: FlowDep, key
         base_url=base_url(request),
         idempotency_key=idempotency.check_key(request.headers.get("idempotency-key")),
     )
+    if _respond_async(request):
+        webhook_url = image_request.params.pop("webhook_url", None)
+        job = await request.app.state.jobs.submit(image_request, key, ctx, webhook_url)
+        location = f"{ctx.base_url}/v1/images/jobs/{job['id']}"
+        return FastJSONResponse(
+            job, status_code=202, headers={"location": location, "cache-control": "no-store"}
+        )
+    if "webhook_url" in image_request.params:
+        raise InvalidRequest(
+            "'webhook_url' needs an asynchronous job: send the header 'Prefer: respond-async'.",
+            param="webhook_url",
+            code="invalid_value",
+        )
     outcome = await flow.handle(image_request, key, ctx)
     if outcome.events is not None:
         return StreamingResponse(
@@ -86,6 +99,12 @@ async def _run(image_request: ImageRequest, request: Request, flow: FlowDep, key
             headers={"cache-control": "no-cache", "x-accel-buffering": "no", **outcome.headers},
         )
     return FastJSONResponse(outcome.body, headers=outcome.headers)
+
+
+def _respond_async(request: Request) -> bool:
+    """RFC 7240: `Prefer: respond-async` (among other preferences, any case)."""
+    prefer = ",".join(request.headers.getlist("prefer"))
+    return any(p.split(";")[0].strip().lower() == "respond-async" for p in prefer.split(","))
 
 
 async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
