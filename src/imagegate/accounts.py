@@ -37,7 +37,7 @@ class Accounts:
         return self.view(key), secret
 
     def update_key(self, ident: str, **fields: Any) -> dict[str, Any]:
-        key = self._find(ident)
+        key = self.find(ident)
         if "tier" in fields and fields["tier"] is not None:
             self._check_tier(fields["tier"])
         if fields.get("name") is not None:
@@ -50,13 +50,13 @@ class Accounts:
         return self.view(updated)
 
     def revoke_key(self, ident: str) -> dict[str, Any]:
-        self._find(ident)
+        self.find(ident)
         key = self.keys.revoke(ident)
         assert key is not None
         return self.view(key)
 
     def add_credit(self, ident: str, amount_usd: str | Decimal, note: str | None = None) -> dict[str, Any]:
-        key = self._find(ident)
+        key = self.find(ident)
         if note is not None and (len(note) > 1000 or not bounds.storable(note)):
             raise InvalidValue("'note' must be a text of at most 1000 characters.", param="note")
         micros = _micros(amount_usd, "amount_usd")
@@ -70,13 +70,13 @@ class Accounts:
                 "this top-up would exceed it.",
                 param="amount_usd",
             ) from None
-        return self.view(self._find(str(key.id)))
+        return self.view(self.find(str(key.id)))
 
     def list_keys(self) -> list[dict[str, Any]]:
         return [self.view(k) for k in self.keys.list()]
 
     def get_key(self, ident: str) -> dict[str, Any]:
-        return self.view(self._find(ident))
+        return self.view(self.find(ident))
 
     def account(self, key: ApiKey) -> dict[str, Any]:
         """What a key sees of itself at GET /v1/usage."""
@@ -97,7 +97,7 @@ class Accounts:
     def usage_totals(
         self, key: str | None = None, days: int | None = None, now: float | None = None
     ) -> list[dict[str, Any]]:
-        key_id = self._find(key).id if key else None
+        key_id = self.find(key).id if key else None
         rows = self.usage.totals(key_id=key_id, days=days, now=now)
         for row in rows:
             row["cost_usd"] = micros_to_usd(row.pop("cost_micros"))
@@ -137,7 +137,8 @@ class Accounts:
             "allowed_models": list(key.allowed_models) if key.allowed_models else None,
         }
 
-    def _find(self, ident: str) -> ApiKey:
+    def find(self, ident: str) -> ApiKey:
+        """A key by id or displayed prefix; NotFound otherwise."""
         key = self.keys.find(ident)
         if key is None:
             raise NotFound(f"No key '{ident}'.", code="key_not_found")

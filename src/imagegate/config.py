@@ -254,6 +254,17 @@ class Settings(BaseSettings):
         "all three every third of this, so a slow provider never outlives them.",
     )
     idempotency_ttl_s: int = Field(default=86_400, description="How long Idempotency-Keys are kept.")
+    history_retention_s: int = Field(
+        default=30 * 86_400,
+        ge=0,
+        description="How long the image history (GET /v1/images/history) keeps each request's record "
+        "(prompt, parameters, cost, input and output hashes); the images themselves live "
+        "image_retention_s.",
+    )
+    history_prompts: bool = Field(
+        default=True,
+        description="Keep prompts in the image history (false: the rest is kept, the prompt not).",
+    )
     job_runners: int = Field(
         default=2,
         ge=0,

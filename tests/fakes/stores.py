@@ -18,6 +18,7 @@ from imagegate.storage.blobs import StoredImage
 from imagegate.storage.idempotency import Claim
 from imagegate.storage.keys import ApiKey
 from imagegate.storage.ledger import InsufficientBalance, Reservation
+from imagegate.storage.history import HistoryEntry
 from imagegate.storage.usage import UsageRecord
 
 
@@ -173,6 +174,7 @@ class FakeRequestEnd:
     usage: FakeUsage
     blobs: FakeBlobs
     fail_next: BaseException | None = None  # the next finish raises this, having changed nothing
+    history: list[HistoryEntry] = field(default_factory=list)  # the image history's entries
 
     async def finish(
         self,
@@ -180,6 +182,7 @@ class FakeRequestEnd:
         charge_micros: int | None,
         record: UsageRecord,
         write: Callable[[], Kept] | None = None,
+        history: HistoryEntry | None = None,
     ) -> tuple[Kept, int]:
         kept = write() if write is not None else []
         if self.fail_next is not None:
@@ -190,6 +193,9 @@ class FakeRequestEnd:
                 self.blobs.indexed.add(item[1].name)
         charged = self.credits.close(reservation, charge_micros) or 0
         self.usage.records.append(replace(record, cost_micros=charged))
+        if history is not None:
+            outputs = [*history.outputs, *({"sha256": i[1].sha256, "ext": i[1].ext} for i in kept if i)]
+            self.history.append(replace(history, outputs=outputs, cost_micros=charged))
         return kept, charged
 
 

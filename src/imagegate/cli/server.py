@@ -344,3 +344,6 @@ def register(app: typer.Typer) -> None:
     from imagegate.cli.channels import channels_app  # it uses this module's helpers
 
     app.add_typer(channels_app, name="channels")
+    from imagegate.cli.history import history  # likewise
+
+    app.command()(history)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from imagegate.accounts import Accounts
     from imagegate.channels import Channels
     from imagegate.config import Settings
+    from imagegate.storage.history import HistoryRepo
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Stores:
     engine: Engine
     accounts: Accounts
     channels: Channels | None  # None: no channel secret key here (none set, none in the data dir)
+    history: HistoryRepo
     was_new: bool  # the database was created just now (serve only)
     location: str  # what the commands say when they name the database
 
@@ -44,4 +46,4 @@ def open_stores(settings: Settings, *, create: bool = False) -> Stores:
     opened = stores.open_stores(settings, SystemClock(), create=create)
     accounts = Accounts(settings, opened.keys, opened.ledger, opened.usage)
     channels = Channels(opened.channels) if opened.can_seal else None
-    return Stores(opened.sql, accounts, channels, opened.created, stores.describe(settings))
+    return Stores(opened.sql, accounts, channels, opened.history, opened.created, stores.describe(settings))

@@ -245,7 +245,12 @@ class Jobs:
         watcher = asyncio.create_task(self._watch(job, asyncio.current_task()))
         try:
             async with Settlement(
-                state, self.flow.stores, self.flow.limiter, self.clock, self.settings.reservation_timeout_s
+                state,
+                self.flow.stores,
+                self.flow.limiter,
+                self.clock,
+                self.settings.reservation_timeout_s,
+                self.settings.history_prompts,
             ) as settlement:
                 state.prepared = await self.flow.prepare(request, self.flow.registry, job.request_id)
                 settlement.admitted()

@@ -60,6 +60,7 @@ class Maintenance:
             "images": await db.run_in_thread(s.images.sweep),
             "reservations": await db.run_in_thread(s.ledger.sweep),
             "idempotency_keys": await db.run_in_thread(s.idempotency.sweep),
+            "history": await db.run_in_thread(s.history.sweep),
         }
 
     @contextlib.asynccontextmanager

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from imagegate.storage.blobs import StoredImage
+from imagegate.storage.history import HistoryEntry
 from imagegate.storage.idempotency import Claim
 from imagegate.storage.jobs import Job
 from imagegate.storage.keys import ApiKey
@@ -91,6 +92,7 @@ class RequestEnd(Protocol):
         charge_micros: int | None,
         record: UsageRecord,
         write: Callable[[], Kept] | None = None,
+        history: HistoryEntry | None = None,
     ) -> tuple[Kept, int]:
         """`write` the image files, then in one transaction index them, settle to `charge_micros`
         (None: refund in full) and write `record` with the amount charged. Returns what `write`

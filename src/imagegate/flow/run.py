@@ -58,7 +58,14 @@ class ImageFlow:
         state = RequestState(key=key, ctx=ctx, request=request)
         async with AsyncExitStack() as exits:
             settlement = await exits.enter_async_context(
-                Settlement(state, self.stores, self.limiter, self.clock, self.settings.reservation_timeout_s)
+                Settlement(
+                    state,
+                    self.stores,
+                    self.limiter,
+                    self.clock,
+                    self.settings.reservation_timeout_s,
+                    self.settings.history_prompts,
+                )
             )
             await self._admit(state, settlement)
             if state.replayed is not None:
@@ -167,6 +174,7 @@ class ImageFlow:
                         state.open_partials += 1
                         continue
                     data, stored = await store_image.store(event, job, self.stores.blobs)
+                    state.outputs.append({"sha256": stored.sha256, "ext": stored.ext})
                     usage = event.usage or state.share_of_usage()
                     url = (
                         self.signer.url(self._base(state.ctx), stored.name)

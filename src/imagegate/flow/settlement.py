@@ -37,6 +37,7 @@ from imagegate.flow.state import RequestState
 from imagegate.images.tokens import Usage
 from imagegate.limits.base import RateLimiter
 from imagegate.storage import bounds
+from imagegate.storage.history import HistoryEntry
 from imagegate.storage.usage import UsageRecord
 
 log = logging.getLogger("imagegate.flow")
@@ -44,9 +45,16 @@ log = logging.getLogger("imagegate.flow")
 
 class Settlement:
     def __init__(
-        self, state: RequestState, stores: RequestStores, limiter: RateLimiter, clock: Clock, timeout_s: float
+        self,
+        state: RequestState,
+        stores: RequestStores,
+        limiter: RateLimiter,
+        clock: Clock,
+        timeout_s: float,
+        keep_prompts: bool = True,
     ) -> None:
         self.state = state
+        self.keep_prompts = keep_prompts  # in the image history (settings.history_prompts)
         self.stores = stores
         self.limiter = limiter
         self.clock = clock
@@ -126,7 +134,8 @@ class Settlement:
         reservation = state.reservation
         assert reservation is not None
         try:
-            kept, state.cost = await self.stores.unit.finish(reservation, charge, record, write)
+            history = self.history(record) if charge is not None else None
+            kept, state.cost = await self.stores.unit.finish(reservation, charge, record, write, history)
         except Exception:
             log.exception("request %s: its final transaction failed; settling it alone", state.ctx.request_id)
         else:
@@ -186,6 +195,26 @@ class Settlement:
             upstream_cost_micros=state.upstream_cost,
             attempts=max(1, state.report.attempts),
             maybe_billed=state.report.maybe_billed,
+        )
+
+    def history(self, record: UsageRecord) -> HistoryEntry | None:
+        """The image history's entry of a request that delivered images (its outputs: the
+        streamed ones here, the others added by the unit of work as it indexes them)."""
+        state = self.state
+        if state.prepared is None or not (state.images or state.outputs or state.open_partials):
+            return None
+        job = state.prepared.job
+        return HistoryEntry(
+            request_id=record.request_id,
+            key_id=record.key_id,
+            created_at=record.created_at,
+            model=record.model,
+            engine=record.engine,
+            channel=record.channel,
+            prompt=job.prompt if self.keep_prompts else None,
+            params=record.params,
+            inputs=[img.source.sha256().hex() for img in (*job.images, *([job.mask] if job.mask else []))],
+            outputs=list(state.outputs),
         )
 
     def _renew_soon(self) -> None:

@@ -68,6 +68,7 @@ class RequestState:
     upstream_cost: int | None = None  # what the channel costs the operator, when priced
     stored_response: dict[str, Any] | None = None  # for the Idempotency-Key, once answered
     adapted: tuple[str, ...] = ()  # how the request was adapted to its provider (engines/adapt.py)
+    outputs: list[dict[str, str]] = field(default_factory=list)  # streamed images kept: sha256, ext
     handed_off: bool = False  # became a queued job: its run settles the reservation (flow/jobs.py)
 
     def note(self, event: FinalImage | PartialImage) -> None:

@@ -29,7 +29,7 @@ from imagegate.flow.route import RetryPolicy, Router
 from imagegate.flow.run import ImageFlow
 from imagegate.http import errors, wire
 from imagegate.http.middleware import BodyLimit, RequestId
-from imagegate.http.routes import account, admin, files, health, images, models
+from imagegate.http.routes import account, admin, files, health, history, images, models
 from imagegate.http.routes import jobs as jobs_routes
 from imagegate.images.tokens import count_text_tokens
 from imagegate.limits import build_rate_limiter
@@ -136,7 +136,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (images, jobs_routes, files, models, account, admin, health):
+    for module in (images, jobs_routes, history, files, models, account, admin, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestId)

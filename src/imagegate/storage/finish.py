@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from imagegate.storage.blobs import ImageStore, StoredImage
+from imagegate.storage.history import HistoryEntry, HistoryRepo
 from imagegate.storage.ledger import Ledger, Reservation
 from imagegate.storage.usage import UsageRecord, UsageRepo
 
@@ -26,10 +27,12 @@ def finish(
     charge_micros: int | None,
     record: UsageRecord,
     stored: Sequence[StoredImage] = (),
+    history: tuple[HistoryRepo, HistoryEntry] | None = None,
 ) -> int:
     """Settle to `charge_micros` (None: refund in full), index `stored` (written with
-    ImageStore.write) and write `record` with the amount charged; returns that amount (0 when
-    refunded, or when the sweeper had already released the reservation)."""
+    ImageStore.write), write `record` with the amount charged and, for a request that delivered
+    images, its `history` entry (with `stored` among its outputs); returns the amount charged (0
+    when refunded, or when the sweeper had already released the reservation)."""
     with ledger.engine.begin() as conn:
         for image in stored:
             images.index(conn, image)
@@ -39,4 +42,8 @@ def finish(
         else:
             charged = ledger.settle_in(conn, reservation, charge_micros) or 0
         usage.record_in(conn, replace(record, cost_micros=charged))
+        if history is not None:
+            repo, entry = history
+            outputs = [*entry.outputs, *({"sha256": i.sha256, "ext": i.ext} for i in stored)]
+            repo.record_in(conn, replace(entry, outputs=outputs, cost_micros=charged))
     return charged

@@ -23,6 +23,7 @@ from imagegate.storage import finish as finish_tx
 from imagegate.storage.blobs import ImageStore, StoredImage
 from imagegate.storage.channels import ChannelRepo
 from imagegate.storage.db import journal_is_wal, make_engine, migrate
+from imagegate.storage.history import HistoryEntry, HistoryRepo
 from imagegate.storage.idempotency import Claim, IdempotencyRepo
 from imagegate.storage.jobs import Job, JobRepo, WebhookSecretRepo
 from imagegate.storage.keys import ApiKey, KeyRepo
@@ -48,6 +49,7 @@ class Stores:
     channels: ChannelRepo
     jobs: JobRepo
     webhook_secrets: WebhookSecretRepo
+    history: HistoryRepo
     created: bool  # the database was new (migrate made its schema)
     can_seal: bool = True  # a channel secret key is there (see open_stores)
 
@@ -98,6 +100,7 @@ def open_stores(settings: Settings, clock: Clock, *, create: bool = True) -> Sto
         channels=ChannelRepo(sql, clock, box),
         jobs=JobRepo(sql, clock),
         webhook_secrets=WebhookSecretRepo(sql, clock, box),
+        history=HistoryRepo(sql, clock, settings.history_retention_s),
         created=created,
         can_seal=can_seal,
     )
@@ -182,6 +185,7 @@ class SqlRequestEnd:
     ledger: Ledger
     usage: UsageRepo
     images: ImageStore
+    history: HistoryRepo
     db: Database
 
     async def finish(
@@ -190,6 +194,7 @@ class SqlRequestEnd:
         charge_micros: int | None,
         record: UsageRecord,
         write: Callable[[], Kept] | None = None,
+        history: HistoryEntry | None = None,
     ) -> tuple[Kept, int]:
         def run() -> tuple[Kept, int]:
             kept = write() if write is not None else []
@@ -202,6 +207,7 @@ class SqlRequestEnd:
                 charge_micros=charge_micros,
                 record=record,
                 stored=stored,
+                history=(self.history, history) if history is not None else None,
             )
             return kept, charged
 
@@ -290,6 +296,6 @@ def request_stores(s: Stores) -> SqlPorts:
         claims=SqlClaims(s.idempotency, s.db),
         usage=SqlUsage(s.usage, s.db),
         blobs=SqlBlobs(s.images),
-        unit=SqlRequestEnd(s.ledger, s.usage, s.images, s.db),
+        unit=SqlRequestEnd(s.ledger, s.usage, s.images, s.history, s.db),
         in_flight=s.db,
     )

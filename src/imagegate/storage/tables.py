@@ -196,3 +196,26 @@ webhook_secrets = Table(
     Column("secret_sealed", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# Every request that delivered images: what was asked (the prompt unless the operator keeps none),
+# by which key, model, engine and channel, at what cost, from which inputs to which outputs
+# (content hashes; the blobs may expire sooner). Kept `history_retention_s`.
+image_history = Table(
+    "image_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(bounds.REQUEST_ID), nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("model", String(bounds.MODEL_NAME), nullable=True),
+    Column("engine", String(bounds.ENGINE_NAME), nullable=True),
+    Column("channel", String(bounds.CHANNEL_NAME), nullable=True),
+    Column("prompt", Text, nullable=True),
+    Column("params", Text, nullable=False),  # JSON
+    Column("inputs", Text, nullable=False),  # JSON: sha256 of each input image (and the mask)
+    Column("outputs", Text, nullable=False),  # JSON: [{"sha256", "ext"}]
+    Column("cost_micros", BigInteger, nullable=False),
+)
+Index("ix_image_history_key_id", image_history.c.key_id, image_history.c.id)
+Index("ix_image_history_expires", image_history.c.expires_at)

@@ -1,4 +1,5 @@
-"""Asynchronous image jobs (Prefer: respond-async) and each key's webhook signing secret.
+"""Asynchronous image jobs (Prefer: respond-async), each key's webhook signing secret, and the
+image history (what each request that delivered images asked for and made).
 
 Revision ID: 0007
 Revises: 0006
@@ -14,6 +15,7 @@ depends_on = None
 
 # Written out: storage/bounds.py may change in a later revision.
 MODEL_NAME, REQUEST_ID, BASE_URL, IDEMPOTENCY_KEY, WEBHOOK_URL = 100, 64, 500, 255, 2000
+ENGINE_NAME, CHANNEL_NAME = 109, 100
 
 
 def upgrade() -> None:
@@ -57,9 +59,31 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("key_id"),
     )
+    op.create_table(
+        "image_history",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("request_id", sa.String(REQUEST_ID), nullable=False),
+        sa.Column("key_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("model", sa.String(MODEL_NAME), nullable=True),
+        sa.Column("engine", sa.String(ENGINE_NAME), nullable=True),
+        sa.Column("channel", sa.String(CHANNEL_NAME), nullable=True),
+        sa.Column("prompt", sa.Text(), nullable=True),
+        sa.Column("params", sa.Text(), nullable=False),
+        sa.Column("inputs", sa.Text(), nullable=False),
+        sa.Column("outputs", sa.Text(), nullable=False),
+        sa.Column("cost_micros", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_image_history_key_id", "image_history", ["key_id", "id"])
+    op.create_index("ix_image_history_expires", "image_history", ["expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_image_history_expires", "image_history")
+    op.drop_index("ix_image_history_key_id", "image_history")
+    op.drop_table("image_history")
     op.drop_table("webhook_secrets")
     op.drop_index("ix_image_jobs_key_created", "image_jobs")
     op.drop_index("ix_image_jobs_status_created", "image_jobs")
