@@ -15,10 +15,10 @@ from typing import Any
 from imagegate.clock import Clock
 from imagegate.flow.ports import Kept
 from imagegate.storage.blobs import StoredImage
+from imagegate.storage.history import HistoryEntry
 from imagegate.storage.idempotency import Claim
 from imagegate.storage.keys import ApiKey
 from imagegate.storage.ledger import InsufficientBalance, Reservation
-from imagegate.storage.history import HistoryEntry
 from imagegate.storage.usage import UsageRecord
 
 
