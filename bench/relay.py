@@ -72,11 +72,11 @@ class Connection:
     """One keep-alive HTTP/1.1 connection, spoken to by hand: a load generator light enough not to
     be the bottleneck (httpx's pool, at 32 connections, saturates a core before the servers do)."""
 
-    def __init__(self, url: str, secret: str, body: bytes) -> None:
+    def __init__(self, url: str, secret: str, body: bytes, headers: str = "") -> None:
         parsed = httpx.URL(url)
         self.host, self.port = parsed.host, parsed.port or 80
         self.request = (
-            f"POST {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"POST {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}"
             f"Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
@@ -107,8 +107,10 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def load(url: str, secret: str, body: bytes, concurrency: int, duration: float) -> Result:
-    connections = [Connection(url, secret, body) for _ in range(concurrency)]
+async def load(
+    url: str, secret: str, body: bytes, concurrency: int, duration: float, headers: str = "", ok: int = 200
+) -> Result:
+    connections = [Connection(url, secret, body, headers) for _ in range(concurrency)]
     latencies: list[float] = []
     errors = size = 0
     for _ in range(2):  # warm-up: connections, caches
@@ -120,7 +122,7 @@ async def load(url: str, secret: str, body: bytes, concurrency: int, duration: f
         while time.perf_counter() < stop:
             started = time.perf_counter()
             status, length = await connection.post()
-            if status == 200:
+            if status == ok:
                 latencies.append(time.perf_counter() - started)
                 size = length
             else:
