@@ -4,9 +4,11 @@ URL results and usage-based billing."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import httpx
+from PIL import Image
 
 from tests.compat.relay.harness import (
     CHANNEL_PRICES,
@@ -106,7 +108,10 @@ def test_multipart_edit_relays_every_file_and_field_as_the_upstream_expects(
         ("mask", "mask.png", mask, "image/png"),
     ]
     assert "content-length" in post.headers  # a sized body, not chunked: some providers refuse those
-    assert result.data and b64(result.data[0].b64_json) == tiny_png(0)
+    # The fake answers a PNG whatever it is asked: converted to the WebP asked for (adapt.py).
+    assert result.data and b64(result.data[0].b64_json)[:4] == b"RIFF"
+    relayed = Image.open(io.BytesIO(b64(result.data[0].b64_json))).convert("RGB")
+    assert relayed.size == Image.open(io.BytesIO(tiny_png(0))).size
     assert spent_micros(gateway, secret) == UPSTREAM_COST
 
 
