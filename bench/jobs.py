@@ -46,22 +46,22 @@ def main() -> None:
         repo = KeyRepo(make_engine(f"sqlite:///{Path(tmp) / 'imagegate.db'}"), SystemClock())
         secret = repo.create("bench", "internal", credit_micros=10**12)[1]
         url = server.api_base + "/images/generations"
-        rows = [
-            (
-                "submit (202)",
-                asyncio.run(
-                    load(url, secret, BODY, args.concurrency, args.duration, "Prefer: respond-async\r\n", 202)
-                ),
-            ),
-            (
-                "synchronous 64x64 (200)",
-                asyncio.run(load(url, secret, BODY, args.concurrency, args.duration)),
-            ),
-        ]
-    print(f"{args.concurrency} concurrent clients, {args.duration:g} s each, SQLite")
-    print(f"  {'request':<26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for name, r in rows:
-        print(f"  {name:<26} {r.rps:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}")
+        prefer = "Prefer: respond-async\r\n"
+        rows = []
+        for clients in sorted({1, args.concurrency}):
+            submit = asyncio.run(load(url, secret, BODY, clients, args.duration, prefer, 202))
+            rows.append((clients, "submit (202)", submit))
+            rows.append(
+                (
+                    clients,
+                    "synchronous 64x64 (200)",
+                    asyncio.run(load(url, secret, BODY, clients, args.duration)),
+                )
+            )
+    print(f"{args.duration:g} s per row, SQLite, one server process")
+    print(f"  {'clients':>7} {'request':<26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for clients, name, r in rows:
+        print(f"  {clients:>7} {name:<26} {r.rps:>8.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}")
 
 
 if __name__ == "__main__":

@@ -72,9 +72,9 @@ class JobRepo:
                 conn.execute(insert(image_jobs).values(**values))
         except IntegrityError as exc:
             raise DuplicateJob(values.get("idempotency_key")) from exc
-        job = self.get(values["id"])
-        assert job is not None
-        return job
+        defaults = {"result": None, "error": None, "attempts": 0, "worker": None, "lease_until": None}
+        defaults |= {"cancel_requested": 0, "started_at": None, "finished_at": None, "webhook_attempts": 0}
+        return _job({**defaults, **values})  # as read back, without reading it back
 
     def get(self, job_id: str) -> Job | None:
         with self.engine.connect() as conn:
@@ -238,7 +238,7 @@ class JobRepo:
 
 
 def _job(row: Any) -> Job:
-    r = row._mapping
+    r = row if isinstance(row, dict) else row._mapping
     return Job(
         id=r["id"],
         key_id=r["key_id"],
