@@ -15,10 +15,18 @@ from sqlalchemy.exc import IntegrityError
 
 from imagegate.clock import Clock
 from imagegate.storage.secretbox import SecretBox
+from imagegate.storage.statements import Statement
 from imagegate.storage.tables import image_jobs, webhook_secrets
 
+_NEW_JOB_COLUMNS = (
+    "id", "key_id", "status", "kind", "model", "request_id", "base_url", "params", "uploads", "multipart",
+    "reservation_id", "reserved_micros", "idempotency_key", "webhook_url", "webhook_status", "created_at",
+)  # fmt: skip
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = "queued", "in_progress", "completed", "failed", "cancelled"
 ENDED = (COMPLETED, FAILED, CANCELLED)
+
+
+_INSERT = Statement(insert(image_jobs).inline(), _NEW_JOB_COLUMNS)  # compiled once (storage/statements.py)
 
 
 def new_job_id() -> str:
@@ -69,7 +77,7 @@ class JobRepo:
         values["webhook_status"] = "pending" if values.get("webhook_url") else None
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(image_jobs).values(**values))
+                _INSERT.run(conn, {name: values.get(name) for name in _NEW_JOB_COLUMNS})
         except IntegrityError as exc:
             raise DuplicateJob(values.get("idempotency_key")) from exc
         defaults = {"result": None, "error": None, "attempts": 0, "worker": None, "lease_until": None}
