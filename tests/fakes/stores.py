@@ -54,6 +54,7 @@ class FakeCredits:
     expires: dict[str, float] = field(default_factory=dict)
     renewed: list[str] = field(default_factory=list)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    fail_release: BaseException | None = None  # the next refund raises this, having changed nothing
 
     async def reserve(self, key_id: int, micros: int, request_id: str, timeout_s: float) -> Reservation:
         balance = self.balances.get(key_id, 0)
@@ -85,6 +86,9 @@ class FakeCredits:
         return self.close(reservation, micros)
 
     async def release(self, reservation: Reservation) -> bool:
+        if self.fail_release is not None:
+            exc, self.fail_release = self.fail_release, None
+            raise exc
         return self.close(reservation, None) is not None
 
     def sweep(self) -> int:

@@ -61,6 +61,7 @@ class Settlement:
         self.timeout_s = timeout_s
         self._in_flight = stores.in_flight.request()
         self._timer: asyncio.TimerHandle | None = None
+        self._closed = False  # _close ran: the request has its record, whatever the ledger did
         self._renewing: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Settlement:
@@ -93,7 +94,7 @@ class Settlement:
         with anyio.CancelScope(shield=True):
             try:
                 # A replay was recorded the first time; a job's submission is settled by its run.
-                if not state.settled and state.replayed is None and not state.handed_off:
+                if not (state.settled or self._closed) and state.replayed is None and not state.handed_off:
                     await self._end(exc)
             finally:
                 self._stop_renewing()
@@ -133,6 +134,7 @@ class Settlement:
         state = self.state
         reservation = state.reservation
         assert reservation is not None
+        self._closed = True  # once: an ending that failed here is not ended (and recorded) again
         try:
             history = self.history(record) if charge is not None else None
             kept, state.cost = await self.stores.unit.finish(reservation, charge, record, write, history)

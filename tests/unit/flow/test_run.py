@@ -295,6 +295,16 @@ async def test_a_final_transaction_that_fails_refunds_and_releases_with_a_clear_
     assert (await h.handle(idem="k5")).body is not None  # the same key runs again
 
 
+async def test_when_the_final_transaction_and_the_refund_both_fail_one_record_is_written(h: Harness) -> None:
+    h.stores.unit.fail_next = RuntimeError("the database went away")
+    h.stores.credits.fail_release = RuntimeError("still away")
+    with pytest.raises(ServiceUnavailable):
+        await h.handle()
+    [record] = h.stores.usage.records  # not a second one as the settlement ends
+    assert (record.status, record.error_code, record.cost_micros) == (503, "not_recorded", 0)
+    assert h.balance < CREDIT  # still held: the sweeper releases it when it expires
+
+
 async def test_a_cancelled_request_is_refunded_and_recorded_as_499(h: Harness) -> None:
     h.serve("gpt-image-1", Scripted(delay=5))
     task = asyncio.create_task(h.handle())
