@@ -1,6 +1,6 @@
 """What the request path needs from storage: ports, not repositories.
 
-The flow sees only these protocols; `storage/request_stores.py` implements them over SQL (each
+The flow sees only these protocols; `storage/stores.py` implements them over SQL (each
 call placed by the one `storage.runner.Database`), and `tests/fakes/stores.py` in memory, so every
 branch of the flow has a unit test that needs no database.
 

@@ -191,7 +191,9 @@ class ImageFlow:
                 yield {"type": "error", **exc.body()}
             except Exception:  # the 200 is already sent: end the stream with an error event
                 log.exception("stream of request %s failed", state.ctx.request_id)
-                state.error = GatewayError("The server had an error while processing your request.")
+                state.error = GatewayError(
+                    "The server had an error while processing your request.", code="internal_error"
+                )
                 yield {"type": "error", **state.error.body()}
 
     def _engine(self, state: RequestState) -> AsyncIterator[PartialImage | FinalImage]:
