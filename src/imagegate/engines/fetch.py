@@ -48,8 +48,21 @@ async def system_resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_public(address: str) -> bool:
-    return ipaddress.ip_address(address).is_global
+    """A global unicast address, and so is any IPv4 address an IPv6 one carries (mapped, 6to4,
+    Teredo, NAT64): `::ffff:127.0.0.1` or `64:ff9b::7f00:1` reach loopback on some networks."""
+    ip = ipaddress.ip_address(address)
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        carried = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+        if ip in _NAT64:
+            carried.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return all(is_public(str(v4)) for v4 in carried if v4 is not None)
+    return True
 
 
 class _Pinned(AbstractResolver):

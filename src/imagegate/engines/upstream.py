@@ -41,6 +41,7 @@ from imagegate.errors import UpstreamError
 from imagegate.images.encode import MEDIA_TYPES, sniff_format
 from imagegate.images.tokens import Usage
 
+MAX_ERROR_BODY = 1 << 20
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 # Words in an upstream error that mean the provider account cannot pay (new-api's rule).
 OUT_OF_BALANCE = ("insufficient_quota", "billing", "balance", "credit", "quota exceeded")
@@ -274,7 +275,9 @@ class UpstreamEngine:
             raise self._error("ended the stream before the image was complete", retryable=True)
 
     async def _raise_for(self, response: aiohttp.ClientResponse) -> None:
-        raw = await response.read()
+        # An error body is read up to 1 MiB: a provider (or whatever answers at its address) cannot
+        # make the gateway hold a gigabyte to relay a 4xx.
+        raw = await response.content.read(MAX_ERROR_BODY)
         try:
             body = json.loads(raw)
         except ValueError:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from imagegate.engines.fetch import Fetcher, FetchError, FetchRefused, FetchTooLarge
+from imagegate.engines.fetch import Fetcher, FetchError, FetchRefused, FetchTooLarge, is_public
 
 pytestmark = pytest.mark.anyio
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
@@ -136,3 +136,29 @@ async def test_failures_say_why(port: int) -> None:
 
     with pytest.raises(FetchError, match="does not resolve"):
         await fetcher(resolve=nothing).get(f"http://nowhere.test:{port}/image.png")
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64 of a public address
+        ("100.64.0.1", False),  # shared address space (carrier NAT)
+        ("224.0.0.1", False),  # multicast
+        ("240.0.0.1", False),  # reserved
+        ("169.254.169.254", False),  # link-local: cloud metadata
+    ],
+)
+def test_only_global_unicast_addresses_are_public(address: str, public: bool) -> None:
+    assert is_public(address) is public
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "0x7f.1", "017700000001", "[::ffff:127.0.0.1]"])
+async def test_old_and_disguised_forms_of_loopback_are_refused(port: int, host: str) -> None:
+    fetcher = Fetcher(allow_private=False, max_bytes=1024, timeout_s=5)  # the system's resolver
+    with pytest.raises(FetchRefused):
+        await fetcher.get(f"http://{host}:{port}/image.png")
