@@ -126,7 +126,7 @@ class Jobs:
             assert existing is not None
             return await self.view(existing)
         self._wake.set()
-        view = await self.view(job)
+        view = await self.view(job, with_position=False)  # a count of the queue: on GET, not on the 202
         if shown_secret is not None:
             view["webhook_secret"] = shown_secret  # shown once: POST /v1/webhook_secret makes a new one
         return view
@@ -141,7 +141,7 @@ class Jobs:
         if not 1 <= limit <= MAX_LIST:
             raise InvalidValue(f"'limit' must be from 1 to {MAX_LIST}.", param="limit")
         jobs = await self.store.list_for(key.id, limit + 1, after)
-        data = [await self.view(j, with_result=False) for j in jobs[:limit]]
+        data = [await self.view(j, with_result=False, with_position=False) for j in jobs[:limit]]
         return {
             "object": "list",
             "data": data,
@@ -169,7 +169,7 @@ class Jobs:
     async def rotate_secret(self, key: ApiKey) -> dict[str, Any]:
         return {"object": "webhook_secret", "secret": await self.store.rotate_webhook_secret(key.id)}
 
-    async def view(self, job: Job, *, with_result: bool = True) -> dict[str, Any]:
+    async def view(self, job: Job, *, with_result: bool = True, with_position: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": job.id,
             "object": "image.job",
@@ -180,7 +180,7 @@ class Jobs:
             "started_at": int(job.started_at) if job.started_at is not None else None,
             "finished_at": int(job.finished_at) if job.finished_at is not None else None,
         }
-        if job.status == QUEUED:
+        if job.status == QUEUED and with_position:
             out["queue_position"] = await self.store.position(job)
         if job.webhook_url is not None:
             out["webhook"] = {"status": job.webhook_status, "attempts": job.webhook_attempts}
