@@ -23,14 +23,16 @@ Two ways to reach it, by the channel's options:
 - neither: Vertex AI express mode, an API key in `x-goog-api-key`, on the global host without
   project or location: `{base}/publishers/google/models/{model}:predict`.
 
-Filtered images come back as `raiFilteredReason` (asked for with includeRaiReason): the others are
-delivered; when every image is filtered, or Imagen refuses the prompt with a 400 naming Google's
-Responsible AI practices, the client gets 400 `moderation_blocked`. There is no usage in the answer:
+Filtered images come back as `raiFilteredReason` (asked for with includeRaiReason). The missing ones
+are asked again (up to REFILLS calls: an engine delivers the n images asked for, or fails); when
+every image is filtered, or they stay missing, or Imagen refuses the prompt with a 400 naming
+Google's Responsible AI practices, the client gets 400 `moderation_blocked`. There is no usage in the answer:
 Imagen is priced per image. Errors are Google's (engines/gemini.py GoogleEngine).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -46,6 +48,7 @@ from imagegate.pricing import ModelPrice
 BASE_URL = "https://aiplatform.googleapis.com/v1"
 DEFAULT_LOCATION = "us-central1"
 KEY_CHECK_MODEL = "imagen-4.0-generate-001"  # a model to GET when the channel maps none
+REFILLS = 2  # calls for the images a content filter took out of an answer, before refusing
 
 IMAGEN_1K = {
     "1:1": (1024, 1024),
@@ -157,19 +160,37 @@ class VertexEngine(GoogleEngine):
         return await self._post(job, predict_body(job, self.channel.upstream_model(job.model)))
 
     async def _complete(self, response: aiohttp.ClientResponse, job: ImageJob) -> list[FinalImage]:
-        raw = await response.read()
-        try:
-            images, filtered = predictions(orjson.loads(raw))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise self._error("answered with a malformed body", retryable=True) from exc
-        if not images:
-            # Every image filtered (without includeRaiReason the answer would just be empty).
+        images, filtered = self._read(await response.read())
+        # Some images filtered: the missing ones are asked again (a filtered image is not billed),
+        # since the client gets the n images it asked for or none. Every image filtered: the
+        # prompt is refused.
+        for _ in range(REFILLS if images else 0):
+            if len(images) >= job.n:
+                break
+            more, also = await self._more(job, job.n - len(images))
+            images, filtered = images + more, filtered + also
+        if len(images) < job.n:
             raise self._blocked(", ".join(dict.fromkeys(filtered)) or "every image was filtered")
-        # Some filtered: the others are delivered (and billed) at the first indexes.
         return [
             FinalImage(index=i, encoded=data, b64=b64, media_type=mime)
             for i, (data, b64, mime) in enumerate(images[: job.n])
         ]
+
+    def _read(self, raw: bytes) -> tuple[list[tuple[bytes, str | None, str]], list[str]]:
+        try:
+            return predictions(orjson.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise self._error("answered with a malformed body", retryable=True) from exc
+
+    async def _more(self, job: ImageJob, count: int) -> tuple[list[tuple[bytes, str | None, str]], list[str]]:
+        fewer = replace(job, n=count)
+        response = await self._post(fewer, predict_body(fewer, self.channel.upstream_model(job.model)))
+        try:
+            if response.status != 200:
+                await self._raise_for(response)
+            return self._read(await response.read())
+        finally:
+            response.release()
 
 
 VERTEX = Provider(
