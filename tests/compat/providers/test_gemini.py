@@ -107,6 +107,12 @@ def test_the_guides_sizes_come_back_exact(
     assert f"{image.width}x{image.height}" == size and image.format == "PNG"
     assert headers["x-imagegate-adapted"] == f"size={native}->{size}"
     assert result.size == size
+    # The final picture (the fake's colour for the request), not Gemini 3's draft before it.
+    assert image.convert("RGB").getpixel((image.width // 2, image.height // 2)) == (
+        post.number * 53 % 256,
+        120,
+        200,
+    )
 
 
 def test_an_edit_sends_the_reference_images_inline(
