@@ -12,7 +12,9 @@ import aiohttp
 from imagegate.engines.base import Capabilities, SizeRule
 from imagegate.engines.catalog import Provider
 from imagegate.engines.fetch import Fetcher
+from imagegate.engines.gemini import GEMINI
 from imagegate.engines.upstream import UpstreamConfig, UpstreamEngine
+from imagegate.engines.vertex import VERTEX
 from imagegate.pricing import ModelPrice
 
 # OpenAI's image models (https://platform.openai.com/docs/guides/image-generation, read 2026-12-03).
@@ -47,7 +49,7 @@ OPENAI = Provider(
 )
 
 # Every kind, by the name `--provider` takes.
-PROVIDERS: dict[str, Provider] = {p.kind: p for p in (OPENAI,)}
+PROVIDERS: dict[str, Provider] = {p.kind: p for p in (OPENAI, GEMINI, VERTEX)}
 
 
 def engine_for(config: UpstreamConfig, session: aiohttp.ClientSession, fetcher: Fetcher) -> UpstreamEngine:
