@@ -37,13 +37,13 @@ class Provider:
     required: tuple[str, ...] = ()  # of which these must be set
 
     def capabilities(self, model: str) -> Capabilities:
-        return _longest_prefix(self.models, model) or self.default
+        return longest_prefix(self.models, model) or self.default
 
     def price(self, model: str) -> ModelPrice | None:
-        return _longest_prefix(self.prices, model)
+        return longest_prefix(self.prices, model)
 
 
-def _longest_prefix(table: Mapping[str, T], model: str) -> T | None:
+def longest_prefix(table: Mapping[str, T], model: str) -> T | None:
     if model in table:
         return table[model]
     matches = [name for name in table if model.startswith(name)]

@@ -42,7 +42,7 @@ import pybase64
 from imagegate.domain import FinalImage, ImageJob, InputImage
 from imagegate.engines.adapt import closest
 from imagegate.engines.base import Capabilities
-from imagegate.engines.catalog import Provider, _longest_prefix
+from imagegate.engines.catalog import Provider, longest_prefix
 from imagegate.engines.openai_wire import decoded, scrub
 from imagegate.engines.upstream import (
     KEY_REJECTED_REASON,
@@ -145,7 +145,7 @@ HARM_CATEGORIES = ("HARM_CATEGORY_HARASSMENT", "HARM_CATEGORY_HATE_SPEECH",
 
 def grid_for(model: str) -> SizeGrid:
     # The same longest-prefix rule as the capabilities (catalog.py), so both name one table.
-    return _longest_prefix(GRIDS, model) or DEFAULT_GRID
+    return longest_prefix(GRIDS, model) or DEFAULT_GRID
 
 
 def image_config(model: str, width: int, height: int) -> dict[str, str]:

@@ -40,7 +40,7 @@ import aiohttp
 import orjson
 
 from imagegate.domain import FinalImage, ImageJob
-from imagegate.engines.catalog import Provider, _longest_prefix
+from imagegate.engines.catalog import Provider, longest_prefix
 from imagegate.engines.gemini import GoogleEngine, SizeGrid
 from imagegate.engines.openai_wire import decoded
 from imagegate.pricing import ModelPrice
@@ -89,7 +89,7 @@ PRICES = {
 
 def predict_body(job: ImageJob, model: str) -> dict[str, Any]:
     """The :predict body for `job` (its n, size and format already adapted to the model)."""
-    ratio, tier = (_longest_prefix(GRIDS, model) or ONLY_1K).native(job.width, job.height)
+    ratio, tier = (longest_prefix(GRIDS, model) or ONLY_1K).native(job.width, job.height)
     jpeg = job.output_format == "jpeg"
     output: dict[str, Any] = {"mimeType": "image/jpeg" if jpeg else "image/png"}
     if jpeg:
