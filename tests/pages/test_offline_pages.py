@@ -68,6 +68,21 @@ def test_api_docs_render_with_only_the_server_reachable(
     assert seen.errors == [], "console errors"
 
 
+def test_assets_are_gzipped_revalidated_and_only_the_known_files(gateway: Process) -> None:
+    with httpx.Client(base_url=gateway.base_url + "/docs/assets/") as http:
+        bundle = http.get("swagger-ui-bundle.js")  # httpx asks for gzip and decodes it
+        assert bundle.headers["content-encoding"] == "gzip"
+        assert bundle.headers["content-type"].startswith("text/javascript")
+        assert int(bundle.headers["content-length"]) < len(bundle.content) / 3
+        again = http.get("swagger-ui-bundle.js", headers={"If-None-Match": bundle.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+        favicon = http.get("favicon.png")
+        assert favicon.headers["content-type"] == "image/png" and "content-encoding" not in favicon.headers
+        assert b"cdn.redoc.ly" not in http.get("redoc.standalone.js").content
+        missing = http.get("..%2Fcore.py")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_url"
+
+
 # --- every HTML page, scanned -----------------------------------------------------------------
 
 # Quoted absolute or scheme-relative URLs in inline script and style; url() and @import in CSS.

@@ -6,7 +6,7 @@ the `fastapi-offline` package ships (Swagger UI 5, ReDoc 2 and FastAPI's favicon
 /docs/assets/ on this server.
 
 The rule for every HTML page imagegate serves: no asset from another host at view time. `page()`
-adds a Content-Security-Policy that has browsers hold to it; tests/api/test_offline_pages.py
+adds a Content-Security-Policy that has browsers hold to it; tests/pages/test_offline_pages.py
 renders the pages in Chromium with only loopback reachable, and scans every HTML route.
 """
 
