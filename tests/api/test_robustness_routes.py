@@ -147,6 +147,9 @@ REQUEST_BODIES = [
             "/v1/nothing",
             "/v1/images/edits/",
             "/openapi.json",
+            "/docs",
+            "/docs/assets/swagger-ui.css",
+            "/docs/assets/nothing.js",
         ]
     ),
     body=st.sampled_from(REQUEST_BODIES),

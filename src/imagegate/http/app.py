@@ -29,7 +29,7 @@ from imagegate.flow.route import RetryPolicy, Router
 from imagegate.flow.run import ImageFlow
 from imagegate.http import errors, wire
 from imagegate.http.middleware import BodyLimit, RequestId
-from imagegate.http.routes import account, admin, files, health, history, images, models
+from imagegate.http.routes import account, admin, docs, files, health, history, images, models
 from imagegate.http.routes import jobs as jobs_routes
 from imagegate.images.tokens import count_text_tokens
 from imagegate.limits import build_rate_limiter
@@ -134,9 +134,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         version=__version__,
         summary="OpenAI-compatible image generation gateway",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are http/routes/docs.py: their assets served here, not from a CDN
+        redoc_url=None,
     )
     errors.install(app)
-    for module in (images, jobs_routes, history, files, models, account, admin, health):
+    for module in (images, jobs_routes, history, files, models, account, admin, health, docs):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestId)
