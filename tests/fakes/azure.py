@@ -8,7 +8,8 @@ Written from Microsoft's image generation guide (engines/azure.py cites it): it 
 (404 DeploymentNotFound), a parameter gpt-image models do not take (400, `response_format`
 included), a size they do not render, WebP, and an edit that is not multipart. It answers images
 of the size and format asked (base64 only) with OpenAI's `usage`, and streams as OpenAI does
-(FakeUpstream's SSE). Everything else (the script of behaviours, `received`) is FakeUpstream's.
+(FakeUpstream's SSE). Everything else (the script of behaviours, `received`) is FakeUpstream's,
+plus `content_filtered(code)` (Azure's 400) and `("sse-filtered",)` (a stream the filter stops).
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ class RefusingHandler(upstream._Handler):
 
 
 class _Handler(RefusingHandler):
+    def _sse_filtered(self, request: Received) -> None:
+        """A stream that sends one partial image, then the content filter's error event."""
+        self._sse(request, 1, cut=1, how="stop")
+        self._write_event({"type": "error", "error": content_filtered("content_filter", True)[2]["error"]})
+
     def do_GET(self) -> None:
         request = self._record()
         if not self._unauthorized(request):

@@ -16,7 +16,7 @@ https://learn.microsoft.com/azure/ai-foundry/openai/api-version-lifecycle (the v
   (`image[]`, `mask`), whichever way the client sent them.
 - A prompt or image the content filter refuses: 400 with error code `contentFilter` (the images
   guide) or `content_filter` with inner error `ResponsibleAIPolicyViolation` (the other APIs):
-  answered as OpenAI's 400 `moderation_blocked`.
+  answered as OpenAI's 400 `moderation_blocked`, in a stream's error event too.
 - The key is checked with `GET {base}/openai/models?api-version=...` (v1: `/openai/v1/models`).
 """
 
@@ -31,7 +31,7 @@ import aiohttp
 from imagegate.domain import ImageJob
 from imagegate.engines.openai_wire import scrub
 from imagegate.engines.upstream import UpstreamConfig, UpstreamEngine
-from imagegate.errors import InvalidRequest, ModerationBlocked
+from imagegate.errors import InvalidRequest, ModerationBlocked, UpstreamError
 
 DEFAULT_API_VERSION = "2025-04-01-preview"
 V1 = "v1"
@@ -120,3 +120,20 @@ class AzureEngine(UpstreamEngine):
     def _client_error(self, status: int, body: Any) -> dict[str, Any] | None:  # noqa: ARG002
         mapped = client_error(body)
         return None if mapped is None else scrub(mapped, self.channel.api_key)
+
+    def _error(
+        self, what: str, *, retryable: bool, body: dict[str, Any] | None = None, maybe_billed: bool = True
+    ) -> UpstreamError:
+        # A stream's error event from the content filter (the image it made was filtered) is the
+        # client's 400 `moderation_blocked`, as the same refusal before the stream would be.
+        mapped = client_error(body)
+        if mapped is not None and mapped["error"]["code"] == ModerationBlocked.default_code:
+            return UpstreamError(
+                f"The upstream provider {what}.",
+                status=400,
+                retryable=False,
+                channel=self.channel.name,
+                upstream_body=mapped,
+                maybe_billed=maybe_billed,
+            )
+        return super()._error(what, retryable=retryable, body=body, maybe_billed=maybe_billed)

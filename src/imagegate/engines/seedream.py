@@ -35,6 +35,7 @@ import aiohttp
 import orjson
 
 from imagegate.domain import FinalImage, ImageJob, InputImage
+from imagegate.engines.adapt import closest
 from imagegate.engines.base import Capabilities, SizeRule
 from imagegate.engines.catalog import Provider
 from imagegate.engines.openai_wire import image_bytes, scrub
@@ -98,11 +99,14 @@ def _data_url(image: InputImage) -> str:
 
 
 def body(model: str, job: ImageJob) -> dict[str, Any]:
-    """The Ark request for one image of `job` from `model` (the upstream name)."""
+    """The Ark request for one image of `job` from `model` (the upstream name). The size is the
+    job's, which the gateway has adapted to the model; a job that was not (the channel's balance
+    probe asks 1024x1024 of any model) is asked at the closest size the model takes."""
+    width, height = closest(job.width, job.height, SEEDREAM.capabilities(model))
     out: dict[str, Any] = {
         "model": model,
         "prompt": job.prompt,
-        "size": f"{job.width}x{job.height}",
+        "size": f"{width}x{height}",
         "response_format": "b64_json",
         "watermark": False,
     }

@@ -149,6 +149,19 @@ def test_the_content_filter_is_moderation_blocked(
     assert "safety system" in refused.value.message
 
 
+def test_a_stream_the_content_filter_stops_ends_in_moderation_blocked(
+    gateway: LiveServer, admin: Admin, azure: FakeAzure
+) -> None:
+    add(admin, azure)
+    azure.push(("sse-filtered",))
+    with sdk(gateway, gateway.new_key("azure-stream-filter")) as client:
+        stream = client.images.generate(model="gpt-image-1", prompt=PROMPT, stream=True, partial_images=1)
+        with pytest.raises(openai.APIError) as refused:
+            for _ in stream:
+                pass
+    assert refused.value.code == "moderation_blocked" and "safety system" in refused.value.message
+
+
 def test_a_rejected_key_disables_the_channel_until_the_key_check_answers(
     gateway: LiveServer, admin: Admin, azure: FakeAzure
 ) -> None:

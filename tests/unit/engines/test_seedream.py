@@ -42,6 +42,12 @@ def test_references_go_as_data_urls_and_seedream_3_takes_a_seed_instead() -> Non
     assert three["seed"] == 5 and "sequential_image_generation" not in three
 
 
+def test_a_size_the_model_does_not_take_is_asked_at_the_closest_it_does() -> None:
+    probe = ImageJob(model="m", prompt="p")  # 1024x1024, as the balance probe asks it of any model
+    assert seedream.body("seedream-4-0-250828", probe)["size"] == "1024x1024"
+    assert seedream.body("seedream-4-5-251128", probe)["size"] == "1920x1920"
+
+
 @pytest.mark.parametrize(
     "code",
     ["InputTextSensitiveContentDetected", "InputImageSensitiveContentDetected",
