@@ -119,6 +119,12 @@ def body(model: str, job: ImageJob) -> dict[str, Any]:
     return out
 
 
+def _code(answer: Any) -> str | None:
+    """The code of an Ark error body (or of a failed image in `data`)."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return str(error.get("code") or "") if isinstance(error, dict) else None
+
+
 def client_error(answer: Any) -> dict[str, Any] | None:
     """Ark's error body as OpenAI's: filtered content is `moderation_blocked`."""
     error = answer.get("error") if isinstance(answer, dict) else None
@@ -183,13 +189,16 @@ class SeedreamEngine(PerImageEngine):
 
     def _refused(self, items: list[dict[str, Any]]) -> None:
         for item in items:
-            if isinstance(item.get("error"), dict):  # this image failed (filtered, most often)
-                raise self._failure(400, {"error": item["error"]}, b"", None)
+            code = _code(item)
+            if code is None:
+                continue
+            if any(word in code for word in FILTERED):  # the image it made was filtered
+                raise self._failure(400, item, b"", None)
+            raise self._error(f"failed to make the image ({code[:100]})", retryable=True)
 
     def _failure(self, status: int, body: Any, raw: bytes, retry_after_s: float | None) -> UpstreamError:
         error = super()._failure(status, body, raw, retry_after_s)
-        code = body.get("error", {}).get("code") if isinstance(body, dict) else None
-        if status == 403 and code == "AccountOverdueError":
+        if status == 403 and _code(body) == "AccountOverdueError":
             error.disable_reason = OUT_OF_BALANCE_REASON  # probed with a generation, not a key check
         return error
 

@@ -10,6 +10,8 @@ import pytest
 from imagegate.domain import ImageJob, InputImage
 from imagegate.engines import seedream
 from imagegate.engines.adapt import renderable
+from imagegate.engines.upstream import OUT_OF_BALANCE_REASON, UpstreamConfig
+from imagegate.errors import UpstreamError
 from imagegate.payload import Payload
 from tests.imaging import png
 
@@ -92,3 +94,30 @@ def test_prices_are_per_image() -> None:
     for model, micros in (("doubao-seedream-4-0-250828", 30_000), ("seedream-4-5-251128", 40_000)):
         price = seedream.SEEDREAM.price(model)
         assert price is not None and price.per_image == {"*": {"*": micros}}
+
+
+def engine() -> seedream.SeedreamEngine:
+    config = UpstreamConfig(
+        name="ark", base_url="https://ark.test/api/v3", api_key="ark-0001", provider="seedream"
+    )
+    return seedream.SeedreamEngine(config, None, None)  # type: ignore[arg-type]
+
+
+def test_a_failed_image_is_refused_when_filtered_and_retried_otherwise() -> None:
+    filtered = {"error": {"code": "OutputImageSensitiveContentDetected", "message": "sensitive"}}
+    with pytest.raises(UpstreamError) as blocked:
+        engine()._refused([filtered])
+    assert blocked.value.client_status == 400
+    assert blocked.value.body()["error"]["code"] == "moderation_blocked"
+    with pytest.raises(UpstreamError) as failed:
+        engine()._refused([{"error": {"code": "InternalServiceError", "message": "try again"}}])
+    assert failed.value.retryable and failed.value.client_status == 502
+    engine()._refused([{"b64_json": "AA==", "size": "8x8"}])  # an image: nothing to refuse
+
+
+def test_an_overdue_account_is_out_of_balance_and_a_rejected_key_is_not() -> None:
+    overdue = {"error": {"code": "AccountOverdueError", "message": "overdue", "type": "Forbidden"}}
+    assert engine()._failure(403, overdue, b"", None).disable_reason == OUT_OF_BALANCE_REASON
+    denied = {"error": {"code": "AccessDenied", "message": "no access", "type": "Forbidden"}}
+    assert "key rejected" in (engine()._failure(403, denied, b"", None).disable_reason or "")
+    assert engine()._failure(403, {"error": "text"}, b"", None).disable_reason is not None
