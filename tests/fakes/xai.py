@@ -27,7 +27,8 @@ from tests.fakes.upstream import Behaviour, FakeUpstream, Received
 from tests.imaging import encode
 
 # xAI's aspect ratio enum (with the newer 21:9 and 5:2, and auto) and each ratio's 1k size (2k
-# doubles it), from Runware's tables of grok-imagine-image.
+# doubles it), from Runware's tables of grok-imagine-image; 21:9's and 5:2's sizes are assumed
+# (no table gives them, and the adapter never asks for them).
 ONE_K = {
     "1:1": (1024, 1024), "3:4": (896, 1280), "4:3": (1280, 896), "9:16": (768, 1408),
     "16:9": (1408, 768), "2:3": (864, 1296), "3:2": (1296, 864), "9:19.5": (576, 1248),
