@@ -52,6 +52,12 @@ class Channels:
             )
         fields["provider"] = kind
         base_url = base_url or PROVIDERS[kind].base_url
+        if not base_url:
+            raise InvalidValue(
+                f"The {kind} provider has no public endpoint: give the channel its base_url "
+                "(--base-url), e.g. https://RESOURCE.openai.azure.com.",
+                param="base_url",
+            )
         _check(name=name, base_url=base_url, models=models, **fields)
         _check_options(kind, fields.get("options") or {}, adding=True)
         try:

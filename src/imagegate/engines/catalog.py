@@ -25,7 +25,9 @@ T = TypeVar("T")
 class Provider:
     kind: str
     engine: EngineFactory
-    base_url: str  # the public endpoint, so an operator needs only the key
+    # The public endpoint, so an operator needs only the key; "" where there is none (each Azure
+    # resource has its own host), and a channel must then give its base_url.
+    base_url: str
     describe: str
     # Capabilities and operator list prices by model name; the longest matching prefix wins
     # ("gpt-image-1" covers "gpt-image-1-mini" unless that has its own row).

@@ -7,14 +7,19 @@ gateway accepts and no operator price (the operator can set `--price`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import aiohttp
 
+from imagegate.engines import azure
 from imagegate.engines.base import Capabilities, SizeRule
 from imagegate.engines.catalog import Provider
 from imagegate.engines.fetch import Fetcher
 from imagegate.engines.gemini import GEMINI
+from imagegate.engines.seedream import SEEDREAM
 from imagegate.engines.upstream import UpstreamConfig, UpstreamEngine
 from imagegate.engines.vertex import VERTEX
+from imagegate.engines.xai import XAI
 from imagegate.pricing import ModelPrice
 
 # OpenAI's image models (https://platform.openai.com/docs/guides/image-generation, read 2026-12-03).
@@ -48,8 +53,22 @@ OPENAI = Provider(
     prices_read="platform.openai.com/docs/pricing, 2026-12-03",
 )
 
+# OpenAI's models on Azure write PNG and JPEG, not WebP (engines/azure.py). Priced at OpenAI's list
+# prices, which Azure's Global Standard meters are taken to match (*unverified*: Azure's pricing page
+# could not be read; an operator with other meters sets --price).
+AZURE = Provider(
+    kind="azure",
+    engine=azure.AzureEngine,
+    base_url="",  # each resource has its own: https://{resource}.openai.azure.com
+    describe="Azure OpenAI: a resource's deployments of OpenAI's models (options: deployment, api_version)",
+    models={name: replace(caps, formats=("png", "jpeg")) for name, caps in OPENAI_MODELS.items()},
+    prices=OPENAI_PRICES,
+    prices_read="OpenAI's list prices (platform.openai.com/docs/pricing, 2026-12-03), unverified for Azure",
+    options=azure.OPTIONS,
+)
+
 # Every kind, by the name `--provider` takes.
-PROVIDERS: dict[str, Provider] = {p.kind: p for p in (OPENAI, GEMINI, VERTEX)}
+PROVIDERS: dict[str, Provider] = {p.kind: p for p in (OPENAI, AZURE, GEMINI, VERTEX, SEEDREAM, XAI)}
 
 
 def engine_for(config: UpstreamConfig, session: aiohttp.ClientSession, fetcher: Fetcher) -> UpstreamEngine:
