@@ -174,3 +174,38 @@ def test_headers(
         assert resp.status_code < 500 and not server_log.take(), resp.status_code
     else:
         check(resp, server_log)
+
+
+@FUZZ
+@given(
+    job_id=st.one_of(
+        st.text(min_size=1, max_size=60), st.text(HEX, min_size=32, max_size=32).map("imgjob_".__add__)
+    ),
+    cancel=st.booleans(),
+)
+@example(job_id="imgjob_" + "0" * 32, cancel=True)
+@example(job_id="x" * 5000, cancel=False)
+@example(job_id="模型\u0000", cancel=True)
+def test_job_ids(api: httpx.Client, server_log: ErrorLog, job_id: str, cancel: bool) -> None:
+    path = "/v1/images/jobs/" + quote(job_id, safe="")
+    resp = api.post(path + "/cancel") if cancel else api.get(path)
+    check(resp, server_log)
+    assert resp.status_code in (307, 404, 405), resp.text  # 307: a "/" at the end
+
+
+@FUZZ
+@given(
+    route=st.sampled_from(["/v1/images/jobs", "/v1/images/history"]),
+    params=st.dictionaries(
+        st.sampled_from(["limit", "after", "before", "since", "until", "model"]),
+        st.one_of(st.text(max_size=30), st.integers(-(2**70), 2**70).map(str), digit_strings),
+        max_size=4,
+    ),
+)
+@example(route="/v1/images/history", params={"before": "hist_99999999999999999999"})
+@example(route="/v1/images/history", params={"since": "nan", "until": "inf"})
+@example(route="/v1/images/jobs", params={"limit": "0", "after": "\u0000"})
+def test_paged_lists(api: httpx.Client, server_log: ErrorLog, route: str, params: dict[str, str]) -> None:
+    resp = api.get(route, params=params)
+    check(resp, server_log)
+    assert resp.status_code in (200, 400), resp.text
