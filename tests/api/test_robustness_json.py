@@ -127,3 +127,25 @@ def test_json_edits(api: httpx.Client, server_log: ErrorLog, body: dict[str, Any
     check(resp, server_log, _fields(body, "images"))
     if resp.status_code == 200:
         check_stream(resp)
+
+
+# --- asynchronous jobs ------------------------------------------------------------------------
+
+
+@FUZZ
+@given(body=json_bodies(GENERATION_FIELDS | {"webhook_url"}))
+@example(body={"prompt": "x", "webhook_url": "http://[::1"})
+@example(body={"prompt": "x", "webhook_url": "ftp://example.com/hook"})
+@example(body={"prompt": "x", "webhook_url": "https://example.com/" + "a" * 5000})
+@example(body={"prompt": "x", "webhook_url": ["https://example.com/"]})
+@example(body={"prompt": "x", "stream": True})
+def test_job_submissions(api: httpx.Client, server_log: ErrorLog, body: dict[str, Any]) -> None:
+    """`Prefer: respond-async`: a 202 with a job, or the 4xx a synchronous call gets."""
+    resp = api.post(
+        "/v1/images/generations",
+        content=json.dumps(body).encode(),
+        headers={"content-type": "application/json", "prefer": "respond-async"},
+    )
+    check(resp, server_log, _fields(body) | {"webhook_url"})
+    if resp.status_code < 400:
+        assert resp.status_code == 202 and resp.json()["object"] == "image.job", resp.text
