@@ -127,6 +127,16 @@ def test_a_retried_submission_keeps_its_key_and_a_plain_answer_is_a_finished_job
     assert result.image.bytes == fake.result_png(0) and result.usage is not None
 
 
+def test_a_webhook_url_goes_with_the_submission_and_its_secret_is_shown_once(idle: LiveServer) -> None:
+    hook = "http://127.0.0.1:9/hooks/images"  # never called: the idle server runs no job
+    with Client(idle.new_key("hooks"), idle.api_base) as client:
+        first = client.submit("with a hook", webhook_url=hook)
+        assert first.webhook_secret and first.state.webhook == {"status": "pending", "attempts": 0}
+        edit = client.submit("multipart, with a hook", images=[png(32, 32)], webhook_url=hook)
+        assert edit.webhook_secret is None and edit.state.webhook is not None
+        assert client.submit("without").state.webhook is None
+
+
 def test_cancel_a_queued_job_refunds_it_and_wait_raises(idle: LiveServer) -> None:
     secret = idle.new_key("cancel")
     with Client(secret, idle.api_base) as client:

@@ -2,11 +2,12 @@
 which jobs to run and in what order, the results file, saving images, progress, and the plans
 (`_plan.py`) each job runs: one request, or (`async_jobs`) a submission and then a wait.
 
-An asynchronous batch keeps a jobs file (`JobsFile`, by default `<out_dir>/.imagegate-batch-jobs.json`)
-naming the server's job for each batch job, rewritten atomically after every submission, so a
-second run with the same inputs polls those jobs instead of submitting again. Submissions carry
-an Idempotency-Key derived from the batch id, the job's id and content and the attempt number,
-so a submission whose answer was lost (the run killed before it wrote the file) finds the same
+An asynchronous batch keeps a jobs file (`JobsFile`, by default
+`<out_dir>/.imagegate-batch-jobs.json`) naming the server's job for each batch job, rewritten
+atomically after every submission (at most once a second once it is large), so a second run
+with the same inputs polls those jobs instead of submitting again. Submissions carry an
+Idempotency-Key derived from the batch id, the job's id and content and the attempt number, so
+a submission whose answer was lost (the run killed before it wrote the file) finds the same
 job. A job the server failed or cancelled, or no longer knows, is submitted afresh on the next
 run, under the next attempt's key.
 """

@@ -77,7 +77,8 @@ class ImageJob(_Handle):
         self._driver = driver
 
     def refresh(self) -> ImageJob:
-        """Ask the server where the job stands; returns the handle (`job.refresh().status`)."""
+        """Ask the server where the job stands (an ended job is not asked again); returns the
+        handle (`job.refresh().status`)."""
         self._driver.run(plans.refresh(self._core, self._job))
         return self
 
