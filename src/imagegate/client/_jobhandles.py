@@ -53,7 +53,7 @@ class _Handle:
 
     @property
     def queue_position(self) -> int | None:
-        """Jobs ahead of this one, while it is queued."""
+        """Jobs ahead of this one while it is queued, as last fetched (the 202 has none: refresh())."""
         return self._job.state.queue_position
 
     @property
