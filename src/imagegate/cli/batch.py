@@ -1,4 +1,8 @@
-"""`imagegate batch FILE`: a file of jobs run concurrently, with a progress bar, resumable."""
+"""`imagegate batch FILE`: a file of jobs run concurrently, with a progress bar, resumable.
+
+With `--async` every job is submitted as a server job first, then the results are collected;
+the server's job ids are kept in OUT/.imagegate-batch-jobs.json, so a run that was stopped or
+killed, run again, goes on polling them instead of submitting again."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from imagegate.cli.common import (
     reporting,
 )
 from imagegate.client import BatchProgress, JobResult
-from imagegate.client.batch import load_jobs
+from imagegate.client.batch import JOBS_FILE_NAME, load_jobs
 
 
 def batch(
@@ -50,6 +54,17 @@ def batch(
     max_jobs: Annotated[
         int | None, typer.Option("--max-jobs", min=0, help="Run at most this many now.")
     ] = None,
+    async_jobs: Annotated[
+        bool,
+        typer.Option(
+            "--async",
+            help="Submit every job as a server job (Prefer: respond-async), then collect the results; "
+            "rerun to resume polling (jobs in OUT/.imagegate-batch-jobs.json).",
+        ),
+    ] = False,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.01, help="With --async: first wait between polls (s).")
+    ] = 1.0,
     cache: CacheOpt = False,
     max_retries: RetriesOpt = 2,
     json_out: JsonOpt = False,
@@ -68,6 +83,8 @@ def batch(
             "results_file": results_file,
             "out_dir": out,
             "max_jobs": max_jobs,
+            "async_jobs": async_jobs,
+            "poll_interval": poll_interval,
         }
         with client, _ProgressBar(len(jobs), enabled=not json_out) as on_progress:
             outcome = client.batch(jobs, on_progress=on_progress, **options)
@@ -79,7 +96,11 @@ def batch(
         "resumed": sum(1 for r in outcome if r.resumed),
         "cost_usd": outcome.cost_usd,
         "results_file": str(results_file),
-        "failures": [{"id": r.id, "error": r.error, "code": r.error_code} for r in outcome.failed],
+        "jobs_file": str(out / JOBS_FILE_NAME) if async_jobs else None,
+        "failures": [
+            {"id": r.id, "error": r.error, "code": r.error_code, "job_id": r.server_job_id}
+            for r in outcome.failed
+        ],
     }
     if json_out:
         typer.echo(json.dumps(summary))

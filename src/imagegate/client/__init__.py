@@ -4,10 +4,13 @@
     client = Client()  # IMAGEGATE_API_KEY / IMAGEGATE_BASE_URL, else OPENAI_*
     result = client.generate("a red fox in a blue forest", size="1024x1536", quality="low")
     result.image.save("fox.png"); print(result.cost_usd)
+    job = client.submit("the same, slowly", quality="high"); result = job.wait()  # async jobs
 
 Modules: `batch`, `cache`, `monitor`, `pricing`, `prompts`, `recipes` (public); `_client`,
 `_core` (the shared logic, sans-IO), `_transport` (sync/async drivers), `_errors`, `_retry`,
-`_types`, `_inputs`, `_requests`, `_stream`, `_sse`, `_jobs`, `_batchrun`, `_ratelimit`.
+`_types`, `_inputs`, `_requests`, `_stream`, `_sse`, `_jobs`, `_batchrun`, `_ratelimit`,
+`_batchfiles`, `_imagejobs` (asynchronous jobs, sans-IO), `_jobhandles` (job handles and
+`client.jobs`).
 """
 
 from imagegate.client._client import AsyncClient, Client, resolve_connection
@@ -22,11 +25,16 @@ from imagegate.client._errors import (
     ImagegateError,
     InsufficientQuotaError,
     InternalServerError,
+    JobCancelledError,
+    JobFailedError,
+    JobTimeoutError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     UnprocessableEntityError,
 )
+from imagegate.client._imagejobs import JobState
+from imagegate.client._jobhandles import AsyncImageJob, AsyncJobs, ImageJob, JobPage, Jobs
 from imagegate.client._retry import RetryPolicy
 from imagegate.client._types import Image, ImageResult, StreamEvent, Usage
 from imagegate.client.batch import BatchProgress, BatchResult, Job, JobResult
@@ -41,6 +49,8 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncImageJob",
+    "AsyncJobs",
     "AuthenticationError",
     "BadRequestError",
     "BatchProgress",
@@ -50,12 +60,19 @@ __all__ = [
     "ConflictError",
     "Image",
     "ImageCache",
+    "ImageJob",
     "ImageResult",
     "ImagegateError",
     "InsufficientQuotaError",
     "InternalServerError",
     "Job",
+    "JobCancelledError",
+    "JobFailedError",
+    "JobPage",
     "JobResult",
+    "JobState",
+    "JobTimeoutError",
+    "Jobs",
     "ModelPrice",
     "Monitor",
     "NotFoundError",

@@ -18,10 +18,12 @@ from typing import Any, TypedDict, Unpack
 
 import httpx
 
+from imagegate.client import _imagejobs
 from imagegate.client import batch as _batch
 from imagegate.client._core import Core
 from imagegate.client._errors import ImagegateError
 from imagegate.client._inputs import ImageInput, load_input, load_inputs
+from imagegate.client._jobhandles import AsyncImageJob, AsyncJobs, ImageJob, Jobs
 from imagegate.client._jobs import BatchOptions
 from imagegate.client._plan import Env, Observer
 from imagegate.client._requests import Call, ImageParams, make_call
@@ -140,6 +142,8 @@ class _Shell:
         self, prompt: str, images: ImagesArg | None, mask: ImageInput | None, params: Mapping[str, Any]
     ) -> Call:
         if images is None:
+            if mask is not None:
+                raise ValueError("a mask needs the images it masks: pass images=...")
             return self._generate_call(prompt, params)
         return self._edit_call(images, prompt, mask, params)
 
@@ -167,6 +171,7 @@ class Client(_Shell):
         self._owns_http = http_client is None
         self._sleep = sleep
         self._driver = SyncDriver(self._http, sleep, self.base_url)
+        self.jobs = Jobs(self._core, self._driver, self.default_model)
 
     def _execute(self, call: Call, observe: Observer | None = None) -> ImageResult:
         return self._driver.run(self._core.images(call, observe))
@@ -180,6 +185,23 @@ class Client(_Shell):
     ) -> ImageResult:
         """Edit or combine reference images (paths, bytes, files, PIL images or URLs) with a prompt."""
         return self._execute(self._edit_call(images, prompt, mask, params))
+
+    def submit(
+        self,
+        prompt: str,
+        *,
+        images: ImagesArg | None = None,
+        mask: ImageInput | None = None,
+        webhook_url: str | None = None,
+        **params: Unpack[ImageParams],
+    ) -> ImageJob:
+        """Submit a generation (or, with `images`, an edit) as an asynchronous job: the server
+        answers at once (202) and runs it; `job.wait()` gives the ImageResult `generate` would.
+        Carries an Idempotency-Key (`idempotency_key=...`, else a fresh one) reused by retries."""
+        call = self._any_call(prompt, images, mask, params)
+        return ImageJob(
+            self._core, self._driver, self._driver.run(_imagejobs.submit(self._core, call, webhook_url))
+        )
 
     def stream(
         self,
@@ -256,6 +278,7 @@ class AsyncClient(_Shell):
         self._owns_http = http_client is None
         self._sleep = sleep
         self._driver = AsyncDriver(self._http, sleep, self.base_url)
+        self.jobs = AsyncJobs(self._core, self._driver, self.default_model)
 
     async def _execute(self, call: Call, observe: Observer | None = None) -> ImageResult:
         return await self._driver.run(self._core.images(call, observe))
@@ -269,6 +292,20 @@ class AsyncClient(_Shell):
     ) -> ImageResult:
         """Edit or combine reference images (paths, bytes, files, PIL images or URLs) with a prompt."""
         return await self._execute(self._edit_call(images, prompt, mask, params))
+
+    async def submit(
+        self,
+        prompt: str,
+        *,
+        images: ImagesArg | None = None,
+        mask: ImageInput | None = None,
+        webhook_url: str | None = None,
+        **params: Unpack[ImageParams],
+    ) -> AsyncImageJob:
+        """Submit a generation (or, with `images`, an edit) as an asynchronous job; see `Client.submit`."""
+        call = self._any_call(prompt, images, mask, params)
+        job = await self._driver.run(_imagejobs.submit(self._core, call, webhook_url))
+        return AsyncImageJob(self._core, self._driver, job)
 
     async def stream(
         self,

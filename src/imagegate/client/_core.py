@@ -19,6 +19,7 @@ from imagegate.client._errors import (
     APIError,
     APIStatusError,
     APITimeoutError,
+    JobFailedError,
     make_status_error,
 )
 from imagegate.client._plan import Env, Failure, Observer, Plan, Reply, Request, send
@@ -47,6 +48,8 @@ def error_code(error: APIError) -> str:
     """A short code for a failure: the API's `code`, else timeout/connection_error/the class."""
     if isinstance(error, APIStatusError):
         return error.code or f"http_{error.status_code}"
+    if isinstance(error, JobFailedError):
+        return error.code or f"job_{error.job.status}"
     if isinstance(error, APITimeoutError):
         return "timeout"
     if isinstance(error, APIConnectionError):
@@ -158,7 +161,7 @@ class Core:
         try:
             reply = yield from send(request, self.policy, self.env, observe)
             body = decode_json(reply)
-            yield from self._inline_urls(body)
+            yield from self.inline_urls(body)
             result = self.result(call, body, table, reply.headers)
         except APIError as exc:
             self.record(call, started, error=exc)
@@ -171,7 +174,7 @@ class Core:
         self.record(call, started, result=result)
         return result
 
-    def _inline_urls(self, body: dict[str, Any]) -> Plan[None]:
+    def inline_urls(self, body: dict[str, Any]) -> Plan[None]:
         """Download images the server sent as URLs only, so every Image has bytes."""
         for item in body.get("data") or []:
             if isinstance(item, dict) and not item.get("b64_json") and item.get("url"):

@@ -1,19 +1,22 @@
 """The SDK's exceptions, mirroring the server's error tree and openai-python's names.
 
     ImagegateError
-    └── APIError                        .message .request_id
-        ├── APIConnectionError          the request never got an HTTP answer
-        │   └── APITimeoutError         ... because it timed out
-        └── APIStatusError              an HTTP error answer: .status_code .type .code .param .body
-            ├── BadRequestError         400 (.param names the offending field)
-            ├── AuthenticationError     401
-            ├── PermissionDeniedError   403
-            ├── NotFoundError           404
-            ├── ConflictError           409
-            ├── UnprocessableEntityError 422
-            ├── RateLimitError          429
-            │   └── InsufficientQuotaError  429 with code insufficient_quota (never retried)
-            └── InternalServerError     >= 500
+    ├── APIError                        .message .request_id
+    │   ├── APIConnectionError          the request never got an HTTP answer
+    │   │   └── APITimeoutError         ... because it timed out
+    │   ├── APIStatusError              an HTTP error answer: .status_code .type .code .param .body
+    │   │   ├── BadRequestError         400 (.param names the offending field)
+    │   │   ├── AuthenticationError     401
+    │   │   ├── PermissionDeniedError   403
+    │   │   ├── NotFoundError           404
+    │   │   ├── ConflictError           409
+    │   │   ├── UnprocessableEntityError 422
+    │   │   ├── RateLimitError          429
+    │   │   │   └── InsufficientQuotaError  429 with code insufficient_quota (never retried)
+    │   │   └── InternalServerError     >= 500
+    │   └── JobFailedError              an asynchronous job ended failed: .job .type .code .param
+    │       └── JobCancelledError       ... or was cancelled
+    └── JobTimeoutError                 job.wait(timeout=...) gave up; the job goes on (.job)
 
 `make_status_error` reads OpenAI's `{"error": {"message", "type", "param", "code"}}` body and
 picks the class from one table, the reverse of the server's `http/errors.py`.
@@ -27,7 +30,10 @@ import math
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from imagegate.client._imagejobs import JobState
 
 
 class ImagegateError(Exception):
@@ -127,6 +133,40 @@ class InsufficientQuotaError(RateLimitError):
 
 class InternalServerError(APIStatusError):
     """>= 500: the server or its upstream failed; retried."""
+
+
+class JobFailedError(APIError):
+    """An asynchronous job ended `failed` (refunded): its OpenAI error object as `.type`,
+    `.code`, `.param` and `.error`; `.job` is its last `JobState`."""
+
+    def __init__(self, message: str, *, job: JobState, error: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, request_id=None)
+        fields = dict(error or {})
+        self.job = job
+        self.error = fields
+        self.type: str | None = _text(fields.get("type"))
+        self.code: str | None = _text(fields.get("code"))
+        self.param: str | None = _text(fields.get("param"))
+
+    def __str__(self) -> str:
+        code = f" {self.code}" if self.code else ""
+        return f"job {self.job.id} {self.job.status}{code}: {self.message}"
+
+
+class JobCancelledError(JobFailedError):
+    """An asynchronous job was cancelled (refunded for what was not delivered)."""
+
+
+class JobTimeoutError(ImagegateError, TimeoutError):
+    """`wait(timeout=...)` gave up before the job ended; the job goes on (`.job`, its last state)."""
+
+    def __init__(self, message: str, *, job: JobState) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 STATUS_ERRORS: Mapping[int, type[APIStatusError]] = MappingProxyType(

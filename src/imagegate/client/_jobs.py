@@ -83,16 +83,21 @@ def _identity(value: Any) -> str:
     return str(value)
 
 
-def job_id(job: Job, index: int) -> str:
-    """The job's own id, else one from its position and content (stable while the file is)."""
-    if job.id:
-        return job.id
+def content_digest(job: Job) -> str:
+    """SHA-256 of what the job asks for: prompt, parameters, input images and mask."""
     material = json.dumps(
         [job.prompt, dict(job.params), [_identity(i) for i in job.images], _identity(job.mask)],
         sort_keys=True,
         default=str,
     )
-    return f"{index:05d}-{hashlib.sha256(material.encode()).hexdigest()[:10]}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def job_id(job: Job, index: int) -> str:
+    """The job's own id, else one from its position and content (stable while the file is)."""
+    if job.id:
+        return job.id
+    return f"{index:05d}-{content_digest(job)[:10]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,7 @@ class JobResult:
     cost_micro_usd: int = 0
     files: tuple[str, ...] = ()
     resumed: bool = False  # done by an earlier run, read back from the results file
+    server_job_id: str | None = None  # the server's job (imgjob_...) when run as asynchronous jobs
 
     @property
     def ok(self) -> bool:
@@ -210,6 +216,9 @@ class BatchOptions(TypedDict, total=False):
     out_dir: str | os.PathLike[str] | None
     on_progress: Callable[[BatchProgress, JobResult], Any] | None
     max_jobs: int | None
+    async_jobs: bool
+    state_file: str | os.PathLike[str] | None
+    poll_interval: float
 
 
 INT_COLUMNS = frozenset({"n", "seed", "output_compression", "partial_images"})

@@ -107,9 +107,11 @@ def _form_value(value: Any) -> str:
     return str(value)
 
 
-def to_request(call: Call, headers: Mapping[str, str], *, stream: bool = False) -> Request:
-    """The HTTP request for `call`."""
-    body: dict[str, Any] = {"model": call.model, "prompt": call.prompt, **call.params}
+def to_request(
+    call: Call, headers: Mapping[str, str], *, stream: bool = False, extra: Mapping[str, Any] | None = None
+) -> Request:
+    """The HTTP request for `call`, with `extra` body fields (a job's `webhook_url`) when given."""
+    body: dict[str, Any] = {"model": call.model, "prompt": call.prompt, **call.params, **(extra or {})}
     if stream:
         body["stream"] = True
     if call.uses_json():
