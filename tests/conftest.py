@@ -20,7 +20,7 @@ from imagegate.http.serve import serve_in_thread
 from imagegate.pricing import default_prices
 from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.keys import KeyRepo
-from tests.services import pg_schema
+from tests.services import AWS_TEST_ENV, pg_schema, s3_bucket, spawn_moto
 
 
 @dataclass
@@ -171,3 +171,20 @@ def engine(database_url: str) -> Iterator[Engine]:
     migrate(eng)
     yield eng
     eng.dispose()
+
+
+# --- S3: moto's server on loopback, a bucket per test --------------------------------------
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """The URL of an S3-speaking server (moto, in a subprocess) for the whole session."""
+    with spawn_moto() as url:
+        yield url
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A new bucket of its own, and the AWS credential variables every boto3 client here reads."""
+    for name, value in AWS_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    with s3_bucket(s3_endpoint) as name:
+        yield name

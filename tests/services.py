@@ -1,6 +1,6 @@
 """Real backing services and gateway processes, shared by the test fixtures and bench/ scripts:
-a PostgreSQL schema or a Redis key prefix of one's own (removed afterwards), and `imagegate serve`
-in a subprocess, as an operator runs it."""
+a PostgreSQL schema, a Redis key prefix or an S3 bucket of one's own (removed afterwards), an S3
+server (moto), and `imagegate serve` in a subprocess, as an operator runs it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -132,3 +133,63 @@ def spawn_server(
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=20)  # also closes the pipe
+
+
+# What the S3 tests' boto3 clients and servers read: moto takes any keys; no metadata service.
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "imagegate-test",
+    "AWS_SECRET_ACCESS_KEY": "imagegate-test-secret",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@contextlib.contextmanager
+def spawn_moto() -> Iterator[str]:
+    """moto's S3-speaking server (`moto_server`) in a subprocess on a free loopback port: its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **AWS_TEST_ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/moto-api/").status_code < 500:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("moto_server did not start")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def s3_client(endpoint_url: str) -> Any:
+    """A plain boto3 client of the test server (making buckets, looking at what a store left)."""
+    import boto3
+
+    keys = {"aws_access_key_id": AWS_TEST_ENV["AWS_ACCESS_KEY_ID"]}
+    keys["aws_secret_access_key"] = AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"]
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name="us-east-1", **keys)
+
+
+@contextlib.contextmanager
+def s3_bucket(endpoint_url: str) -> Iterator[str]:
+    """A new bucket on the test server; emptied and removed on exit."""
+    name = "t-" + uuid.uuid4().hex[:16]
+    client = s3_client(endpoint_url)
+    client.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=name, Key=item["Key"])
+        client.delete_bucket(Bucket=name)

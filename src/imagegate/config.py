@@ -10,9 +10,9 @@ import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from imagegate.pricing import ModelPrice, default_prices
@@ -25,6 +25,7 @@ DEFAULT_MODELS = (
     "gpt-image-2",
     "chatgpt-image-latest",
 )
+PRESIGNED_MAX_S = 7 * 86_400  # S3's limit on a presigned URL's lifetime (SigV4)
 
 
 class ModerationRule(BaseModel):
@@ -152,6 +153,30 @@ class Settings(BaseSettings):
         default=86_400, description="How long stored images are kept before the sweeper deletes them."
     )
     sweep_interval_s: int = Field(default=300, description="How often expired images are swept.")
+    blob_store: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$",
+        description="Where image bytes live: unset, <data_dir>/blobs; s3://bucket/prefix, an "
+        "S3-compatible bucket (AWS S3, MinIO, R2; credentials from AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, or any source boto3 reads), shared by every replica.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="The S3 API's URL (MinIO, R2...); unset: AWS S3 in the region."
+    )
+    s3_region: str | None = Field(
+        default=None, description="The bucket's region; unset: AWS_REGION, else AWS_DEFAULT_REGION."
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] | None = Field(
+        default=None,
+        description="Bucket in the path (http://host/bucket/key) or in the host name; unset: path with "
+        "an endpoint URL (what MinIO and most S3-compatible servers expect), else boto3's choice.",
+    )
+    s3_presigned_urls: bool = Field(
+        default=False,
+        description="Hand out the bucket's own presigned URLs (valid url_ttl_s, at most 7 days) "
+        "instead of imagegate's signed ones: clients fetch images from the bucket, not through "
+        "imagegate. The endpoint must then be reachable by clients.",
+    )
     max_body_bytes: int = Field(default=128 * 1024 * 1024, description="Requests with larger bodies get 413.")
     max_image_bytes: int = Field(
         default=50 * 1024 * 1024, description="Largest single input image (OpenAI: < 50 MB)."
@@ -356,6 +381,14 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _presigned_urls_need_a_bucket(self) -> Settings:
+        if self.s3_presigned_urls and self.blob_store is None:
+            raise ValueError("s3_presigned_urls needs blob_store=s3://bucket/prefix")
+        if self.s3_presigned_urls and self.url_ttl_s > PRESIGNED_MAX_S:
+            raise ValueError(f"presigned URLs live at most {PRESIGNED_MAX_S} s (7 days): lower url_ttl_s")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

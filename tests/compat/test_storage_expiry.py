@@ -29,11 +29,11 @@ def test_url_expires_and_image_is_swept(clocked_server: LiveServer) -> None:
     name = url.split("/files/")[1].split("?")[0]
     blob = settings.data_dir / "blobs" / name[:2] / name
     assert blob.exists()
-    from imagegate.storage.blobs import ImageStore
+    from imagegate.storage.blobs import ImageStore, open_backend
     from imagegate.storage.db import make_engine
 
     engine = make_engine(settings.resolved_database_url)
-    store = ImageStore(settings.data_dir / "blobs", engine, clock, settings.image_retention_s)
+    store = ImageStore(open_backend(settings), engine, clock, settings.image_retention_s)
     assert anyio.run(anyio.to_thread.run_sync, store.sweep) >= 1
     engine.dispose()
     assert not blob.exists()

@@ -56,12 +56,16 @@ class Maintenance:
     async def sweep(self) -> dict[str, int]:
         """Expired images, stale reservations (their process died) and old idempotency keys."""
         db, s = self.stores.db, self.stores
-        return {
-            "images": await db.run_in_thread(s.images.sweep),
+        swept = {
             "reservations": await db.run_in_thread(s.ledger.sweep),
             "idempotency_keys": await db.run_in_thread(s.idempotency.sweep),
             "history": await db.run_in_thread(s.history.sweep),
         }
+        # The images last, so an unreachable bucket never holds up the rest. Their rows on the
+        # database's thread, then their blobs (a bucket's: network calls) on a thread of their own.
+        expired = await db.run_in_thread(s.images.expire)
+        await asyncio.to_thread(s.images.drop, expired)
+        return {"images": len(expired), **swept}
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

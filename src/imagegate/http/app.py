@@ -63,7 +63,7 @@ def build_flow(
     flow = ImageFlow(
         settings=settings,
         stores=request_stores(stores),
-        signer=UrlSigner(secret, settings.url_ttl_s, clock),
+        signer=UrlSigner(secret, settings.url_ttl_s, clock, direct=stores.images.presigned_url),
         registry=build_registry(settings),  # the channels join at start-up (Maintenance.reload_channels)
         limiter=build_rate_limiter(
             settings.redis_url, prefix=settings.redis_prefix, lease_ttl_s=settings.reservation_timeout_s

@@ -1,10 +1,12 @@
-"""Signed, expiring image URLs: HMAC-SHA256 over the file name and the expiry time."""
+"""Signed, expiring image URLs: HMAC-SHA256 over the file name and the expiry time; or, where the
+blob store has URLs of its own (a bucket's presigned URLs, storage/s3.py), those."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from imagegate.clock import Clock
@@ -40,12 +42,18 @@ class UrlSigner:
 
     PATH = "/v1/images/files/"
 
-    def __init__(self, secret: str, ttl_s: int, clock: Clock) -> None:
+    def __init__(
+        self, secret: str, ttl_s: int, clock: Clock, direct: Callable[[str, int], str | None] | None = None
+    ) -> None:
         self.secret = secret
         self.ttl_s = ttl_s
         self.clock = clock
+        # (name, ttl_s) -> the blob store's own URL, or None (storage/blobs.py ImageStore.presigned_url)
+        self.direct = direct
 
     def url(self, base_url: str, name: str) -> str:
+        if self.direct is not None and (url := self.direct(name, self.ttl_s)) is not None:
+            return url
         expires = int(self.clock.now()) + self.ttl_s
         signature = sign(self.secret, name, expires)
         return f"{base_url.rstrip('/')}{self.PATH}{name}?expires={expires}&signature={signature}"

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from imagegate.clock import Clock
 from imagegate.config import Settings
 from imagegate.storage import finish as finish_tx
-from imagegate.storage.blobs import ImageStore, StoredImage
+from imagegate.storage.blobs import ImageStore, StoredImage, open_backend
 from imagegate.storage.channels import ChannelRepo
 from imagegate.storage.db import journal_is_wal, make_engine, migrate
 from imagegate.storage.history import HistoryEntry, HistoryRepo
@@ -96,7 +96,7 @@ def open_stores(settings: Settings, clock: Clock, *, create: bool = True) -> Sto
         ledger=Ledger(sql, clock),
         usage=UsageRepo(sql),
         idempotency=IdempotencyRepo(sql, clock, settings.idempotency_ttl_s),
-        images=ImageStore(settings.data_dir / "blobs", sql, clock, settings.image_retention_s),
+        images=ImageStore(open_backend(settings), sql, clock, settings.image_retention_s),
         channels=ChannelRepo(sql, clock, box),
         jobs=JobRepo(sql, clock),
         webhook_secrets=WebhookSecretRepo(sql, clock, box),
@@ -172,12 +172,7 @@ class SqlBlobs:
 
     async def read(self, name: str) -> bytes | None:
         sha, _, ext = name.partition(".")
-
-        def run() -> bytes | None:
-            found = self.images.find(sha, ext)
-            return found[0].read_bytes() if found is not None else None
-
-        return await anyio.to_thread.run_sync(run)
+        return await anyio.to_thread.run_sync(self.images.read, sha, ext)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +191,14 @@ class SqlRequestEnd:
         write: Callable[[], Kept] | None = None,
         history: HistoryEntry | None = None,
     ) -> tuple[Kept, int]:
+        written: Kept | None = None
+        if write is not None and self.images.remote:
+            # Uploads wait on the network: on a worker thread before the transaction, never on the
+            # event loop (where `db.run` may place a call) nor on SQLite's one database thread.
+            written = await anyio.to_thread.run_sync(write)
+
         def run() -> tuple[Kept, int]:
-            kept = write() if write is not None else []
+            kept = written if written is not None else write() if write is not None else []
             stored = [item[1] for item in kept if item is not None]
             charged = finish_tx.finish(
                 self.ledger,

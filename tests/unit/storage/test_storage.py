@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagegate.clock import ManualClock
-from imagegate.storage.blobs import ImageStore
+from imagegate.storage.blobs import ImageStore, LocalDirectory
 from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.keys import KeyRepo, hash_secret
 from imagegate.storage.signing import UrlSigner, sign, verify
@@ -40,7 +40,7 @@ def test_keys_are_stored_hashed(engine) -> None:  # type: ignore[no-untyped-def]
 
 def test_store_dedupes_extends_and_sweeps(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     clock = ManualClock()
-    store = ImageStore(tmp_path / "blobs", engine, clock, retention_s=100)
+    store = ImageStore(LocalDirectory(tmp_path / "blobs"), engine, clock, retention_s=100)
     first = store.put(b"png-bytes", "png", "image/png")
     clock.advance(60)
     again = store.put(b"png-bytes", "png", "image/png")  # same content: one file, later expiry
@@ -53,7 +53,7 @@ def test_store_dedupes_extends_and_sweeps(engine, tmp_path: Path) -> None:  # ty
     clock.advance(41)
     assert store.find(first.sha256, "png") is None
     assert store.sweep() == 1
-    assert not store.path(first.sha256, "png").exists()
+    assert not (tmp_path / "blobs" / first.key).exists()
 
 
 def test_signer_rejects_tampering_and_expiry() -> None:
