@@ -111,7 +111,9 @@ class S3Bucket:
     def delete(self, keys: Sequence[str]) -> None:
         refused: list[str] = []
         for i in range(0, len(keys), _DELETE_BATCH):
-            batch: list[ObjectIdentifierTypeDef] = [{"Key": self.prefix + k} for k in keys[i : i + _DELETE_BATCH]]
+            batch: list[ObjectIdentifierTypeDef] = [
+                {"Key": self.prefix + k} for k in keys[i : i + _DELETE_BATCH]
+            ]
             answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
             refused += [f"{e.get('Key')}: {e.get('Code')}" for e in answer.get("Errors", [])]
         if refused:

@@ -194,7 +194,11 @@ def test_presigned_urls_fetch_the_bytes_from_the_bucket(store: ImageStore, setti
 
 @pytest.fixture
 def unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "eu-west-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "AWS_REGION": "eu-west-1",
+    }.items():
         monkeypatch.setenv(name, value)
     yield Settings(
         data_dir=tmp_path, blob_store="s3://nobody-listens", s3_endpoint_url=f"http://127.0.0.1:{free_port()}"
