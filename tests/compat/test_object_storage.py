@@ -1,6 +1,7 @@
-"""Two replicas, each with a data directory of its own, sharing PostgreSQL and one S3 bucket (moto's
-server on loopback): an image made through one is served by the other's signed URL, streamed from
-the bucket; with presigned URLs on, the URL handed out is the bucket's and fetches the image."""
+"""The S3 blob store end to end. Two replicas, each with a data directory of its own, sharing
+PostgreSQL and one bucket (moto's server on loopback): an image made through one is served by the
+other's signed URL, streamed from the bucket; with presigned URLs on, the URL handed out is the
+bucket's and fetches the image. A bucket that does not answer fails the request, refunded."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import openai
+import pytest
 from openai.types import ImagesResponse
 
+from imagegate.http.serve import free_port
+from tests.conftest import make_settings, run_server
 from tests.services import AWS_TEST_ENV, Process, s3_client, spawn_server
 
 ADMIN = "admin-for-the-s3-replicas"
@@ -76,3 +80,22 @@ def test_replicas_sharing_a_bucket_serve_each_others_images(
         f"gateway/{n[:2]}/{n}" for n in (name, presigned_name)
     )
     assert not (tmp_path / "a" / "blobs").exists() and not (tmp_path / "b" / "blobs").exists()
+
+
+def test_a_bucket_that_does_not_answer_fails_the_request_refunded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload fails before the request's transaction: a 5xx, and the reservation refunded."""
+    for name, value in AWS_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    nobody = f"http://127.0.0.1:{free_port()}"
+    settings = make_settings(tmp_path, blob_store="s3://gone/images", s3_endpoint_url=nobody)
+    with run_server(settings) as live:
+        secret = live.new_key("k", credit_micros=1_000_000)
+        with (
+            pytest.raises(openai.InternalServerError),
+            openai.OpenAI(base_url=live.api_base, api_key=secret, max_retries=0) as client,
+        ):
+            client.images.generate(prompt="a lighthouse", size="256x256", quality="low")
+        usage = httpx.get(live.api_base + "/usage", headers={"Authorization": f"Bearer {secret}"}).json()
+    assert usage["balance_usd"] == 1.0 and usage["spent_usd"] == 0 and usage["reserved_usd"] == 0
