@@ -198,7 +198,7 @@ class SqlRequestEnd:
             written = await anyio.to_thread.run_sync(write)
 
         def run() -> tuple[Kept, int]:
-            kept = written if written is not None else write() if write is not None else []
+            kept = written if written is not None else (write() if write is not None else [])
             stored = [item[1] for item in kept if item is not None]
             charged = finish_tx.finish(
                 self.ledger,

@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from imagegate.errors import NotFound, SignatureInvalid
 from imagegate.http.deps import FlowDep
-from imagegate.storage.blobs import Readable
+from imagegate.storage.blobs import ImageStore, Readable, StoredImage
 
 router = APIRouter(tags=["images"])
 _NAME = re.compile(r"([0-9a-f]{64})\.(png|jpeg|webp)")
@@ -42,7 +42,7 @@ async def image_file(
         raise SignatureInvalid("This image URL's signature is invalid or has expired. Request a new URL.")
     stores = request.app.state.stores
     found = await stores.db.read(stores.images.find, match[1], match[2])
-    body = await anyio.to_thread.run_sync(stores.images.open, found) if found is not None else None
+    body = await _open(stores.images, found) if found is not None else None
     if found is None or body is None:
         raise NotFound("This image is no longer stored (retention passed).", code="image_expired")
     headers = {
@@ -51,6 +51,12 @@ async def image_file(
         "etag": f'"{found.sha256}"',  # content-addressed: the name is the content's hash
     }
     return StreamingResponse(_chunks(body), media_type=found.media_type, headers=headers)
+
+
+async def _open(images: ImageStore, found: StoredImage) -> Readable | None:
+    if not images.remote:
+        return images.open(found)  # a local file: one system call, no thread hop
+    return await anyio.to_thread.run_sync(images.open, found)
 
 
 async def _chunks(body: Readable) -> AsyncIterator[bytes]:
