@@ -354,7 +354,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="imagegate-bench-")))
         setups = [
-            Setup("a", "SQLite file (WAL) + MemoryRateLimiter", f"sqlite:///{tmp / 'a.db'}", None, None, "")
+            Setup("a", "SQLite file (WAL) + LocalRateLimiter", f"sqlite:///{tmp / 'a.db'}", None, None, "")
         ]
         pg = postgres_settings(args.postgres_url)
         if pg is not None and redis_available(args.redis_url):

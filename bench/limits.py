@@ -14,7 +14,7 @@ from collections.abc import Callable
 import anyio
 from _common import quantile
 
-from imagegate.limits import Limits, MemoryRateLimiter, RateLimiter
+from imagegate.limits import Limits, LocalRateLimiter, RateLimiter
 from imagegate.limits.redis import RedisRateLimiter
 from tests.services import redis_available, redis_prefix
 
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
 
-    table = {"memory": anyio.run(measure, MemoryRateLimiter, args.ops)}
+    table = {"memory": anyio.run(measure, LocalRateLimiter, args.ops)}
     if redis_available(args.redis_url):
         with redis_prefix(args.redis_url, "bench-limits") as prefix:
             table["redis"] = anyio.run(

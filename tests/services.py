@@ -113,6 +113,7 @@ def spawn_server(
         "IMAGEGATE_DATA_DIR": str(data_dir),
         "IMAGEGATE_PORT": str(port),
         "IMAGEGATE_CREATE_INITIAL_KEY": "false",
+        "IMAGEGATE_WORKERS": "1",  # one process: a test about workers asks for more
         "IMAGEGATE_PLACEHOLDER_PRICE": LIST_PRICE,
         **env,
     }

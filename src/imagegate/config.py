@@ -120,6 +120,13 @@ def _default_rules() -> list[ModerationRule]:
     ]
 
 
+def default_workers() -> int:
+    """One worker process per CPU core this process may run on, at most 8."""
+    return max(
+        1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
+
+
 class Settings(BaseSettings):
     """imagegate's configuration. Environment variables win over the TOML file."""
 
@@ -127,6 +134,14 @@ class Settings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address `imagegate serve` binds.")
     port: int = Field(default=8000, description="Port `imagegate serve` listens on.")
+    workers: int = Field(
+        default_factory=lambda: default_workers(),
+        ge=1,
+        le=64,
+        description="Processes `imagegate serve` runs (default: one per CPU core, at most 8). Limits, "
+        "balances and circuit breakers stay exact across them: in Redis when redis_url is set, else "
+        "in <data_dir>/workers.sqlite, which they share.",
+    )
     data_dir: Path = Field(
         default=Path("./imagegate-data"), description="Database, image blobs and secrets live here."
     )
@@ -389,6 +404,14 @@ class Settings(BaseSettings):
         if self.s3_presigned_urls and self.url_ttl_s > PRESIGNED_MAX_S:
             raise ValueError(f"presigned URLs live at most {PRESIGNED_MAX_S} s (7 days): lower url_ttl_s")
         return self
+
+    @property
+    def shared_state_path(self) -> Path | None:
+        """The file in which several worker processes without Redis share their rate limits and
+        circuit breakers (imagegate.records.FileRecords); None when they need none."""
+        if self.workers > 1 and self.redis_url is None:
+            return self.data_dir / "workers.sqlite"
+        return None
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from imagegate.client import AsyncClient, BatchProgress, Client, Job, JobResult
 from imagegate.client.batch import RateGate, apply_priority, load_jobs, parse_duration
-from imagegate.limits import Limits, MemoryRateLimiter, go_duration
+from imagegate.limits import Limits, LocalRateLimiter, go_duration
 from tests.client.conftest import SleepRecorder
 from tests.client.fake_upstream import COST_PER_CALL, USAGE, FakeUpstream, Received, tiny_png
 from tests.fakes.upstream import Behaviour
@@ -257,7 +257,7 @@ class ServerBucket:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.limiter = MemoryRateLimiter()
+        self.limiter = LocalRateLimiter()
         self.limits = Limits(rpm=20, ipm=20)
         self.refused = 0
 

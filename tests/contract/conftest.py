@@ -2,7 +2,8 @@
 concurrent callers.
 
 A suite over every backend takes `store` (litestar's `store` fixture is the model): None runs it
-in process, a `RedisStore` on Redis, under a prefix that no other test uses and that is emptied
+in process, a `FileStore` in a SQLite file that several instances open (processes of one machine),
+a `RedisStore` on Redis, under a prefix that no other test uses and that is emptied
 after the test.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import anyio
@@ -47,11 +49,21 @@ class RedisStore:
     prefix: str
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> RedisStore | None:
-    """The backend of one run: None (in process), or Redis (skipped when there is none)."""
+@dataclass(frozen=True)
+class FileStore:
+    """Where an implementation shared by the processes of one machine keeps its records: a
+    SQLite file (imagegate.records.FileRecords); each instance opened on it is one process's."""
+
+    path: Path
+
+
+@pytest.fixture(params=["memory", "file", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> RedisStore | FileStore | None:
+    """The backend of one run: None (in process), a shared file, or Redis (skipped when there is none)."""
     if request.param == "memory":
         return None
+    if request.param == "file":
+        return FileStore(tmp_path / "records.sqlite")
     return RedisStore(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
 
 

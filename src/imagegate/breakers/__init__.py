@@ -7,15 +7,17 @@ closes the circuit, its failure re-opens it. See ``imagegate.breakers.base`` for
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from imagegate.breakers.base import BreakerConfig, BreakerState, BreakerUnavailable, CircuitBreaker
-from imagegate.breakers.memory import MemoryCircuitBreaker
+from imagegate.breakers.local import LocalCircuitBreaker
 
 __all__ = [
     "BreakerConfig",
     "BreakerState",
     "BreakerUnavailable",
     "CircuitBreaker",
-    "MemoryCircuitBreaker",
+    "LocalCircuitBreaker",
     "build_circuit_breaker",
 ]
 
@@ -26,10 +28,14 @@ def build_circuit_breaker(
     *,
     prefix: str = "imagegate:",
     socket_timeout_s: float = 2.0,
+    shared_path: Path | None = None,
 ) -> CircuitBreaker:
-    """The Redis breaker when a URL is given, else the in-process one (prefix and timeout unused)."""
+    """The Redis breaker when a URL is given; else the one of every process opening `shared_path`
+    (`serve --workers N`), else this process's own (prefix and timeout unused)."""
     if redis_url is None:
-        return MemoryCircuitBreaker(config)
+        if shared_path is not None:
+            return LocalCircuitBreaker.shared(shared_path, config)
+        return LocalCircuitBreaker(config)
     # Imported here: only a Redis deployment needs the redis package.
     from imagegate.breakers.redis import RedisCircuitBreaker
 

@@ -47,7 +47,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-# The arithmetic of memory.MemoryCircuitBreaker.record() and base.window_totals()/opening_cause(),
+# The arithmetic of local.LocalCircuitBreaker.record() and base.window_totals()/opening_cause(),
 # operation for operation (Lua numbers are doubles, like Python floats), so both backends agree.
 RECORD_LUA = """
 -- KEYS: 1 circuit hash.

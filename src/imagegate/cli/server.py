@@ -74,18 +74,25 @@ def _admin(call: Callable[[], T]) -> T:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [IMAGEGATE_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [IMAGEGATE_PORT].")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes [IMAGEGATE_WORKERS]; default one per CPU core, at most 8.", min=1
+        ),
+    ] = None,
 ) -> None:
     """Start the server (migrates the database; on a new one, creates and prints a key)."""
     import uvicorn
 
     from imagegate.http.app import create_app
     from imagegate.http.connections import uvicorn_options
+    from imagegate.storage.signing import load_or_create_secret
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every upstream call at INFO ("HTTP Request: POST ..."): the usage records say more,
     # and the line cost about 0.07 ms a request (py-spy, bench/relay.py small bodies).
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = _settings(host=host, port=port)
+    settings = _settings(host=host, port=port, workers=workers)
     stores = open_stores(settings, create=True)
     accounts = stores.accounts
     logging.getLogger("imagegate").info(
@@ -103,14 +110,58 @@ def serve(
             "access log off (IMAGEGATE_ACCESS_LOG=true turns it on); every images request is in the "
             "usage records: imagegate usage"
         )
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            access_log=settings.access_log,
+            **uvicorn_options(settings),
+        )
+        return
+    if not settings.url_secret:
+        load_or_create_secret(settings.data_dir / "url-secret")  # before the workers race to make it
+    _prepare_workers(settings)
     uvicorn.run(
-        create_app(settings),
+        "imagegate.http.app:worker_app",
+        factory=True,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level="info",
         access_log=settings.access_log,
-        **uvicorn_options(settings),
+        **uvicorn_options(settings, workers=True),
     )
+
+
+def _prepare_workers(settings: Settings) -> None:
+    """What N worker processes share, set up before uvicorn starts them: their settings (each
+    builds its app from the environment), a fresh shared-state file for their rate limits and
+    breakers when there is no Redis (the single process starts with empty ones too), and a fresh
+    directory for prometheus-client's multiprocess mode unless one is set."""
+    import os
+    import shutil
+
+    logging.getLogger("imagegate").info(
+        "%d worker processes; limits and breakers shared through %s",
+        settings.workers,
+        "Redis" if settings.redis_url else settings.shared_state_path,
+    )
+    os.environ.update(
+        IMAGEGATE_WORKERS=str(settings.workers),
+        IMAGEGATE_HOST=settings.host,
+        IMAGEGATE_PORT=str(settings.port),
+    )
+    shared = settings.shared_state_path
+    if shared is not None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{shared}{suffix}").unlink(missing_ok=True)
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        metrics = settings.data_dir / "prometheus"
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
 
 
 def _print_welcome(secret: str, host: str, port: int) -> None:

@@ -28,6 +28,7 @@ from imagegate.flow.prepare import Preparer
 from imagegate.flow.route import RetryPolicy, Router
 from imagegate.flow.run import ImageFlow
 from imagegate.http import errors, wire
+from imagegate.http.connections import SettingsHttp
 from imagegate.http.middleware import BodyLimit, RequestId
 from imagegate.http.routes import account, admin, docs, files, health, history, images, models
 from imagegate.http.routes import jobs as jobs_routes
@@ -54,6 +55,7 @@ def build_flow(
             cooldown_s=settings.breaker_cooldown_s,
         ),
         prefix=settings.redis_prefix,
+        shared_path=settings.shared_state_path,
     )
     policy = RetryPolicy(
         max_attempts=settings.upstream_max_attempts,
@@ -66,7 +68,10 @@ def build_flow(
         signer=UrlSigner(secret, settings.url_ttl_s, clock, direct=stores.images.presigned_url),
         registry=build_registry(settings),  # the channels join at start-up (Maintenance.reload_channels)
         limiter=build_rate_limiter(
-            settings.redis_url, prefix=settings.redis_prefix, lease_ttl_s=settings.reservation_timeout_s
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            lease_ttl_s=settings.reservation_timeout_s,
+            shared_path=settings.shared_state_path,
         ),
         router=Router(breaker, clock, policy, on_disable=lambda c, r: maintenance.disable_channel(c, r)),
         prepare=Preparer(settings, client_fetcher(settings)),
@@ -144,6 +149,14 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(RequestId)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one `imagegate serve --workers N` process, from the settings in its environment
+    (uvicorn starts each worker afresh and builds its app by this import string)."""
+    settings = Settings()
+    SettingsHttp.configure(settings)
+    return create_app(settings)
 
 
 def _log_routes(flow: ImageFlow) -> None:

@@ -89,13 +89,27 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The connection limits of `imagegate serve` (and of test servers that want them)."""
-    protocol = type(
-        "ImagegateHttp",
-        (DeadlineProtocol,),
-        {"header_timeout_s": settings.header_timeout_s, "body_timeout_s": settings.body_timeout_s},
-    )
+class SettingsHttp(DeadlineProtocol):
+    """The protocol of `imagegate serve --workers N`, named to uvicorn by import string: its workers
+    are started afresh (spawn), and a class made at run time cannot be sent to them. Each worker's
+    app (http/app.py worker_app) sets its deadlines from the settings before the first connection."""
+
+    @classmethod
+    def configure(cls, settings: Settings) -> None:
+        cls.header_timeout_s = settings.header_timeout_s
+        cls.body_timeout_s = settings.body_timeout_s
+
+
+def uvicorn_options(settings: Settings, *, workers: bool = False) -> dict[str, Any]:
+    """The connection limits of `imagegate serve` (and of test servers that want them); `workers`:
+    for worker processes (`limit_concurrency` then caps each worker's connections)."""
+    protocol: Any = "imagegate.http.connections:SettingsHttp"
+    if not workers:
+        protocol = type(
+            "ImagegateHttp",
+            (DeadlineProtocol,),
+            {"header_timeout_s": settings.header_timeout_s, "body_timeout_s": settings.body_timeout_s},
+        )
     return {
         "http": protocol,
         "timeout_keep_alive": settings.keep_alive_timeout_s,

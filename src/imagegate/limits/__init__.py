@@ -7,6 +7,8 @@ second). See ``imagegate.limits.base`` for the full contract.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from imagegate.limits.base import (
     CONCURRENT_REQUESTS,
     IMAGES_PER_MINUTE,
@@ -18,7 +20,7 @@ from imagegate.limits.base import (
     RateLimiter,
 )
 from imagegate.limits.duration import go_duration
-from imagegate.limits.memory import MemoryRateLimiter
+from imagegate.limits.local import LocalRateLimiter
 
 __all__ = [
     "CONCURRENT_REQUESTS",
@@ -28,7 +30,7 @@ __all__ = [
     "Decision",
     "LimiterUnavailable",
     "Limits",
-    "MemoryRateLimiter",
+    "LocalRateLimiter",
     "RateLimiter",
     "build_rate_limiter",
     "go_duration",
@@ -41,10 +43,14 @@ def build_rate_limiter(
     prefix: str = "imagegate:",
     lease_ttl_s: float = 900,
     socket_timeout_s: float = 2.0,
+    shared_path: Path | None = None,
 ) -> RateLimiter:
-    """The Redis limiter when a URL is given, else the in-process one (prefix and timeout unused)."""
+    """The Redis limiter when a URL is given; else the one of every process opening `shared_path`
+    (`serve --workers N`), else this process's own (prefix and timeout unused)."""
     if redis_url is None:
-        return MemoryRateLimiter(lease_ttl_s=lease_ttl_s)
+        if shared_path is not None:
+            return LocalRateLimiter.shared(shared_path, lease_ttl_s=lease_ttl_s)
+        return LocalRateLimiter(lease_ttl_s=lease_ttl_s)
     # Imported here: only a Redis deployment needs the redis package.
     from imagegate.limits.redis import RedisRateLimiter
 

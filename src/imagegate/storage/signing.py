@@ -3,9 +3,12 @@ blob store has URLs of its own (a bucket's presigned URLs, storage/s3.py), those
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,14 +16,21 @@ from imagegate.clock import Clock
 
 
 def load_or_create_secret(path: Path) -> str:
-    """The URL-signing secret kept in the data directory, made on first use."""
+    """The URL-signing secret kept in the data directory, made on first use. Several processes
+    starting at once (`serve --workers N`) agree on one: the file appears whole, by a link that
+    only the first of them makes, and the others read it."""
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(32)
-    path.write_text(secret)
-    path.chmod(0o600)
-    return secret
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".url-secret-")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return path.read_text().strip()
 
 
 def sign(secret: str, name: str, expires: int) -> str:

@@ -17,11 +17,11 @@ from imagegate.breakers import (
     BreakerState,
     BreakerUnavailable,
     CircuitBreaker,
-    MemoryCircuitBreaker,
+    LocalCircuitBreaker,
     build_circuit_breaker,
 )
 from imagegate.breakers.redis import RedisCircuitBreaker
-from tests.contract.conftest import RedisStore, concurrently, pttls
+from tests.contract.conftest import FileStore, RedisStore, concurrently, pttls
 
 T0 = 1_800_000_000.0  # a multiple of the 6 s bucket: windows below start on a bucket edge
 CONFIG = BreakerConfig(failure_threshold=5, window_s=60, failure_rate=0.5, min_requests=20, cooldown_s=30)
@@ -29,14 +29,20 @@ CLOSED = BreakerState("closed", 0, 0, 0, None, None)
 
 
 @pytest.fixture
-async def replicas(store: RedisStore | None, anyio_backend: str) -> AsyncIterator[list[CircuitBreaker]]:
-    """Two views of one breaker: two Redis clients (two replicas), or one in-process breaker twice."""
+async def replicas(
+    store: RedisStore | FileStore | None, anyio_backend: str
+) -> AsyncIterator[list[CircuitBreaker]]:
+    """Two views of one breaker: two Redis clients (two replicas), two connections to one shared
+    file (two workers), or one in-process breaker twice."""
     if store is None:
-        one = MemoryCircuitBreaker(CONFIG)
+        one = LocalCircuitBreaker(CONFIG)
         yield [one, one]
         return
     pair: list[CircuitBreaker] = [
-        RedisCircuitBreaker(store.url, CONFIG, prefix=store.prefix) for _ in range(2)
+        LocalCircuitBreaker.shared(store.path, CONFIG)
+        if isinstance(store, FileStore)
+        else RedisCircuitBreaker(store.url, CONFIG, prefix=store.prefix)
+        for _ in range(2)
     ]
     yield pair
     for breaker in pair:
@@ -247,7 +253,7 @@ async def test_names_are_independent(replicas: list[CircuitBreaker]) -> None:
 @pytest.mark.anyio
 async def test_backends_agree_exactly(redis_url: str, redis_prefix: str, anyio_backend: str) -> None:
     config = BreakerConfig(failure_threshold=4, window_s=10, failure_rate=0.6, min_requests=8, cooldown_s=3)
-    memory, shared = MemoryCircuitBreaker(config), RedisCircuitBreaker(redis_url, config, prefix=redis_prefix)
+    memory, shared = LocalCircuitBreaker(config), RedisCircuitBreaker(redis_url, config, prefix=redis_prefix)
     rng = random.Random(4)
     now = T0
     seen: set[tuple[str, str | None]] = set()
@@ -304,7 +310,7 @@ async def test_unreachable_redis_fails_fast(anyio_backend: str) -> None:
 
 
 def test_build_circuit_breaker_picks_the_backend(redis_url: str) -> None:
-    assert isinstance(build_circuit_breaker(None, CONFIG), MemoryCircuitBreaker)
+    assert isinstance(build_circuit_breaker(None, CONFIG), LocalCircuitBreaker)
     built = build_circuit_breaker(redis_url, CONFIG, prefix="x:")
     assert isinstance(built, RedisCircuitBreaker)
     assert (built.config, built.prefix) == (CONFIG, "x:")

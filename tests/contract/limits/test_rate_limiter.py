@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
+import multiprocessing
 import random
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,12 +23,12 @@ from imagegate.limits import (
     Decision,
     LimiterUnavailable,
     Limits,
-    MemoryRateLimiter,
+    LocalRateLimiter,
     RateLimiter,
     build_rate_limiter,
 )
 from imagegate.limits.redis import RedisRateLimiter
-from tests.contract.conftest import RedisStore, concurrently, pttls
+from tests.contract.conftest import FileStore, RedisStore, concurrently, pttls
 
 T0 = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC: far from midnight
 MIDNIGHT = math.ceil(T0 / 86_400) * 86_400.0
@@ -33,10 +37,12 @@ Factory = Callable[..., RateLimiter]
 
 
 @pytest.fixture
-def new_limiter(store: RedisStore | None) -> Factory:
-    """Makes limiters of one backend; Redis ones share a prefix unique to the test."""
+def new_limiter(store: RedisStore | FileStore | None) -> Factory:
+    """Makes limiters of one backend; file ones share a file, Redis ones a prefix, unique to the test."""
     if store is None:
-        return MemoryRateLimiter
+        return LocalRateLimiter
+    if isinstance(store, FileStore):
+        return lambda **kw: LocalRateLimiter.shared(store.path, **kw)
     return lambda **kw: RedisRateLimiter(store.url, prefix=store.prefix, **kw)
 
 
@@ -337,13 +343,19 @@ async def test_200_concurrent_acquires_admit_exactly_rpm(limiter: RateLimiter) -
     assert {d.limit for d in results if not d.allowed} == {REQUESTS_PER_MINUTE}
 
 
-# -- Redis only ------------------------------------------------------------------------------------
+# -- Shared by processes: the file and Redis ------------------------------------------------------
 
 
-@pytest.fixture
-async def replicas(redis_url: str, redis_prefix: str, anyio_backend: str) -> AsyncIterator[list[RateLimiter]]:
-    """Two limiters with their own connection pools, as two gateway processes would have."""
-    pair: list[RateLimiter] = [RedisRateLimiter(redis_url, prefix=redis_prefix) for _ in range(2)]
+@pytest.fixture(params=["file", "redis"])
+async def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
+) -> AsyncIterator[list[RateLimiter]]:
+    """Two limiters with their own connections, as two gateway processes (workers or replicas) have."""
+    if request.param == "file":
+        pair: list[RateLimiter] = [LocalRateLimiter.shared(tmp_path / "limits.sqlite") for _ in range(2)]
+    else:
+        url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+        pair = [RedisRateLimiter(url, prefix=prefix) for _ in range(2)]
     yield pair
     for lim in pair:
         await lim.close()
@@ -378,10 +390,13 @@ async def test_200_concurrent_acquires_across_replicas(replicas: list[RateLimite
     assert sum(d.allowed for d in results) == 50
 
 
+# -- Redis only ------------------------------------------------------------------------------------
+
+
 @pytest.mark.anyio
 async def test_backends_agree_bit_for_bit(redis_url: str, redis_prefix: str, anyio_backend: str) -> None:
     memory, shared = (
-        MemoryRateLimiter(lease_ttl_s=30),
+        LocalRateLimiter(lease_ttl_s=30),
         RedisRateLimiter(redis_url, prefix=redis_prefix, lease_ttl_s=30),
     )
     rng = random.Random(3)
@@ -462,6 +477,38 @@ async def test_silent_redis_times_out(anyio_backend: str) -> None:
 
 
 def test_build_rate_limiter_picks_the_backend(redis_url: str) -> None:
-    assert isinstance(build_rate_limiter(None), MemoryRateLimiter)
-    assert isinstance(build_rate_limiter(None, lease_ttl_s=5), MemoryRateLimiter)
+    assert isinstance(build_rate_limiter(None), LocalRateLimiter)
+    assert isinstance(build_rate_limiter(None, lease_ttl_s=5), LocalRateLimiter)
     assert isinstance(build_rate_limiter(redis_url, prefix="x:"), RedisRateLimiter)
+
+
+# -- The file, from processes ----------------------------------------------------------------------
+
+
+def _acquire_in_a_process(path: str, calls: int, results: Any) -> None:
+    """A process of its own: `calls` acquisitions on the shared file; puts how many were allowed."""
+
+    async def run() -> int:
+        lim = LocalRateLimiter.shared(Path(path))
+        try:
+            return sum(
+                [(await lim.acquire("k", Limits(rpm=50), images=1, now=T0)).allowed for _ in range(calls)]
+            )
+        finally:
+            await lim.close()
+
+    results.put(asyncio.run(run()))
+
+
+def test_processes_sharing_the_file_count_exactly(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    path = str(tmp_path / "workers.sqlite")
+    LocalRateLimiter.shared(Path(path))  # the table, before the race
+    processes = [ctx.Process(target=_acquire_in_a_process, args=(path, 60, results)) for _ in range(3)]
+    for p in processes:
+        p.start()
+    allowed = [results.get(timeout=60) for _ in processes]
+    for p in processes:
+        p.join(timeout=10)
+    assert sum(allowed) == 50, allowed  # 180 asked, from three processes at once

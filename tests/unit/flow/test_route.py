@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from imagegate.breakers import BreakerConfig, MemoryCircuitBreaker
+from imagegate.breakers import BreakerConfig, LocalCircuitBreaker
 from imagegate.clock import ManualClock
 from imagegate.domain import EngineEvent, FinalImage, ImageJob, PartialImage
 from imagegate.engines.registry import Route
@@ -69,7 +69,7 @@ class Harness:
     def __init__(self, **policy: float) -> None:
         self.sleeps: list[float] = []
         self.disabled: list[tuple[str, str]] = []
-        self.breaker = MemoryCircuitBreaker(BreakerConfig(failure_threshold=2, cooldown_s=10))
+        self.breaker = LocalCircuitBreaker(BreakerConfig(failure_threshold=2, cooldown_s=10))
         self.clock = ManualClock()
 
         async def sleep(seconds: float) -> None:

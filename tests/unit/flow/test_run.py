@@ -35,7 +35,7 @@ from imagegate.flow.request import ImageRequest
 from imagegate.flow.route import RetryPolicy, Router
 from imagegate.flow.run import ImageFlow, Outcome, RequestContext
 from imagegate.images.tokens import PARTIAL_IMAGE_TOKENS
-from imagegate.limits.memory import MemoryRateLimiter
+from imagegate.limits.local import LocalRateLimiter
 from imagegate.pricing import default_prices
 from imagegate.storage.signing import UrlSigner
 from tests.fakes.stores import FakeStores
@@ -53,7 +53,7 @@ class Harness:
         self.settings = Settings(data_dir=tmp_path, create_initial_key=False, **overrides)
         self.clock = ManualClock()
         self.stores = FakeStores.new(self.clock)
-        self.limiter = MemoryRateLimiter(lease_ttl_s=self.settings.reservation_timeout_s)
+        self.limiter = LocalRateLimiter(lease_ttl_s=self.settings.reservation_timeout_s)
         self.http = httpx.AsyncClient()
         breaker = build_circuit_breaker(None, BreakerConfig())
         self.flow = ImageFlow(
@@ -90,7 +90,7 @@ class Harness:
         return self.stores.credits.balances[self.key.id]
 
     def leases_held(self) -> int:
-        state = self.limiter._subjects.get(str(self.key.id))
+        state = self.limiter._records.get(str(self.key.id))
         return len(state.leases) if state else 0
 
     def assert_released(self) -> None:

@@ -1,13 +1,15 @@
-"""The in-process rate limiter: exact, per process (the default when no Redis URL is set).
+"""The rate limiter without Redis: exact within one process, or across the processes of one
+machine that share its records' file (`imagegate serve --workers N`; imagegate.records).
 
-State is one small record per subject ever seen, kept for the life of the process.
+State is one small record per subject ever seen, kept for the life of the server.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from imagegate.limits.base import (
     FAIL_CONCURRENCY,
@@ -22,6 +24,7 @@ from imagegate.limits.base import (
     refill,
     utc_day,
 )
+from imagegate.records import Codec, FileRecords, MemoryRecords, Records
 
 
 @dataclass
@@ -33,22 +36,39 @@ class _Subject:
     leases: dict[str, float] = field(default_factory=dict)  # lease -> expiry (seconds since epoch)
 
 
-class MemoryRateLimiter:
-    """A RateLimiter in this process's memory.
+def _load(value: dict[str, Any]) -> _Subject:
+    requests, images = value["requests"], value["images"]
+    return _Subject(
+        tuple(requests) if requests else None,
+        tuple(images) if images else None,
+        value["day"],
+        value["day_count"],
+        value["leases"],
+    )
 
-    The critical section never awaits, so a plain lock makes it exact under any number of
-    coroutines (and threads, and event loops).
-    """
 
-    def __init__(self, lease_ttl_s: float = 900) -> None:
+SUBJECTS = Codec[_Subject](lambda s: s.__dict__, _load)
+
+
+class LocalRateLimiter:
+    """A RateLimiter over `records`: this process's memory (the default) or a shared file
+    (`shared(path)`). Each call is one atomic update of its subject's record, so it is exact
+    under any number of coroutines, threads and (with the file) processes."""
+
+    def __init__(self, lease_ttl_s: float = 900, records: Records[_Subject] | None = None) -> None:
         self.lease_ttl_s = lease_ttl_s
-        self._subjects: dict[str, _Subject] = {}
-        self._lock = threading.Lock()
+        self._records: Records[_Subject] = records if records is not None else MemoryRecords()
+
+    @classmethod
+    def shared(cls, path: Path, lease_ttl_s: float = 900) -> LocalRateLimiter:
+        """The limiter of every process that opens `path` (a SQLite file)."""
+        return cls(lease_ttl_s, FileRecords(path, "rate_limits", SUBJECTS))
 
     async def acquire(self, subject: str, limits: Limits, *, images: int, now: float) -> Decision:
         check_images(images)
-        with self._lock:
-            state = self._subjects.setdefault(subject, _Subject())
+
+        def take(state: _Subject | None) -> tuple[_Subject, tuple[int, Any, Any, str | None]]:
+            state = state or _Subject()
             requests = _level(state.requests, limits.rpm, now)
             images_level = _level(state.images, limits.ipm, now)
             day = utc_day(now)
@@ -73,7 +93,12 @@ class MemoryRateLimiter:
                     images_level = state.images = (images_level[0] - images, images_level[1])
                 if limits.rpd is not None:
                     state.day, state.day_count = day, day_count + 1
-                lease = self._lease(state, limits, now)
+                if limits.concurrency is not None:
+                    lease = uuid.uuid4().hex
+                    state.leases[lease] = now + self.lease_ttl_s
+            return state, (failed, requests, images_level, lease)
+
+        failed, requests, images_level, lease = self._records.update(subject, take)
         return decide(
             limits,
             images=images,
@@ -84,27 +109,24 @@ class MemoryRateLimiter:
             lease=lease,
         )
 
-    def _lease(self, state: _Subject, limits: Limits, now: float) -> str | None:
-        if limits.concurrency is None:
-            return None
-        lease = uuid.uuid4().hex
-        state.leases[lease] = now + self.lease_ttl_s
-        return lease
-
     async def release(self, subject: str, lease: str) -> None:
-        with self._lock:
-            state = self._subjects.get(subject)
+        def end(state: _Subject | None) -> tuple[_Subject | None, None]:
             if state is not None:
                 state.leases.pop(lease, None)
+            return state, None
+
+        self._records.update(subject, end)
 
     async def renew(self, subject: str, lease: str, now: float) -> None:
-        with self._lock:
-            state = self._subjects.get(subject)
+        def extend(state: _Subject | None) -> tuple[_Subject | None, None]:
             if state is not None and state.leases.get(lease, now) > now:
                 state.leases[lease] = now + self.lease_ttl_s
+            return state, None
+
+        self._records.update(subject, extend)
 
     async def close(self) -> None:
-        return None
+        self._records.close()
 
 
 def _level(bucket: tuple[float, float] | None, cap: int | None, now: float) -> tuple[float, float] | None:
