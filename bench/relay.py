@@ -19,17 +19,16 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from _common import ROOT
+from _wrk import wrk
 
 from imagegate.clock import SystemClock
 from imagegate.storage.db import make_engine
@@ -38,16 +37,6 @@ from tests.services import Process, spawn_server
 
 ADMIN = "bench-admin-key"
 UPSTREAM_KEY = "sk-bench-upstream"
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-@dataclass
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    non_2xx: int
-    errors: int
 
 
 @contextlib.contextmanager
@@ -62,38 +51,6 @@ def fake_upstream(image_size: int) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)([a-z]+)", text).groups()  # type: ignore[union-attr]
-    return float(number) * UNITS[unit]
-
-
-def wrk(url: str, secret: str, body: bytes, connections: int, duration: float) -> Result:
-    """One `wrk` run: `connections` keep-alive connections POSTing `body` for `duration` seconds."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(body.decode())}\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {secret}"\n'
-        )
-    try:
-        threads = min(connections, 2)
-        args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", script.name]
-        out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
-    finally:
-        os.unlink(script.name)
-    percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)\s*$", out, re.M))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return Result(
-        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        p50_ms=_ms(percentiles["50"]),
-        p99_ms=_ms(percentiles["99"]),
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        errors=sum(int(n) for n in errors.groups()) if errors else 0,
-    )
 
 
 def gateway(tmp: Path, workers: int) -> contextlib.AbstractContextManager[Process]:

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         "balances and circuit breakers stay exact across them: in Redis when redis_url is set, else "
         "in <data_dir>/workers.sqlite, which they share.",
     )
+    keep_large_buffers: bool = Field(
+        default=True,
+        description="Serve large allocations (an image's buffers) from the heap and keep freed heap "
+        "memory for the next request (glibc), instead of mapping and faulting in fresh pages each "
+        "time: less CPU per relayed image, at the cost of keeping the peak heap (imagegate.malloc).",
+    )
     data_dir: Path = Field(
         default=Path("./imagegate-data"), description="Database, image blobs and secrets live here."
     )

@@ -5,6 +5,7 @@ are exact together (they share <data_dir>/workers.sqlite) and whose balances are
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -65,7 +66,7 @@ def usage(server: Process, secret: str) -> dict[str, float]:
 def test_two_workers_share_one_rate_limit_exactly(tmp_path: Path) -> None:
     with spawn_server(tmp_path, quiet=True, IMAGEGATE_WORKERS="2", IMAGEGATE_ADMIN_KEY=ADMIN) as server:
         assert len(workers_of(server)) == 2  # both workers hold the shared limits file
-        secret = new_key(server, rpm=15, credit_usd="10")
+        secret = new_key(server, tier="internal", rpm=15, credit_usd="10")  # no other limit
         statuses = storm(server, secret, 45)
         assert statuses == {200: 15, 429: 30}  # per-process limiters let 28 through in a trial run
         assert usage(server, secret)["images"] == 15
@@ -84,3 +85,15 @@ def test_two_workers_never_overspend_a_balance(tmp_path: Path) -> None:
             pass
         seen = usage(server, secret)
     assert seen["images"] == 10 and seen["balance_usd"] == 0 and seen["reserved_usd"] == 0
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    with spawn_server(tmp_path, quiet=True, IMAGEGATE_WORKERS="2") as server:
+        workers = workers_of(server)
+        assert len(workers) == 2
+        server.proc.kill()  # SIGKILL: the supervisor cannot stop them itself
+        server.proc.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while alive := [pid for pid in workers if os.path.exists(f"/proc/{pid}")]:
+            assert time.monotonic() < deadline, f"workers {alive} still serve the port without a supervisor"
+            time.sleep(0.1)

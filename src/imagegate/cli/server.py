@@ -86,6 +86,7 @@ def serve(
 
     from imagegate.http.app import create_app
     from imagegate.http.connections import uvicorn_options
+    from imagegate.malloc import keep_large_buffers
     from imagegate.storage.signing import load_or_create_secret
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -93,6 +94,8 @@ def serve(
     # and the line cost about 0.07 ms a request (py-spy, bench/relay.py small bodies).
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = _settings(host=host, port=port, workers=workers)
+    if settings.keep_large_buffers:
+        keep_large_buffers()  # this process (one worker); each of N workers does it in worker_app
     stores = open_stores(settings, create=True)
     accounts = stores.accounts
     logging.getLogger("imagegate").info(
@@ -124,7 +127,7 @@ def serve(
         load_or_create_secret(settings.data_dir / "url-secret")  # before the workers race to make it
     _prepare_workers(settings)
     uvicorn.run(
-        "imagegate.http.app:worker_app",
+        "imagegate.http.workers:worker_app",
         factory=True,
         workers=settings.workers,
         host=settings.host,

@@ -55,12 +55,21 @@ OUT_OF_BALANCE_REASON = "the provider account is out of balance"
 Session = aiohttp.ClientSession  # what the composition root opens and the engines share
 
 
+READ_BUFFER = 1024 * 1024
+
+
 def new_session(max_connections: int = 1000) -> aiohttp.ClientSession:
     """The one client session every channel shares (created inside the running event loop).
     No cookie jar: one provider's cookies must never ride along to another channel."""
     connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, enable_cleanup_closed=True)
     return aiohttp.ClientSession(
-        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, raise_for_status=False
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        raise_for_status=False,
+        # An answer is read whole (1.5 MB for a 1024x1024 PNG): at the default 64 KiB the reader
+        # paused and resumed the socket every 128 KiB (read + parse: 2.47 -> 1.93 ms CPU).
+        read_bufsize=READ_BUFFER,
     )
 
 

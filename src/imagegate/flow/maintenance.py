@@ -17,6 +17,7 @@ from imagegate.engines.fetch import provider_fetcher
 from imagegate.engines.registry import build_registry
 from imagegate.engines.upstream import Session
 from imagegate.flow.run import ImageFlow
+from imagegate.storage.channels import Channel
 from imagegate.storage.stores import Stores
 
 log = logging.getLogger("imagegate")
@@ -29,14 +30,20 @@ class Maintenance:
         self.flow = flow
         self.upstream = upstream
         self._reported: set[str] = set()  # unusable channels already logged
+        self._loaded: list[Channel] | None = None  # the channels the routes were built from
         self.prober = Prober(
             stores.channels, upstream, settings.channel_balance_probe_s, provider_fetcher(settings)
         )
 
     async def reload_channels(self) -> None:
         """Rebuild the routes from the channels table (every replica, every few seconds). A channel
-        whose key cannot be unsealed is skipped, and said so once (log, `channels list`, /admin)."""
+        whose key cannot be unsealed is skipped, and said so once (log, `channels list`, /admin).
+        Unchanged channels keep the routes as they are: rebuilding them every few seconds took a
+        tenth of a busy gateway's event loop (the plugins' entry points read from disk)."""
         channels = await self.stores.db.run_in_thread(self.stores.channels.list)
+        if channels == self._loaded:
+            return
+        self._loaded = channels
         broken = {c.name: c.error for c in channels if c.error}
         for name in broken.keys() - self._reported:
             log.error("channel %s is skipped: %s", name, broken[name])

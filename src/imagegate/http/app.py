@@ -28,7 +28,6 @@ from imagegate.flow.prepare import Preparer
 from imagegate.flow.route import RetryPolicy, Router
 from imagegate.flow.run import ImageFlow
 from imagegate.http import errors, wire
-from imagegate.http.connections import SettingsHttp
 from imagegate.http.middleware import BodyLimit, RequestId
 from imagegate.http.routes import account, admin, docs, files, health, history, images, models
 from imagegate.http.routes import jobs as jobs_routes
@@ -149,14 +148,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(RequestId)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def worker_app() -> FastAPI:
-    """The app of one `imagegate serve --workers N` process, from the settings in its environment
-    (uvicorn starts each worker afresh and builds its app by this import string)."""
-    settings = Settings()
-    SettingsHttp.configure(settings)
-    return create_app(settings)
 
 
 def _log_routes(flow: ImageFlow) -> None:

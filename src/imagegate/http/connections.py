@@ -92,7 +92,7 @@ class DeadlineProtocol(HttpToolsProtocol):
 class SettingsHttp(DeadlineProtocol):
     """The protocol of `imagegate serve --workers N`, named to uvicorn by import string: its workers
     are started afresh (spawn), and a class made at run time cannot be sent to them. Each worker's
-    app (http/app.py worker_app) sets its deadlines from the settings before the first connection."""
+    app (http/workers.py worker_app) sets its deadlines from the settings before the first connection."""
 
     @classmethod
     def configure(cls, settings: Settings) -> None:
