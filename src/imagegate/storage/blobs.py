@@ -15,9 +15,10 @@ bytes a SAVEPOINT and an INSERT, took 4 statements.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,20 +103,36 @@ class LocalDirectory:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._names = itertools.count()  # temporary files' names: this process's pid and a count
 
     def path(self, key: str) -> Path:
         return self.root / key
 
     def put(self, key: str, data: bytes, media_type: str) -> None:  # noqa: ARG002 (files have none)
-        path = self.path(key)
-        if path.exists():  # the same bytes (content-addressed)
+        path = f"{self.root}/{key}"
+        if os.path.exists(path):  # the same bytes (content-addressed)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a reader never sees a half-written file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        folder = os.path.dirname(path)
+        # Write then rename, so a reader never sees a half-written file (nor, after a crash, a
+        # part of one under a blob's name). No mkdir nor mkstemp's random names each time: 0.1 ms
+        # of a small relayed image's 3 (py-spy).
+        tmp = f"{folder}/.tmp-{os.getpid()}-{next(self._names)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:  # the folder's first blob (or removed since)
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # left by a crashed process that had this pid
+            os.unlink(tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def open(self, key: str) -> Readable | None:
         try:

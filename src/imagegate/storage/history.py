@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from imagegate.clock import Clock
 from imagegate.storage.statements import Statement
+from imagegate.storage.statements import json_text as _json
 from imagegate.storage.tables import image_history
 
 
@@ -71,9 +72,9 @@ class HistoryRepo:
                 "engine": entry.engine,
                 "channel": entry.channel,
                 "prompt": entry.prompt,
-                "params": json.dumps(entry.params, sort_keys=True),
-                "inputs": json.dumps(entry.inputs),
-                "outputs": json.dumps(entry.outputs),
+                "params": _json(entry.params),
+                "inputs": _json(entry.inputs),
+                "outputs": _json(entry.outputs),
                 "cost_micros": entry.cost_micros,
             },
         )

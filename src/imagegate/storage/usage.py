@@ -8,7 +8,6 @@ deep-copies): 270 -> 60 us per record on SQLite.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -17,6 +16,7 @@ from sqlalchemy import Engine, case, func, insert, select
 from sqlalchemy.engine import Connection
 
 from imagegate.storage.statements import Statement
+from imagegate.storage.statements import json_text as _json
 from imagegate.storage.tables import usage_records
 
 
@@ -58,7 +58,7 @@ class UsageRepo:
     def record_in(self, conn: Connection, rec: UsageRecord) -> None:
         """`record` inside the caller's transaction."""
         values = {name: getattr(rec, name) for name in _FIELDS}
-        values["params"] = json.dumps(rec.params, sort_keys=True) if rec.params else None
+        values["params"] = _json(rec.params) if rec.params else None
         values["day"] = time.strftime("%Y-%m-%d", time.gmtime(rec.created_at))
         _INSERT.run(conn, values)
 
