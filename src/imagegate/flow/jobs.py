@@ -182,6 +182,9 @@ class Jobs:
         }
         if job.status == QUEUED and with_position:
             out["queue_position"] = await self.store.position(job)
+        if job.status in (RUNNING, COMPLETED):
+            images = int(job.params.get("n") or 1)
+            out["progress"] = {"images_completed": job.images_done, "images": images}
         if job.webhook_url is not None:
             out["webhook"] = {"status": job.webhook_status, "attempts": job.webhook_attempts}
         if job.error is not None:
@@ -242,6 +245,7 @@ class Jobs:
         tier = rate_limit.tier_of(key, self.settings.tiers)
         state.multiplier_ppm = key.multiplier_ppm if key.multiplier_ppm is not None else tier.multiplier_ppm
         state.claimed = True  # keeps the stored form of the response (no Idempotency-Key: no claim)
+        state.on_image = lambda done: self.store.progress(job.id, self.worker, done)
         watcher = asyncio.create_task(self._watch(job, asyncio.current_task()))
         try:
             async with Settlement(

@@ -140,6 +140,8 @@ class ImageFlow:
                 finals[event.index] = event
                 state.deliver(event)
                 echo.update(event.echo)
+                if state.on_image is not None:
+                    await state.on_image(state.images)
         state.engine_done = True
         kept = await settlement.finish(
             lambda: [None if f is None else store_image.write(f, job, self.stores.blobs) for f in finals]

@@ -8,7 +8,7 @@ reads it to charge, record and release, whichever way the request ended.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,8 @@ class RequestState:
     upstream_cost: int | None = None  # what the channel costs the operator, when priced
     stored_response: dict[str, Any] | None = None  # for the Idempotency-Key, once answered
     adapted: tuple[str, ...] = ()  # how the request was adapted to its provider (engines/adapt.py)
+    # Told the count of delivered images after each (an async job records its progress).
+    on_image: Callable[[int], Awaitable[None]] | None = None
     outputs: list[dict[str, str]] = field(default_factory=list)  # streamed images kept: sha256, ext
     handed_off: bool = False  # became a queued job: its run settles the reservation (flow/jobs.py)
 

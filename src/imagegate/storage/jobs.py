@@ -58,6 +58,7 @@ class Job:
     finished_at: float | None
     webhook_status: str | None
     webhook_attempts: int
+    images_done: int = 0  # images the run under way has made (all of them once completed)
 
 
 class DuplicateJob(Exception):
@@ -81,7 +82,13 @@ class JobRepo:
         except IntegrityError as exc:
             raise DuplicateJob(values.get("idempotency_key")) from exc
         defaults = {"result": None, "error": None, "attempts": 0, "worker": None, "lease_until": None}
-        defaults |= {"cancel_requested": 0, "started_at": None, "finished_at": None, "webhook_attempts": 0}
+        defaults |= {
+            "cancel_requested": 0,
+            "started_at": None,
+            "finished_at": None,
+            "webhook_attempts": 0,
+            "images_done": 0,
+        }
         return _job({**defaults, **values})  # as read back, without reading it back
 
     def get(self, job_id: str) -> Job | None:
@@ -145,6 +152,7 @@ class JobRepo:
                         lease_until=now + lease_s,
                         attempts=c.attempts + 1,
                         started_at=func.coalesce(c.started_at, now),
+                        images_done=0,  # a run again (its server died) starts over
                     )
                 ).rowcount
             if won:
@@ -159,6 +167,16 @@ class JobRepo:
                 update(image_jobs)
                 .where(c.id == job_id, c.worker == worker, c.status == RUNNING)
                 .values(status=QUEUED, worker=None, lease_until=None, attempts=c.attempts - 1)
+            )
+
+    def progress(self, job_id: str, worker: str, images_done: int) -> None:
+        """The run this worker holds has made `images_done` images."""
+        c = image_jobs.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(image_jobs)
+                .where(c.id == job_id, c.worker == worker, c.status == RUNNING)
+                .values(images_done=images_done)
             )
 
     def renew(self, job_id: str, worker: str, lease_s: float) -> tuple[bool, bool]:
@@ -271,6 +289,7 @@ def _job(row: Any) -> Job:
         finished_at=r["finished_at"],
         webhook_status=r["webhook_status"],
         webhook_attempts=r["webhook_attempts"],
+        images_done=r["images_done"],
     )
 
 

@@ -245,6 +245,9 @@ class SqlJobs:
     async def requeue(self, job_id: str, worker: str) -> None:
         await self.db.run(self.repo.requeue, job_id, worker)
 
+    async def progress(self, job_id: str, worker: str, images_done: int) -> None:
+        await self.db.run(self.repo.progress, job_id, worker, images_done)
+
     async def renew(self, job_id: str, worker: str, lease_s: float) -> tuple[bool, bool]:
         return await self.db.run(self.repo.renew, job_id, worker, lease_s)
 

@@ -183,6 +183,7 @@ image_jobs = Table(
     Column("webhook_status", String(16), nullable=True),  # pending | delivered | failed
     Column("webhook_attempts", Integer, nullable=False, server_default="0"),
     Column("webhook_next_at", Float, nullable=True),
+    Column("images_done", Integer, nullable=False, server_default="0"),  # of the run under way
     UniqueConstraint("key_id", "idempotency_key", name="uq_image_jobs_key_idempotency"),
 )
 Index("ix_image_jobs_status_created", image_jobs.c.status, image_jobs.c.created_at)
