@@ -64,6 +64,9 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     overrides.setdefault("fetch_private_provider_urls", True)  # the fake providers' image URLs, likewise
     # The money suites bill placeholder images at gpt-image-1's list price (the default is free).
     overrides.setdefault("placeholder_price", LIST_PRICE)
+    # The relay suites check that a provider's bytes arrive untouched; the C2PA manifest changes
+    # them. tests/compat/test_provenance.py turns it on, over every path that stores an image.
+    overrides.setdefault("provenance", False)
     return Settings(data_dir=data_dir, create_initial_key=False, **overrides)  # type: ignore[arg-type]
 
 

@@ -114,6 +114,7 @@ def spawn_server(
         "IMAGEGATE_PORT": str(port),
         "IMAGEGATE_CREATE_INITIAL_KEY": "false",
         "IMAGEGATE_WORKERS": "1",  # one process: a test about workers asks for more
+        "IMAGEGATE_PROVENANCE": "false",  # as tests/conftest.py make_settings; test_provenance.py: on
         "IMAGEGATE_PLACEHOLDER_PRICE": LIST_PRICE,
         **env,
     }
@@ -132,7 +133,13 @@ def spawn_server(
         yield process
     finally:
         if proc.poll() is None:
-            proc.kill()
+            # SIGTERM: with --workers N the supervisor stops and waits for its workers, so none is
+            # still writing into the data directory when the caller removes it.
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         proc.communicate(timeout=20)  # also closes the pipe
 
 

@@ -148,6 +148,20 @@ class Settings(BaseSettings):
         "memory for the next request (glibc), instead of mapping and faulting in fresh pages each "
         "time: less CPU per relayed image, at the cost of keeping the peak heap (imagegate.malloc).",
     )
+    provenance: bool = Field(
+        default=True,
+        description="Embed a signed C2PA manifest in every stored image (model, engine, "
+        "trainedAlgorithmicMedia; an edit's inputs as ingredients). See provenance_cert.",
+    )
+    provenance_cert: Path | None = Field(
+        default=None,
+        description="PEM chain that signs the manifests (the signer's certificate first), with "
+        "provenance_key; unset: a CA and a signer made once in <data_dir>/provenance/, whose ca.pem "
+        "readers can trust.",
+    )
+    provenance_key: Path | None = Field(
+        default=None, description="PEM private key (ES256) of provenance_cert's signer."
+    )
     data_dir: Path = Field(
         default=Path("./imagegate-data"), description="Database, image blobs and secrets live here."
     )

@@ -87,6 +87,7 @@ def serve(
     from imagegate.http.app import create_app
     from imagegate.http.connections import uvicorn_options
     from imagegate.malloc import keep_large_buffers
+    from imagegate.provenance import load_credentials
     from imagegate.storage.signing import load_or_create_secret
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -125,6 +126,8 @@ def serve(
         return
     if not settings.url_secret:
         load_or_create_secret(settings.data_dir / "url-secret")  # before the workers race to make it
+    if settings.provenance:
+        load_credentials(settings.data_dir, settings.provenance_cert, settings.provenance_key)  # the same
     _prepare_workers(settings)
     uvicorn.run(
         "imagegate.http.workers:worker_app",
@@ -401,3 +404,6 @@ def register(app: typer.Typer) -> None:
     from imagegate.cli.history import history  # likewise
 
     app.command()(history)
+    from imagegate.cli.provenance import provenance_app  # likewise
+
+    app.add_typer(provenance_app, name="provenance")

@@ -31,6 +31,7 @@ from imagegate.flow.route import Router
 from imagegate.flow.settlement import Settlement
 from imagegate.flow.state import Outcome, RequestContext, RequestState
 from imagegate.limits.base import RateLimiter
+from imagegate.provenance.sign import Origin, Sealer
 from imagegate.storage.keys import ApiKey
 from imagegate.storage.signing import UrlSigner
 
@@ -49,6 +50,7 @@ class ImageFlow:
     router: Router
     prepare: Preparer
     clock: Clock
+    sealer: Sealer | None = None  # C2PA manifests on every stored image (provenance/); None: off
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
         return await authenticate.authenticate(authorization, self.stores.keys)
@@ -143,6 +145,7 @@ class ImageFlow:
                 if state.on_image is not None:
                     await state.on_image(state.images)
         state.engine_done = True
+        finals = await store_image.sealed(finals, job, self._seal(state))
         kept = await settlement.finish(
             lambda: [None if f is None else store_image.write(f, job, self.stores.blobs) for f in finals]
         )
@@ -175,6 +178,7 @@ class ImageFlow:
                         yield respond.partial_event(job, b64, event.partial_index, now)
                         state.open_partials += 1
                         continue
+                    event = await store_image.sealed_one(event, job, self._seal(state))
                     data, stored = await store_image.store(event, job, self.stores.blobs)
                     state.outputs.append({"sha256": stored.sha256, "ext": stored.ext})
                     usage = event.usage or state.share_of_usage()
@@ -203,6 +207,17 @@ class ImageFlow:
         return store_image.engine_events(
             self.router.run(state.job, state.prepared.routes, state.report), state.job, state.report
         )
+
+    def _seal(self, state: RequestState) -> store_image.Seal | None:
+        """How this request's images get their manifests: the model, the engine that made them
+        and, for an edit, its input images (then the mask)."""
+        if self.sealer is None:
+            return None
+        job, route = state.job, state.report.route
+        inputs = [(i.media_type, i.source.open) for i in (*job.images, *([job.mask] if job.mask else []))]
+        origin = Origin(job.model, route.engine.name if route else "unknown", job.kind, inputs)
+        sealer = self.sealer
+        return lambda data, fmt: sealer.seal(data, fmt, origin)
 
     def _base(self, ctx: RequestContext) -> str:
         return self.settings.public_base_url or ctx.base_url

@@ -1,6 +1,7 @@
 """Stage: encode a finished image and keep it in the content-addressed store.
 
 Contract: `encode(image, job)` renders pixels to the job's output format (worker thread);
+`sealed(finals, job, seal)` embeds each image's signed provenance manifest (worker thread);
 `store(final, job, blobs)` returns the encoded bytes and the StoredImage row, so the
 response can carry both b64_json and a signed URL. `write(final, job, blobs)` is `store`
 without the row, synchronous, for the worker-thread call that ends a request (the unit of work,
@@ -9,7 +10,7 @@ flow/ports.py RequestEnd, indexes the rows in the transaction that settles it).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 
 import anyio.to_thread
@@ -57,6 +58,37 @@ async def encoded(event: EngineEvent, job: ImageJob) -> EngineEvent:
     if isinstance(event, FinalImage) and event.encoded is None and event.image is not None:
         return replace(event, image=None, encoded=await encode(event.image, job))
     return event
+
+
+Seal = Callable[[bytes, str], bytes]  # (image bytes, format) -> the bytes with their manifest
+
+
+def _seal_all(finals: Sequence[FinalImage | None], job: ImageJob, seal: Seal) -> list[FinalImage | None]:
+    sealed: list[FinalImage | None] = []
+    for final in finals:
+        if final is None:
+            sealed.append(None)
+            continue
+        data = seal(_bytes(final, job), job.output_format)
+        sealed.append(replace(final, image=None, encoded=data, b64=None))  # b64: of the old bytes
+    return sealed
+
+
+async def sealed(
+    finals: Sequence[FinalImage | None], job: ImageJob, seal: Seal | None
+) -> list[FinalImage | None]:
+    """The finished images with their provenance manifests embedded (provenance/sign.py), signed on
+    a worker thread (c2pa releases the GIL); unchanged when signing is off."""
+    if seal is None:
+        return list(finals)
+    return await anyio.to_thread.run_sync(_seal_all, finals, job, seal)
+
+
+async def sealed_one(final: FinalImage, job: ImageJob, seal: Seal | None) -> FinalImage:
+    """`sealed` for one image (a stream's, as it comes)."""
+    [one] = await sealed([final], job, seal)
+    assert one is not None
+    return one
 
 
 async def store(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, StoredImage]:

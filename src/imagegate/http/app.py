@@ -33,6 +33,7 @@ from imagegate.http.routes import account, admin, docs, files, health, history, 
 from imagegate.http.routes import jobs as jobs_routes
 from imagegate.images.tokens import count_text_tokens
 from imagegate.limits import build_rate_limiter
+from imagegate.provenance import Sealer, load_credentials
 from imagegate.storage.signing import UrlSigner, load_or_create_secret
 from imagegate.storage.stores import Stores, job_store, open_stores, request_stores
 
@@ -75,9 +76,18 @@ def build_flow(
         router=Router(breaker, clock, policy, on_disable=lambda c, r: maintenance.disable_channel(c, r)),
         prepare=Preparer(settings, client_fetcher(settings)),
         clock=clock,
+        sealer=build_sealer(settings),
     )
     maintenance = Maintenance(settings, stores, flow, upstream)
     return flow, maintenance
+
+
+def build_sealer(settings: Settings) -> Sealer | None:
+    """The signer of the images' provenance manifests; None when the operator turned it off."""
+    if not settings.provenance:
+        return None
+    credentials = load_credentials(settings.data_dir, settings.provenance_cert, settings.provenance_key)
+    return Sealer(credentials, __version__)
 
 
 @contextlib.asynccontextmanager
