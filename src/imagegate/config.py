@@ -148,6 +148,17 @@ class Settings(BaseSettings):
         "memory for the next request (glibc), instead of mapping and faulting in fresh pages each "
         "time: less CPU per relayed image, at the cost of keeping the peak heap (imagegate.malloc).",
     )
+    metrics: Literal["admin", "open", "off"] = Field(
+        default="admin",
+        description="GET /metrics (Prometheus): behind the admin key (admin), for anyone who can "
+        "reach the server (open: a scraper on a private network), or not served (off).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text, or as one JSON object each (with a line per images request: "
+        "request id, key id, model, engine, channel, status, latency, cost; never a key).",
+    )
+    log_prompts: bool = Field(default=False, description="Put the prompt in each images request's log line.")
     provenance: bool = Field(
         default=True,
         description="Embed a signed C2PA manifest in every stored image (model, engine, "

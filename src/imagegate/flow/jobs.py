@@ -92,7 +92,12 @@ class Jobs:
         shown_secret = None
         try:
             async with Settlement(
-                state, self.flow.stores, self.flow.limiter, self.clock, self.settings.job_timeout_s
+                state,
+                self.flow.stores,
+                self.flow.limiter,
+                self.clock,
+                self.settings.job_timeout_s,
+                observer=self.flow.observer,
             ) as settlement:
                 await self.flow._admit(
                     state, settlement, concurrency=False, reservation_timeout_s=self.settings.job_timeout_s
@@ -255,6 +260,7 @@ class Jobs:
                 self.clock,
                 self.settings.reservation_timeout_s,
                 self.settings.history_prompts,
+                self.flow.observer,
             ) as settlement:
                 state.prepared = await self.flow.prepare(request, self.flow.registry, job.request_id)
                 settlement.admitted()

@@ -10,6 +10,8 @@ branch of the flow has a unit test that needs no database.
     usage        the usage record of a request that ended before its reservation
     blobs        image bytes (content-addressed), for streams and replays
     unit         the request's final transaction: image rows, settlement (or refund), usage record
+
+and, apart from storage, `RequestObserver`: told of every request's end (metrics, access logs).
 """
 
 from __future__ import annotations
@@ -151,3 +153,11 @@ class JobStore(Protocol):
     async def webhook_secret(self, key_id: int) -> str | None: ...
     async def rotate_webhook_secret(self, key_id: int) -> str: ...
     async def key(self, key_id: int) -> ApiKey | None: ...
+
+
+class RequestObserver(Protocol):
+    """Told once of each images request's end, with its usage record as written (its final cost
+    in `cost_micros`) and its prompt. Called on the event loop: it must neither block nor raise
+    (Settlement logs what it raises and goes on)."""
+
+    def ended(self, record: UsageRecord, prompt: str | None) -> None: ...

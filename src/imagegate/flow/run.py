@@ -24,7 +24,7 @@ from imagegate.domain import FinalImage, PartialImage
 from imagegate.engines.registry import EngineRegistry
 from imagegate.errors import GatewayError, ModelNotFound
 from imagegate.flow import authenticate, idempotency, rate_limit, reserve_quota, respond, store_image
-from imagegate.flow.ports import RequestStores
+from imagegate.flow.ports import RequestObserver, RequestStores
 from imagegate.flow.prepare import Preparer
 from imagegate.flow.request import ImageRequest
 from imagegate.flow.route import Router
@@ -51,6 +51,7 @@ class ImageFlow:
     prepare: Preparer
     clock: Clock
     sealer: Sealer | None = None  # C2PA manifests on every stored image (provenance/); None: off
+    observer: RequestObserver | None = None  # metrics and access logs (http/observe.py)
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
         return await authenticate.authenticate(authorization, self.stores.keys)
@@ -67,6 +68,7 @@ class ImageFlow:
                     self.clock,
                     self.settings.reservation_timeout_s,
                     self.settings.history_prompts,
+                    self.observer,
                 )
             )
             await self._admit(state, settlement)

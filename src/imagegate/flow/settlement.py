@@ -32,7 +32,7 @@ import anyio
 from imagegate.clock import Clock
 from imagegate.errors import GatewayError, ServiceUnavailable, status_of
 from imagegate.flow import reserve_quota
-from imagegate.flow.ports import Kept, RequestStores
+from imagegate.flow.ports import Kept, RequestObserver, RequestStores
 from imagegate.flow.state import RequestState
 from imagegate.images.tokens import Usage
 from imagegate.limits.base import RateLimiter
@@ -52,8 +52,10 @@ class Settlement:
         clock: Clock,
         timeout_s: float,
         keep_prompts: bool = True,
+        observer: RequestObserver | None = None,
     ) -> None:
         self.state = state
+        self.observer = observer
         self.keep_prompts = keep_prompts  # in the image history (settings.history_prompts)
         self.stores = stores
         self.limiter = limiter
@@ -117,7 +119,9 @@ class Settlement:
         if status == 499 and not state.engine_done and route is not None and route.channel is not None:
             state.report.maybe_billed += 1  # cut while the provider was making it: it may bill
         if state.reservation is None:  # ended before anything was reserved
-            await _attempt("usage record", self.stores.usage.record, self.record(status, code))
+            record = self.record(status, code)
+            await _attempt("usage record", self.stores.usage.record, record)
+            self._observe(record)
             return
         # A client that hung up pays for the partial images it received (as the provider bills them);
         # a stream the gateway or provider broke off pays only for its finished images.
@@ -142,6 +146,7 @@ class Settlement:
             log.exception("request %s: its final transaction failed; settling it alone", state.ctx.request_id)
         else:
             state.settled = True
+            self._observe(replace(record, cost_micros=state.cost))
             return kept
         if write is not None:  # the success path: its response will not be served
             charge = None
@@ -152,10 +157,19 @@ class Settlement:
             done = await _attempt("settlement", self.stores.credits.settle, reservation, charge)
         state.cost = done if isinstance(done, int) and not isinstance(done, bool) else 0
         state.settled = done is not None  # else the sweeper releases the reservation later
-        await _attempt(
-            "usage record", self.stores.usage.record, _fitted(replace(record, cost_micros=state.cost))
-        )
+        record = _fitted(replace(record, cost_micros=state.cost))
+        await _attempt("usage record", self.stores.usage.record, record)
+        self._observe(record)
         return None
+
+    def _observe(self, record: UsageRecord) -> None:
+        if self.observer is None:
+            return
+        try:
+            prompt = self.state.prepared.job.prompt if self.state.prepared else None
+            self.observer.ended(record, prompt)
+        except Exception:
+            log.exception("request %s: its observer failed", record.request_id)
 
     def charge(self) -> int:
         """What the delivered images cost the key, and what the channel costs the operator."""

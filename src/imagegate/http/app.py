@@ -24,24 +24,32 @@ from imagegate.engines.registry import build_registry
 from imagegate.engines.upstream import new_session
 from imagegate.flow.jobs import Jobs
 from imagegate.flow.maintenance import Maintenance
+from imagegate.flow.ports import RequestObserver
 from imagegate.flow.prepare import Preparer
 from imagegate.flow.route import RetryPolicy, Router
 from imagegate.flow.run import ImageFlow
 from imagegate.http import errors, wire
+from imagegate.http.logs import AccessLog, Observers
+from imagegate.http.metrics import HttpMetrics, Metrics, ObservedBreaker
 from imagegate.http.middleware import BodyLimit, RequestId
 from imagegate.http.routes import account, admin, docs, files, health, history, images, models
 from imagegate.http.routes import jobs as jobs_routes
+from imagegate.http.routes import metrics as metrics_routes
 from imagegate.images.tokens import count_text_tokens
 from imagegate.limits import build_rate_limiter
 from imagegate.provenance import Sealer, load_credentials
 from imagegate.storage.signing import UrlSigner, load_or_create_secret
-from imagegate.storage.stores import Stores, job_store, open_stores, request_stores
+from imagegate.storage.stores import Stores, job_counts, job_store, open_stores, request_stores
 
 log = logging.getLogger("imagegate")
 
 
 def build_flow(
-    settings: Settings, clock: Clock, stores: Stores, upstream: aiohttp.ClientSession
+    settings: Settings,
+    clock: Clock,
+    stores: Stores,
+    upstream: aiohttp.ClientSession,
+    metrics: Metrics | None = None,
 ) -> tuple[ImageFlow, Maintenance]:
     """The request path over `stores`, and the background work that keeps its routes current."""
     secret = settings.url_secret or load_or_create_secret(settings.data_dir / "url-secret")
@@ -57,6 +65,8 @@ def build_flow(
         prefix=settings.redis_prefix,
         shared_path=settings.shared_state_path,
     )
+    if metrics is not None:
+        breaker = ObservedBreaker(breaker, metrics)
     policy = RetryPolicy(
         max_attempts=settings.upstream_max_attempts,
         deadline_s=settings.upstream_deadline_s,
@@ -77,9 +87,18 @@ def build_flow(
         prepare=Preparer(settings, client_fetcher(settings)),
         clock=clock,
         sealer=build_sealer(settings),
+        observer=_observer(settings, metrics),
     )
     maintenance = Maintenance(settings, stores, flow, upstream)
     return flow, maintenance
+
+
+def _observer(settings: Settings, metrics: Metrics | None) -> RequestObserver | None:
+    """Who hears of each request's end: the metrics, and the access log when it is written."""
+    observers: list[RequestObserver] = [metrics] if metrics is not None else []
+    if settings.log_format == "json" or settings.access_log:
+        observers.append(AccessLog(settings.log_prompts))
+    return Observers(*observers) if observers else None
 
 
 def build_sealer(settings: Settings) -> Sealer | None:
@@ -111,7 +130,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             new_session() as upstream,  # the channels (engines/upstream.py)
         ):
             stores = open_stores(settings, clock)
-            flow, maintenance = build_flow(settings, clock, stores, upstream)
+            flow, maintenance = build_flow(settings, clock, stores, upstream, app.state.metrics)
             app.state.flow = flow
             app.state.stores = stores
             app.state.maintenance = maintenance
@@ -152,8 +171,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    for module in (images, jobs_routes, history, files, models, account, admin, health, docs):
+    for module in (images, jobs_routes, history, files, models, account, admin, health, docs, metrics_routes):
         app.include_router(module.router)
+    app.state.metrics = None
+    if settings.metrics != "off":
+        app.state.metrics = Metrics(
+            known_models=lambda: app.state.flow.registry.models(),
+            jobs=lambda: job_counts(app.state.stores),
+        )
+        app.add_middleware(HttpMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestId)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from imagegate.config import Settings
 from imagegate.http.app import create_app
 from imagegate.http.connections import SettingsHttp
+from imagegate.http.logs import configure as configure_logs
 from imagegate.malloc import keep_large_buffers
 
 PR_SET_PDEATHSIG = 1
@@ -29,6 +30,7 @@ def worker_app() -> FastAPI:
     """The app of one worker, from the settings in its environment."""
     die_with_supervisor()
     settings = Settings()
+    configure_logs(settings.log_format)  # a fresh process: the supervisor's handlers are not here
     if settings.keep_large_buffers:
         keep_large_buffers()
     SettingsHttp.configure(settings)

@@ -169,6 +169,13 @@ class JobRepo:
                 .values(status=QUEUED, worker=None, lease_until=None, attempts=c.attempts - 1)
             )
 
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status (every status named, 0 included)."""
+        c = image_jobs.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.status, func.count()).group_by(c.status)).all()
+        return {status: 0 for status in (QUEUED, RUNNING, *ENDED)} | {row[0]: int(row[1]) for row in rows}
+
     def progress(self, job_id: str, worker: str, images_done: int) -> None:
         """The run this worker holds has made `images_done` images."""
         c = image_jobs.c
