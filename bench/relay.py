@@ -57,7 +57,12 @@ def gateway(tmp: Path, workers: int) -> contextlib.AbstractContextManager[Proces
     data = tmp / f"workers-{workers}"
     data.mkdir()
     return spawn_server(
-        data, own_env=True, quiet=True, IMAGEGATE_ADMIN_KEY=ADMIN, IMAGEGATE_WORKERS=str(workers)
+        data,
+        own_env=True,
+        quiet=True,
+        IMAGEGATE_ADMIN_KEY=ADMIN,
+        IMAGEGATE_WORKERS=str(workers),
+        IMAGEGATE_PROVENANCE="true",
     )
 
 

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
         default=True,
         description="Serve large allocations (an image's buffers) from the heap and keep freed heap "
         "memory for the next request (glibc), instead of mapping and faulting in fresh pages each "
-        "time: less CPU per relayed image, at the cost of keeping the peak heap (imagegate.malloc).",
+        "time: less CPU per relayed image, at the cost of keeping the peak heap (imagegate.process).",
     )
     metrics: Literal["admin", "open", "off"] = Field(
         default="admin",

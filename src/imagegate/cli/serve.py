@@ -33,7 +33,7 @@ def serve(
     from imagegate.http.app import create_app
     from imagegate.http.connections import uvicorn_options
     from imagegate.http.logs import configure as configure_logs
-    from imagegate.malloc import keep_large_buffers
+    from imagegate.process import keep_large_buffers
     from imagegate.provenance import load_credentials
     from imagegate.storage.signing import load_or_create_secret
 
