@@ -217,7 +217,8 @@ class ImageFlow:
             return None
         job, route = state.job, state.report.route
         inputs = [(i.media_type, i.source.open) for i in (*job.images, *([job.mask] if job.mask else []))]
-        origin = Origin(job.model, route.engine.name if route else "unknown", job.kind, inputs)
+        relayed = route is None or route.channel is not None  # a local engine's images have no manifest
+        origin = Origin(job.model, route.engine.name if route else "unknown", job.kind, inputs, relayed)
         sealer = self.sealer
         return lambda data, fmt: sealer.seal(data, fmt, origin)
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import c2pa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagegate.provenance.credentials import Credentials
 
@@ -40,6 +42,7 @@ class Origin:
     kind: str = "generation"  # or "edit"
     # Each input image (then the mask): its media type and a way to read its bytes.
     inputs: Sequence[tuple[str, Callable[[], IO[bytes]]]] = field(default_factory=tuple)
+    relayed: bool = True  # from a provider, whose own manifest it may carry (else: not looked for)
 
 
 class Sealer:
@@ -49,12 +52,16 @@ class Sealer:
         self.credentials = credentials
         self.version = version
         self._local = threading.local()
+        key = serialization.load_pem_private_key(credentials.key_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+            raise ValueError("the provenance signing key must be an ES256 (P-256) key")
+        self._key = key
 
     def seal(self, data: bytes, fmt: str, origin: Origin) -> bytes:
         """`data` (an image in `fmt`: png, jpeg or webp) with its manifest embedded."""
         media_type = MEDIA_TYPES[fmt]
         signer, context = self._tools()
-        parent = c2pa.Reader.try_create(media_type, io.BytesIO(data)) is not None
+        parent = origin.relayed and c2pa.Reader.try_create(media_type, io.BytesIO(data)) is not None
         inputs = [f"input-{i}" for i in range(len(origin.inputs))]
         action: dict[str, Any] = (
             {"action": "c2pa.opened", "parameters": {"ingredientIds": ["provider", *inputs]}}
