@@ -96,9 +96,7 @@ class LocalCircuitBreaker:
         return self._records.update(name, count)
 
     async def state(self, name: str, now: float) -> BreakerState:
-        return self._records.update(
-            name, lambda circuit: (circuit, view(circuit or Circuit(), now, self.config))
-        )
+        return view(self._records.get(name) or Circuit(), now, self.config)  # a read: no write lock
 
     async def reset(self, name: str) -> None:
         self._records.update(name, lambda _: (None, None))
