@@ -31,6 +31,7 @@ function signInForm() {
   } }, h("h1", { text: t("signin_title") }), h("p.muted", { text: t("signin_help") }), field(t("key"), key),
     h("button.primary", { type: "submit", text: t("signin") }));
   nav.replaceChildren(); who.textContent = ""; signout.hidden = true;
+  document.getElementById("toast").className = "";
   main.replaceChildren(form);
   key.focus();
 }
@@ -74,6 +75,6 @@ setLang(getLang());
 lang.value = getLang();
 try {
   session = await api("GET", "/session");
-  setCsrf(session.csrf_token);
+  if (session.signed_in) setCsrf(session.csrf_token); else session = null;
 } catch { session = null; }
 render();

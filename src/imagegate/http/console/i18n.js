@@ -26,7 +26,9 @@ export const STRINGS = {
     jobs_queue: "Jobs queue", forbidden: "This page is the operator's.", confirm_revoke: "Revoke this key?",
     saved: "Saved.", error: "Error", auto: "auto", transparent: "transparent", opaque: "opaque",
     custom: "Custom", recipes: "Recipes", no_history: "No images yet.", open: "Open", expired: "expired",
-    per_channel_margin: "Margin by channel (USD)", daily: "Per day (USD)", welcome: "Signed in as",
+    per_channel_margin: "Margin by channel (USD)", daily: "Per day (USD)", welcome: "Signed in as", seed_short: "Seed", models_col: "Models", multiplier: "Price multiplier",
+    recipe_logo: "Logo", recipe_social: "Social post", recipe_story: "Story", recipe_diagram: "Tutorial diagram",
+    recipe_mockup: "UI mockup", recipe_game: "Game asset", recipe_avatar: "Avatar",
   },
   zh: {
     signin_title: "登录", signin_help: "使用管理员密钥（运营方）或本网关签发的 API 密钥。",
@@ -53,7 +55,9 @@ export const STRINGS = {
     jobs_queue: "任务队列", forbidden: "此页面仅限运营方。", confirm_revoke: "确定吊销此密钥？",
     saved: "已保存。", error: "错误", auto: "自动", transparent: "透明", opaque: "不透明",
     custom: "自定义", recipes: "配方", no_history: "还没有图片。", open: "打开", expired: "已过期",
-    per_channel_margin: "各渠道毛利（美元）", daily: "每日（美元）", welcome: "已登录：",
+    per_channel_margin: "各渠道毛利（美元）", daily: "每日（美元）", welcome: "已登录：", seed_short: "随机种子", models_col: "模型", multiplier: "价格倍率",
+    recipe_logo: "标志", recipe_social: "社交帖子", recipe_story: "快拍", recipe_diagram: "教程图解",
+    recipe_mockup: "界面原型", recipe_game: "游戏素材", recipe_avatar: "头像",
   },
 };
 

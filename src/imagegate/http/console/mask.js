@@ -64,12 +64,15 @@ export class MaskPainter {
   // The mask PNG, or null when nothing is painted (then the whole image may change).
   async blob() {
     if (!this.painted || !this.canvas.width) return null;
-    const out = h("canvas", { width: this.canvas.width, height: this.canvas.height });
+    // The strokes are drawn translucent to show the image through them; the mask is all or
+    // nothing: any painted pixel fully transparent, every other one opaque black.
+    const w = this.canvas.width, hgt = this.canvas.height;
+    const strokes = this.canvas.getContext("2d").getImageData(0, 0, w, hgt).data;
+    const out = h("canvas", { width: w, height: hgt });
     const ctx = out.getContext("2d");
-    ctx.fillStyle = "#000";
-    ctx.fillRect(0, 0, out.width, out.height);
-    ctx.globalCompositeOperation = "destination-out"; // painted pixels -> transparent
-    ctx.drawImage(this.canvas, 0, 0);
+    const mask = ctx.createImageData(w, hgt);
+    for (let i = 3; i < strokes.length; i += 4) mask.data[i] = strokes[i] > 0 ? 0 : 255;
+    ctx.putImageData(mask, 0, 0);
     return new Promise((resolve) => out.toBlob(resolve, "image/png"));
   }
 }

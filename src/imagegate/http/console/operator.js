@@ -19,6 +19,7 @@ export async function keysPage(main) {
     rpm: h("input", { type: "number", min: "1" }), rpd: h("input", { type: "number", min: "1" }),
     ipm: h("input", { type: "number", min: "1" }), concurrency: h("input", { type: "number", min: "1" }),
     expires: h("input", { type: "date" }),
+    multiplier: h("input", { type: "number", min: "0", step: "0.05", placeholder: "1" }),
   };
   const secret = h("div.secret", { hidden: true });
   const form = h("form.card", { onsubmit: async (event) => {
@@ -26,6 +27,7 @@ export async function keysPage(main) {
     const body = { name: f.name.value, tier: f.tier.value };
     if (f.credit_usd.value !== "") body.credit_usd = f.credit_usd.value;
     for (const k of ["rpm", "rpd", "ipm", "concurrency"]) if (f[k].value) body[k] = Number(f[k].value);
+    if (f.multiplier.value) body.multiplier = f.multiplier.value;
     if (f.expires.value) body.expires_at = Date.parse(`${f.expires.value}T00:00:00Z`) / 1000;
     try {
       const made = await api("POST", "/keys", body);
@@ -38,7 +40,7 @@ export async function keysPage(main) {
     } catch (error) { fail(error); }
   } }, h("h2", { text: t("create_key") }),
     h("div.grid2", {}, field(t("name"), f.name), field(t("tier"), f.tier), field(t("credit"), f.credit_usd),
-      field(t("rpm"), f.rpm), field(t("rpd"), f.rpd), field(t("ipm"), f.ipm), field(t("concurrency"), f.concurrency), field(t("expires"), f.expires)),
+      field(t("rpm"), f.rpm), field(t("rpd"), f.rpd), field(t("ipm"), f.ipm), field(t("concurrency"), f.concurrency), field(t("expires"), f.expires), field(t("multiplier"), f.multiplier)),
     h("button.primary", { type: "submit", text: t("create_key") }), secret);
   const body = h("div");
   async function refresh() {
@@ -87,7 +89,7 @@ export async function channelsPage(main) {
       spend[name] ??= { cost: 0, paid: 0, margin: 0 };
       spend[name].cost += Number(row.cost_usd); spend[name].paid += Number(row.upstream_cost_usd); spend[name].margin += Number(row.margin_usd);
     }
-    body.replaceChildren(table([t("name"), t("provider"), t("models"), t("status"), t("breaker"), t("why_disabled"), t("channel_cost"), t("actions")],
+    body.replaceChildren(table([t("name"), t("provider"), t("models_col"), t("status"), t("breaker"), t("why_disabled"), t("channel_cost"), t("actions")],
       data.data.map((c) => h("tr", {}, h("td", { text: c.name }), h("td", { text: c.provider }), h("td", { text: c.models.join(", ") }),
         h("td", {}, h(`span.badge.${c.enabled ? "active" : "revoked"}`, { text: t(c.enabled ? "enabled" : "disabled") })),
         h("td", { text: c.breaker ? c.breaker.state + (c.breaker.reason ? ` (${c.breaker.reason})` : "") : "—" }),

@@ -12,13 +12,13 @@ const SIZES = [
 ];
 // The recipes of client/recipes.py as one-click presets: their sizes, quality, format, background.
 const RECIPES = [
-  { id: "logo", label: "Logo", prompt: "Design a logo for Aurora Coffee\n- Style: minimal, flat vector\n- Include company name in the design", size: "1024x1024", quality: "high", output_format: "png" },
-  { id: "social", label: "Social post", prompt: "A bright social media graphic announcing a summer sale\n- Bold headline space\n- Warm colours", size: "1080x1080", quality: "medium" },
-  { id: "story", label: "Story", prompt: "A vertical story graphic for a product launch, phone wallpaper style", size: "1080x1920", quality: "medium" },
-  { id: "diagram", label: "Tutorial diagram", prompt: "A clean tutorial diagram in 3 numbered steps: how to brew pour-over coffee", size: "1200x675", quality: "high" },
-  { id: "mockup", label: "UI mockup", prompt: "A mobile app screen mockup for a fitness tracker\n- Features: daily steps, heart rate, weekly chart\n- Style: clean, light theme", size: "1080x1920", quality: "high", output_format: "png" },
-  { id: "game", label: "Game asset", prompt: "Game item: a glowing crystal sword, pixel art style, fantasy theme, isolated", size: "1024x1024", quality: "medium", background: "transparent", output_format: "png" },
-  { id: "avatar", label: "Avatar", prompt: "A friendly profile avatar of a person with curly hair and glasses, flat illustration", size: "1024x1024", quality: "high" },
+  { id: "logo", prompt: "Design a logo for Aurora Coffee\n- Style: minimal, flat vector\n- Include company name in the design", size: "1024x1024", quality: "high", output_format: "png" },
+  { id: "social", prompt: "A bright social media graphic announcing a summer sale\n- Bold headline space\n- Warm colours", size: "1080x1080", quality: "medium" },
+  { id: "story", prompt: "A vertical story graphic for a product launch, phone wallpaper style", size: "1080x1920", quality: "medium" },
+  { id: "diagram", prompt: "A clean tutorial diagram in 3 numbered steps: how to brew pour-over coffee", size: "1200x675", quality: "high" },
+  { id: "mockup", prompt: "A mobile app screen mockup for a fitness tracker\n- Features: daily steps, heart rate, weekly chart\n- Style: clean, light theme", size: "1080x1920", quality: "high", output_format: "png" },
+  { id: "game", prompt: "Game item: a glowing crystal sword, pixel art style, fantasy theme, isolated", size: "1024x1024", quality: "medium", background: "transparent", output_format: "png" },
+  { id: "avatar", prompt: "A friendly profile avatar of a person with curly hair and glasses, flat illustration", size: "1024x1024", quality: "high" },
 ];
 
 export function playground(session, main) {
@@ -44,7 +44,7 @@ export function playground(session, main) {
   const go = h("button.primary", { type: "submit", text: t("generate") });
 
   const presets = h("div.presets", { role: "group", "aria-label": t("recipes") }, RECIPES.map((r) =>
-    h("button.chip", { type: "button", text: r.label, onclick: () => {
+    h("button.chip", { type: "button", text: t(`recipe_${r.id}`), onclick: () => {
       f.prompt.value = r.prompt; f.size.value = r.size; f.quality.value = r.quality;
       f.output_format.value = r.output_format || "png"; f.background.value = r.background || "auto";
     } })));
@@ -101,10 +101,11 @@ export function playground(session, main) {
     await describe(last, requestId);
   }
 
+  // One figure per image: its partial images replace each other, then the final one replaces them.
   function show(b64, mime, label, partial = false, url = null) {
     const src = b64 ? `data:${mime};base64,${b64}` : url;
-    if (partial || !results.lastChild?.classList.contains("partial")) results.append(h("figure.shot"));
-    const box = results.lastChild;
+    let box = results.lastChild;
+    if (!box || !box.classList.contains("partial")) { box = h("figure.shot"); results.append(box); }
     box.className = partial ? "shot partial" : "shot";
     box.replaceChildren(h("img", { src, alt: `${label}: ${f.prompt.value}` }), h("figcaption", { text: label }));
   }
@@ -112,7 +113,7 @@ export function playground(session, main) {
   async function describe(last, requestId) {
     const rows = [];
     if (last?.usage) rows.push([t("usage_tokens"), `${last.usage.input_tokens ?? "—"} in · ${last.usage.output_tokens ?? "—"} out`]);
-    if (last && "seed" in last) rows.push([t("seed"), String(last.seed)]);
+    if (last && "seed" in last) rows.push([t("seed_short"), String(last.seed)]);
     const history = await api("GET", "/history?limit=5").catch(() => null);
     const entry = history?.data.find((e) => e.request_id === requestId);
     if (entry) rows.unshift([t("cost"), usd(entry.cost_usd)]);
