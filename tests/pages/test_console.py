@@ -178,6 +178,14 @@ def test_operator_and_key_holder_in_the_browser(
         page.set_viewport_size({"width": 1280, "height": 900})
         sign_out(page)
 
+        # One refused request (through the API): the failures chart counts it by status and code.
+        bad = httpx.post(
+            gateway.base_url + "/v1/images/generations",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"prompt": "x", "size": "13x13"},
+        )
+        assert bad.status_code == 400
+
         # The operator's charts now have bars, and the channel's margin.
         sign_in(page, ADMIN_KEY, "Create key")
         page.get_by_role("link", name="Usage").click()
@@ -188,6 +196,10 @@ def test_operator_and_key_holder_in_the_browser(
         bars = by_channel.locator("rect title").all_text_contents()
         margin = next(b for b in bars if b.startswith("fake-openai · Margin: $"))
         assert float(margin.rpartition("$")[2]) > 0, bars
+        failures = page.locator("figure.chartbox", has_text="Failed — By status and code")
+        assert "400" in " ".join(failures.locator("rect title").all_text_contents())
+        assert page.locator("figure.chartbox", has_text="Latency").locator("rect").count() == 3
+        assert page.locator("figure.chartbox", has_text="By model").locator("rect").count() > 0
         shot(page, "usage")
         page.get_by_role("link", name="Jobs").click()
         page.get_by_text("Jobs queue").wait_for()

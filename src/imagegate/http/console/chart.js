@@ -36,7 +36,7 @@ export function barChart(title, labels, series, format = (v) => String(v)) {
       svg.append(rect);
     });
     if (labels.length <= 16 || i % Math.ceil(labels.length / 16) === 0) {
-      svg.append(s("text", { x: left + i * slot + slot / 2, y: height - bottom + 16, "text-anchor": "middle", class: "axis" }, String(label).slice(0, 12)));
+      svg.append(s("text", { x: left + i * slot + slot / 2, y: height - bottom + 16, "text-anchor": "middle", class: "axis" }, String(label).slice(0, 18)));
     }
   });
   const legend = h("ul.legend", {}, series.map((one, j) => {

@@ -68,7 +68,8 @@ export function fail(error) { toast(`${t("error")}: ${error.message}`, true); }
 
 export function usd(value) {
   const n = Number(value || 0);
-  return `$${n.toFixed(n !== 0 && Math.abs(n) < 0.01 ? 4 : 2)}`;
+  const digits = n === 0 || Math.abs(n) >= 1 ? 2 : Math.abs(n) >= 0.001 ? 3 : 5;
+  return `$${n.toFixed(digits)}`;
 }
 
 export function when(seconds) { return seconds ? new Date(seconds * 1000).toLocaleString() : "—"; }

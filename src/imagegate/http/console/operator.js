@@ -115,7 +115,8 @@ export async function channelsPage(main) {
 }
 
 export async function usagePage(main) {
-  const [byKey, byChannel, keys] = await Promise.all([api("GET", "/usage?by=key"), api("GET", "/usage?by=channel"), api("GET", "/keys")]);
+  const [byKey, byChannel, byModel, errors, latency, keys] = await Promise.all(
+    ["key", "channel", "model", "error", "latency"].map((by) => api("GET", `/usage?by=${by}`)).concat(api("GET", "/keys")));
   const keyName = Object.fromEntries(keys.data.map((k) => [k.id, k.name]));
   const days = [...new Set(byKey.data.map((r) => r.day))].sort();
   const sum = (rows, pick, group, labels) => labels.map((l) => rows.filter((r) => group(r) === l).reduce((a, r) => a + Number(pick(r) || 0), 0));
@@ -139,6 +140,19 @@ export async function usagePage(main) {
       { name: t("spend"), values: sum(byChannel.data, (r) => r.cost_usd, (r) => r.channel ?? "local", channels) },
       { name: t("operator_cost"), values: sum(byChannel.data, (r) => r.upstream_cost_usd, (r) => r.channel ?? "local", channels) },
       { name: t("margin"), values: sum(byChannel.data, (r) => r.margin_usd, (r) => r.channel ?? "local", channels) }], usd));
+    const models = [...new Set(byModel.data.map((r) => r.model ?? "—"))];
+    charts.push(barChart(`${t("spend")} / ${t("operator_cost")} — ${t("by_model")}`, models, [
+      { name: t("spend"), values: sum(byModel.data, (r) => r.cost_usd, (r) => r.model ?? "—", models) },
+      { name: t("operator_cost"), values: sum(byModel.data, (r) => r.upstream_cost_usd, (r) => r.model ?? "—", models) }], usd));
+    const code = (r) => `${r.status} ${r.error_code ?? ""}`.trim();
+    const codes = [...new Set(errors.data.map(code))];
+    charts.push(codes.length
+      ? barChart(`${t("failed")} — ${t("by_code")}`, codes, [{ name: t("requests"), values: sum(errors.data, (r) => r.requests, code, codes) }])
+      : h("figure.chartbox", {}, h("figcaption", { text: `${t("failed")} — ${t("by_code")}` }), h("p.muted", { text: t("no_errors") })));
+    const lat = latency.data.map((r) => r.day);
+    const ms = (v) => (v >= 1000 ? `${(v / 1000).toFixed(v >= 10000 ? 0 : 1)} s` : `${Math.round(v)} ms`);
+    charts.push(barChart(`${t("latency")} — ${t("by_day")}`, lat, ["p50_ms", "p90_ms", "p99_ms"].map((p) => (
+      { name: p.replace("_ms", ""), values: latency.data.map((r) => r[p] ?? 120000) })), ms));
   }
   main.replaceChildren(h("h2", { text: t("usage") }), h("section.charts", {}, charts));
 }

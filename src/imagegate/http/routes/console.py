@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 from importlib.resources import files
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -344,7 +344,7 @@ async def usage(
     accounts: OperatorDep,
     request: Request,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
-    by: Literal["key", "channel"] = "key",
+    by: admin.UsageBy = "key",
 ) -> dict[str, Any]:
     return await admin.usage(accounts, request, None, days, by)
 
