@@ -219,6 +219,12 @@ def test_cookie_flags_csrf_and_origin(gateway: Process) -> None:
             assert flag in cookie
         assert "secure" not in cookie  # plain http on loopback; https requests get it
         token = signed.json()["csrf_token"]
+        first_cookie = http.cookies["imagegate_console"]
+        again = http.post("/console/api/session", json={"key": ADMIN_KEY})  # replaces the first
+        assert again.json()["csrf_token"] != token
+        token = again.json()["csrf_token"]
+        stale = httpx.get(gateway.base_url + "/console/api/keys", cookies={"imagegate_console": first_cookie})
+        assert stale.status_code == 401
 
         refused = http.post("/console/api/keys", json={"name": "no-token"})
         assert refused.status_code == 403

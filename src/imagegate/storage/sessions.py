@@ -9,6 +9,7 @@ met, and in bulk by `purge`.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Literal
@@ -27,10 +28,15 @@ class ConsoleSession:
     key_id: int | None
     csrf_token: str
     expires_at: float
+    admin_key_hash: str | None = None  # the operator's: see `signed_in_with`
+
+    def signed_in_with(self, admin_key: str) -> bool:
+        """Whether this operator session was opened with `admin_key` (false once it changed)."""
+        return self.admin_key_hash is not None and hmac.compare_digest(self.admin_key_hash, _hash(admin_key))
 
 
-def _hash(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class SessionRepo:
@@ -39,17 +45,22 @@ class SessionRepo:
         self.clock = clock
         self.ttl_s = ttl_s
 
-    def create(self, role: Role, key_id: int | None) -> tuple[str, ConsoleSession]:
-        """A new session; its id (the cookie's value) is returned here only."""
+    def create(
+        self, role: Role, key_id: int | None, admin_key: str | None = None
+    ) -> tuple[str, ConsoleSession]:
+        """A new session (the operator's with the admin key it signed in with, a key holder's with
+        the key's id); its id (the cookie's value) is returned here only."""
         session_id = secrets.token_urlsafe(32)
         now = self.clock.now()
-        session = ConsoleSession(role, key_id, secrets.token_urlsafe(32), now + self.ttl_s)
+        admin_hash = _hash(admin_key) if admin_key is not None else None
+        session = ConsoleSession(role, key_id, secrets.token_urlsafe(32), now + self.ttl_s, admin_hash)
         with self.engine.begin() as conn:
             conn.execute(
                 insert(console_sessions).values(
                     id_hash=_hash(session_id),
                     role=role,
                     key_id=key_id,
+                    admin_key_hash=admin_hash,
                     csrf_token=session.csrf_token,
                     created_at=now,
                     expires_at=session.expires_at,
@@ -67,7 +78,7 @@ class SessionRepo:
         if row.expires_at <= self.clock.now():
             self.delete(session_id)
             return None
-        return ConsoleSession(row.role, row.key_id, row.csrf_token, row.expires_at)
+        return ConsoleSession(row.role, row.key_id, row.csrf_token, row.expires_at, row.admin_key_hash)
 
     def delete(self, session_id: str) -> None:
         with self.engine.begin() as conn:

@@ -51,3 +51,15 @@ def test_sessions_end_at_expiry_and_on_sign_out(engine: Engine) -> None:
     assert repo.get(stale_id) is not None
     clock.advance(3600)
     assert repo.purge() == 1
+
+
+def test_an_operator_session_holds_to_the_admin_key_it_began_with(engine: Engine) -> None:
+    repo = SessionRepo(engine, ManualClock(), ttl_s=3600)
+    session_id, _ = repo.create("operator", None, "sk-admin-one")
+    session = repo.get(session_id)
+    assert session is not None and session.admin_key_hash is not None
+    assert session.signed_in_with("sk-admin-one")
+    assert not session.signed_in_with("sk-admin-two")  # rotated: the console asks to sign in again
+    holder_id, _ = repo.create("key", 3)
+    holder = repo.get(holder_id)
+    assert holder is not None and not holder.signed_in_with("sk-admin-one")

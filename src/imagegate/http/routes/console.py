@@ -142,8 +142,11 @@ async def operator(request: Request, session: SessionDep) -> Accounts:
         raise PermissionDenied(
             "Only the operator (signed in with the admin key) may do this.", code="operator_only"
         )
-    if not request.app.state.settings.admin_key:
-        raise PermissionDenied("The admin key is no longer configured.", code="admin_disabled")
+    admin_key = request.app.state.settings.admin_key
+    if not admin_key or not session.signed_in_with(admin_key):
+        raise AuthenticationFailed(
+            "The admin key changed since this sign-in: sign in again.", code="console_signed_out"
+        )
     return request.app.state.accounts  # type: ignore[no-any-return]
 
 
@@ -184,8 +187,13 @@ async def sign_in(body: SignIn, request: Request) -> JSONResponse:
         key = await request.app.state.flow.authenticate(f"Bearer {secret}")  # 401 as the API's
         role = "key"
     db = request.app.state.stores.db
+    if previous := request.cookies.get(COOKIE):  # a new sign-in replaces the browser's last one
+        await db.run_in_thread(_sessions(request).delete, previous)
     session_id, session = await db.run_in_thread(
-        _sessions(request).create, role, key.id if key is not None else None
+        _sessions(request).create,
+        role,
+        key.id if key is not None else None,
+        admin_key if role == "operator" else None,
     )
     response = JSONResponse(await _describe(request, session, key), headers={"cache-control": "no-store"})
     response.set_cookie(

@@ -19,6 +19,7 @@ def upgrade() -> None:
         sa.Column("id_hash", sa.String(64), nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("key_id", sa.Integer(), nullable=True),
+        sa.Column("admin_key_hash", sa.String(64), nullable=True),
         sa.Column("csrf_token", sa.String(64), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
