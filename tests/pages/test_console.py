@@ -101,6 +101,11 @@ def test_operator_and_key_holder_in_the_browser(
         page.get_by_role("cell", name="shop").wait_for()
         assert secret not in page.content(), "the new key is shown once only"
 
+        # No usage yet: no chart.
+        page.get_by_role("link", name="Usage").click()
+        page.get_by_text("No usage yet.").wait_for()
+        assert page.locator("svg.chart").count() == 0
+
         # A channel to the fake provider, tested with one request.
         page.get_by_role("link", name="Channels").click()
         page.get_by_role("heading", name="Add channel").wait_for()  # the page drawn, not the last one
@@ -158,6 +163,7 @@ def test_operator_and_key_holder_in_the_browser(
         page.get_by_role("link", name="History").click()
         page.locator("article.entry").nth(1).wait_for()  # the generation and the edit
         assert page.locator("article.entry", has_text="a lighthouse on a cliff at dusk").count() == 2
+        page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
         shot(page, "history")
         page.get_by_role("link", name="Account").click()
         page.get_by_role("heading", name="Account").wait_for()

@@ -149,7 +149,7 @@ export async function historyPage(main) {
   const items = list.data.map((e) => h("article.card.entry", {},
     h("div.thumbs", {}, e.images.map((img) => img.url ? h("a", { href: img.url, target: "_blank", rel: "noopener" }, h("img", { src: img.url, alt: e.prompt || "", loading: "lazy" })) : h("span.muted", { text: t("expired") }))),
     h("div", {}, h("p.prompt", { text: e.prompt || "—" }),
-      h("p.muted", { text: `${when(e.created_at)} · ${e.model} · ${e.params.size || ""} · ${usd(e.cost_usd)}` }))));
+      h("p.muted", { text: `${t(e.inputs.length ? "mode_edit" : "mode_generate")} · ${when(e.created_at)} · ${e.model} · ${e.params.size || ""} · ${usd(e.cost_usd)}` }))));
   main.replaceChildren(h("section", {}, h("h2", { text: t("history") }), items.length ? items : h("p.muted", { text: t("no_history") })));
 }
 
@@ -158,7 +158,7 @@ export async function accountPage(session, main) {
   const limits = session.key?.limits || {};
   const facts = [[t("prefix"), a.key], [t("tier"), a.tier], [t("balance"), usd(a.balance_usd)], [t("spent"), usd(a.spent_usd)],
     [t("credit"), usd(a.credited_usd)],
-    ...Object.entries(a).filter(([, v]) => typeof v === "number").map(([k, v]) => [k, String(v)]),
+    [t("requests"), a.requests], [t("images"), a.images],
     ...Object.entries(limits).map(([k, v]) => [`${t("limits")}: ${k}`, v ?? t("none")])];
   main.replaceChildren(h("section.card", {}, h("h2", { text: t("account") }),
     h("dl.facts", {}, facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v === undefined ? "—" : String(v) })]))));
