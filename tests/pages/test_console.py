@@ -265,6 +265,14 @@ def test_cookie_flags_csrf_and_origin(gateway: Process) -> None:
         holder.post("/console/api/session", json={"key": made.json()["secret"]})
         denied = holder.get("/console/api/keys")
         assert denied.status_code == 403 and denied.json()["error"]["code"] == "operator_only"
+        assert holder.get("/console/api/account").status_code == 200
+        revoked = httpx.delete(
+            f"{gateway.base_url}/admin/keys/{made.json()['id']}",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
+        assert revoked.status_code == 200
+        assert holder.get("/console/api/account").status_code == 401  # the key's sessions end with it
+        assert holder.get("/console/api/session").json() == {"signed_in": False}
 
 
 def test_sign_in_with_a_wrong_key_is_refused(gateway: Process) -> None:

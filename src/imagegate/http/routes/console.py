@@ -212,15 +212,16 @@ async def sign_in(body: SignIn, request: Request) -> JSONResponse:
 
 @router.get("/api/session")
 async def who_am_i(request: Request) -> dict[str, Any]:
-    """The page asks on loading whether it is signed in: "no" is an answer, not an error."""
+    """The page asks on loading whether it is signed in: "no" is an answer, not an error (also
+    when the key was revoked or the admin key changed since)."""
     try:
         session = await current_session(request)
+        if session.role == "operator":
+            await operator(request, session)
+            return await _describe(request, session, None)
+        return await _describe(request, session, await key_holder(request, session))
     except AuthenticationFailed:
         return {"signed_in": False}
-    key = None
-    if session.role == "key":
-        key = await key_holder(request, session)
-    return await _describe(request, session, key)
 
 
 @router.delete("/api/session")
