@@ -111,6 +111,35 @@ class Accounts:
                 row[f"{name}_usd"] = micros_to_usd(row.pop(f"{name}_micros"))
         return rows
 
+    def usage_by_model(self, days: int | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        rows = self.usage.by_model(days=days, now=now)
+        for row in rows:
+            row["cost_usd"] = micros_to_usd(row.pop("cost_micros"))
+            row["upstream_cost_usd"] = micros_to_usd(row.pop("upstream_cost_micros"))
+        return rows
+
+    def usage_errors(self, days: int | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        return self.usage.errors(days=days, now=now)
+
+    def usage_latency(self, days: int | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        """Per UTC day: requests and the 50th, 90th and 99th latency percentiles of the successful
+        ones, each the upper bound (ms) of the bucket it falls in (None: above the last bucket)."""
+        by_day: dict[str, list[tuple[int | None, int]]] = {}
+        for row in self.usage.latency_histogram(days=days, now=now):
+            by_day.setdefault(row["day"], []).append((row["le_ms"], row["requests"]))
+        out = []
+        for day, buckets in by_day.items():
+            buckets.sort(key=lambda b: float("inf") if b[0] is None else b[0])
+            total = sum(n for _, n in buckets)
+            out.append(
+                {
+                    "day": day,
+                    "requests": total,
+                    **{f"p{q}_ms": bucket_percentile(buckets, total, q) for q in (50, 90, 99)},
+                }
+            )
+        return out
+
     def view(self, key: ApiKey) -> dict[str, Any]:
         tier = self.settings.tiers.get(key.tier)
         effective = {
@@ -155,6 +184,16 @@ class Accounts:
                 "in the configuration to give keys this tier.",
                 param="tier",
             )
+
+
+def bucket_percentile(buckets: list[tuple[int | None, int]], total: int, q: int) -> int | None:
+    """The bucket bound below which `q` percent of `total` requests fall (buckets in order)."""
+    seen = 0
+    for bound, count in buckets:
+        seen += count
+        if seen * 100 >= total * q:
+            return bound
+    return None
 
 
 def _micros(value: str | Decimal | int | float, param: str) -> int:

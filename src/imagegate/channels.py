@@ -167,6 +167,23 @@ class Prober:
         )
         return True
 
+    async def try_once(self, channel: Channel) -> str | None:
+        """One cheap request (a low-quality image, at the operator's cost), asked for by the
+        operator (the console's "test"): None when the channel served it, else why not."""
+        params = {"prompt": self.PROMPT, "quality": "low", "size": "1024x1024", "n": 1}
+        job = ImageJob(
+            model=channel.models[0], prompt=self.PROMPT, quality="low", passthrough=MappingProxyType(params)
+        )
+        try:
+            async for _ in self._engine(channel).run(job):
+                pass
+        except UpstreamError as exc:
+            return exc.message
+        except Exception as exc:  # the operator reads what went wrong, whatever it was
+            log.info("channel %s: test request failed", channel.name, exc_info=True)
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
     def _engine(self, channel: Channel) -> UpstreamEngine:
         return engine_for(upstream_config(channel), self.session, self.fetcher)
 

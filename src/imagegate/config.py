@@ -332,6 +332,11 @@ class Settings(BaseSettings):
         "(prompt, parameters, cost, input and output hashes); the images themselves live "
         "image_retention_s.",
     )
+    console_session_ttl_s: int = Field(
+        default=12 * 3600,
+        ge=60,
+        description="How long a sign-in to the web console (/console) lasts before it must be made again.",
+    )
     history_prompts: bool = Field(
         default=True,
         description="Keep prompts in the image history (false: the rest is kept, the prompt not).",

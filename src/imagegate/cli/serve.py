@@ -48,6 +48,9 @@ def serve(
         "IMAGEGATE_DATABASE_URL)",
         stores.location,
     )
+    logging.getLogger("imagegate").info(
+        "console: %s (sign in with the admin key or an API key)", console_url(settings.host, settings.port)
+    )
     if stores.was_new and settings.create_initial_key and accounts.keys.count() == 0:
         # The operator's own first key: no rate limits, and the trial credit to spend.
         _, secret = accounts.create_key("default", tier="internal")
@@ -121,6 +124,12 @@ def _prepare_workers(settings: Settings) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
 
 
+def console_url(host: str, port: int) -> str:
+    """Where a person opens the web console: a wildcard bind address is reached on loopback."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{port}/console/"
+
+
 def _print_welcome(secret: str, host: str, port: int) -> None:
     base = f"http://{host}:{port}/v1"
     output_console().print(
@@ -128,6 +137,10 @@ def _print_welcome(secret: str, host: str, port: int) -> None:
 [bold green]imagegate: a new database, so here is its first API key (shown once):[/]
 
   [bold]{secret}[/]
+
+Open the console and sign in with it, to make and edit images in the browser:
+
+  {console_url(host, port)}
 
 Try it:
 

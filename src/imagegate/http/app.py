@@ -32,12 +32,13 @@ from imagegate.http import errors, wire
 from imagegate.http.logs import AccessLog, Observers
 from imagegate.http.metrics import HttpMetrics, Metrics, ObservedBreaker
 from imagegate.http.middleware import BodyLimit, RequestId
-from imagegate.http.routes import account, admin, docs, files, health, history, images, models
+from imagegate.http.routes import account, admin, console, docs, files, health, history, images, models
 from imagegate.http.routes import jobs as jobs_routes
 from imagegate.http.routes import metrics as metrics_routes
 from imagegate.images.tokens import count_text_tokens
 from imagegate.limits import build_rate_limiter
 from imagegate.provenance import Sealer, load_credentials
+from imagegate.storage.sessions import SessionRepo
 from imagegate.storage.signing import UrlSigner, load_or_create_secret
 from imagegate.storage.stores import Stores, job_counts, job_store, open_stores, request_stores
 
@@ -138,6 +139,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             app.state.clock = clock
             app.state.accounts = Accounts(settings, stores.keys, stores.ledger, stores.usage)
             app.state.channels = Channels(stores.channels)
+            app.state.console_sessions = SessionRepo(stores.sql, clock, settings.console_session_ttl_s)
             app.state.started_at = clock.now()
             jobs = Jobs(flow, job_store(stores), webhook_sender(settings), settings, clock)
             app.state.jobs = jobs
@@ -171,7 +173,19 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    for module in (images, jobs_routes, history, files, models, account, admin, health, docs, metrics_routes):
+    for module in (
+        images,
+        jobs_routes,
+        history,
+        files,
+        models,
+        account,
+        admin,
+        health,
+        docs,
+        metrics_routes,
+        console,
+    ):
         app.include_router(module.router)
     app.state.metrics = None
     if settings.metrics != "off":

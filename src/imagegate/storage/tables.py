@@ -220,3 +220,19 @@ image_history = Table(
 )
 Index("ix_image_history_key_id", image_history.c.key_id, image_history.c.id)
 Index("ix_image_history_expires", image_history.c.expires_at)
+
+# Signed-in browser sessions of the web console (/console), shared by every replica. Only a
+# SHA-256 of the session id (the cookie's value) is stored; `key_id` is None for the operator,
+# whose session holds a SHA-256 of the admin key it signed in with (a changed key ends it).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),  # "operator" or "key"
+    Column("key_id", Integer, nullable=True),
+    Column("admin_key_hash", String(64), nullable=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+Index("ix_console_sessions_expires", console_sessions.c.expires_at)

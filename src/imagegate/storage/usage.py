@@ -19,6 +19,9 @@ from imagegate.storage.statements import Statement
 from imagegate.storage.statements import json_text as _json
 from imagegate.storage.tables import usage_records
 
+# The latency buckets (ms) of the usage charts' percentiles, as a Prometheus histogram's.
+LATENCY_BUCKETS_MS = (100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000)
+
 
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
@@ -87,13 +90,7 @@ class UsageRepo:
         )
         if key_id is not None:
             query = query.where(u.key_id == key_id)
-        if days is not None and now is not None:
-            query = query.where(u.created_at >= now - days * 86_400)
-        with self.engine.connect() as conn:
-            return [
-                {k: (int(v) if k not in ("day",) else v) for k, v in row._mapping.items()}
-                for row in conn.execute(query)
-            ]
+        return self._rows(query, days, now, ("day",))
 
     def by_channel(self, days: int | None = None, now: float | None = None) -> list[dict[str, Any]]:
         """Per channel (None: local engines) and UTC day: requests, images, what keys were charged,
@@ -116,11 +113,63 @@ class UsageRepo:
             .group_by(u.channel, u.day)
             .order_by(u.day, u.channel)
         )
+        return self._rows(query, days, now, ("day", "channel"))
+
+    def by_model(self, days: int | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        """Per model and UTC day: requests, failures, images, what keys were charged and what the
+        channels cost the operator (micro-dollars)."""
+        u = usage_records.c
+        query = (
+            select(
+                u.model,
+                u.day,
+                func.count().label("requests"),
+                func.sum(case((u.status >= 400, 1), else_=0)).label("failed"),
+                func.sum(u.images).label("images"),
+                func.sum(u.cost_micros).label("cost_micros"),
+                func.coalesce(func.sum(u.upstream_cost_micros), 0).label("upstream_cost_micros"),
+            )
+            .group_by(u.model, u.day)
+            .order_by(u.day, u.model)
+        )
+        return self._rows(query, days, now, ("day", "model"))
+
+    def errors(self, days: int | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        """Per UTC day, status and error code: how many requests failed so."""
+        u = usage_records.c
+        query = (
+            select(u.day, u.status, u.error_code, func.count().label("requests"))
+            .where(u.status >= 400)
+            .group_by(u.day, u.status, u.error_code)
+            .order_by(u.day, u.status, u.error_code)
+        )
+        return self._rows(query, days, now, ("day", "error_code"))
+
+    def latency_histogram(self, days: int | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        """Per UTC day, the successful requests counted in latency buckets (`le_ms`: the bucket's
+        upper bound, None above the last), which percentiles are read from: one grouped query
+        whatever the number of requests, on SQLite as on PostgreSQL."""
+        u = usage_records.c
+        bucket = case(*[(u.latency_ms <= bound, bound) for bound in LATENCY_BUCKETS_MS], else_=None).label(
+            "le_ms"
+        )
+        query = (
+            select(u.day, bucket, func.count().label("requests"))
+            .where(u.status < 400)
+            .group_by(u.day, bucket)
+            .order_by(u.day, bucket)
+        )
+        return self._rows(query, days, now, ("day", "le_ms"))
+
+    def _rows(
+        self, query: Any, days: int | None, now: float | None, keep: tuple[str, ...]
+    ) -> list[dict[str, Any]]:
+        """The rows of a grouped query over the last `days`, counts as ints, `keep` as they are."""
         if days is not None and now is not None:
-            query = query.where(u.created_at >= now - days * 86_400)
+            query = query.where(usage_records.c.created_at >= now - days * 86_400)
         with self.engine.connect() as conn:
             return [
-                {k: (int(v) if k not in ("day", "channel") else v) for k, v in row._mapping.items()}
+                {k: (v if k in keep or v is None else int(v)) for k, v in row._mapping.items()}
                 for row in conn.execute(query)
             ]
 

@@ -106,21 +106,31 @@ async def add_credit(ident: str, body: Credit, accounts: AdminDep, request: Requ
     return await _db(request, lambda: accounts.add_credit(ident, body.amount_usd, body.note))
 
 
+UsageBy = Literal["key", "channel", "model", "error", "latency"]
+
+
 @router.get("/usage")
 async def usage(
     accounts: AdminDep,
     request: Request,
     key: str | None = None,
     days: int | None = None,
-    by: Literal["key", "channel"] = "key",
+    by: UsageBy = "key",
 ) -> dict[str, Any]:
-    """Totals per UTC day and key, or (`by=channel`) per channel with the operator's margin."""
+    """Totals per UTC day and key, or per day and `by`: channel (with the operator's margin),
+    model, error (status and code of the failed requests), latency (percentiles in ms)."""
     now = request.app.state.clock.now()
-    if by == "channel":
-        if key is not None:
-            raise InvalidValue("'key' cannot be combined with by=channel.", param="key")
-        return {"object": "list", "data": await _db(request, lambda: accounts.usage_by_channel(days, now))}
-    return {"object": "list", "data": await _db(request, lambda: accounts.usage_totals(key, days, now))}
+    if by == "key":
+        return {"object": "list", "data": await _db(request, lambda: accounts.usage_totals(key, days, now))}
+    if key is not None:
+        raise InvalidValue(f"'key' cannot be combined with by={by}.", param="key")
+    totals = {
+        "channel": accounts.usage_by_channel,
+        "model": accounts.usage_by_model,
+        "error": accounts.usage_errors,
+        "latency": accounts.usage_latency,
+    }[by]
+    return {"object": "list", "data": await _db(request, lambda: totals(days, now))}
 
 
 # --- Upstream channels ----------------------------------------------------------------------

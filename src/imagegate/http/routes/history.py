@@ -33,7 +33,7 @@ PageDep = Annotated[Page, Depends(Page)]
 
 @router.get("/v1/images/history", summary="This key's images, with their prompts and costs")
 async def own_history(request: Request, key: KeyDep, page: PageDep) -> dict[str, Any]:
-    return await _page(request, page, key.id, admin=False)
+    return await history_page(request, page, key.id, admin=False)
 
 
 @router.get("/admin/history", summary="Every key's images (admin)")
@@ -43,10 +43,10 @@ async def all_history(
     page: PageDep,
     key_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> dict[str, Any]:
-    return await _page(request, page, key_id, admin=True)
+    return await history_page(request, page, key_id, admin=True)
 
 
-async def _page(request: Request, page: Page, key_id: int | None, *, admin: bool) -> dict[str, Any]:
+async def history_page(request: Request, page: Page, key_id: int | None, *, admin: bool) -> dict[str, Any]:
     stores, settings = request.app.state.stores, request.app.state.settings
     flow = request.app.state.flow
     rows = await stores.db.read(

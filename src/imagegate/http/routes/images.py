@@ -38,8 +38,8 @@ MAX_FIELDS = 64
 )
 async def generations(request: Request) -> Response:
     flow, key = await _caller(request)
-    params = await _json_body(request)
-    return await _run(ImageRequest("generation", params), request, flow, key)
+    params = await json_body(request)
+    return await run_request(ImageRequest("generation", params), request, flow, key)
 
 
 @router.post(
@@ -56,17 +56,17 @@ async def edits(request: Request) -> Response:
     flow, key = await _caller(request)
     content_type = request.headers.get("content-type", "").strip().lower()  # media types ignore case
     if content_type.startswith("application/json"):
-        return await _run(ImageRequest("edit", await _json_body(request)), request, flow, key)
+        return await run_request(ImageRequest("edit", await json_body(request)), request, flow, key)
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest(
             "Unsupported Content-Type for /v1/images/edits: send multipart/form-data "
             "(files) or application/json (image URLs).",
             code="unsupported_content_type",
         )
-    image_request, form = await _multipart(request)
+    image_request, form = await multipart(request)
     # The uploads stay in their temporary files until the response (or its stream) is sent.
     try:
-        response = await _run(image_request, request, flow, key)
+        response = await run_request(image_request, request, flow, key)
     except BaseException:
         await form.close()
         raise
@@ -81,7 +81,9 @@ async def _caller(request: Request) -> tuple[ImageFlow, ApiKey]:
     return flow, await flow.authenticate(request.headers.get("authorization"))
 
 
-async def _run(image_request: ImageRequest, request: Request, flow: ImageFlow, key: ApiKey) -> Response:
+async def run_request(
+    image_request: ImageRequest, request: Request, flow: ImageFlow, key: ApiKey
+) -> Response:
     ctx = RequestContext(
         request_id=request_id(request),
         base_url=base_url(request),
@@ -121,7 +123,7 @@ async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
         yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         params = json.loads(raw)
@@ -154,7 +156,7 @@ class _MultiPartParser(MultiPartParser):
         self.complete = True
 
 
-async def _multipart(request: Request) -> tuple[ImageRequest, FormData]:
+async def multipart(request: Request) -> tuple[ImageRequest, FormData]:
     parser = _MultiPartParser(request.headers, request.stream(), max_files=MAX_FILES, max_fields=MAX_FIELDS)
     try:
         form = await parser.parse()
