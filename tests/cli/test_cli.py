@@ -136,6 +136,7 @@ def test_serve_on_a_new_database_prints_one_working_key(served: tuple[str, str, 
     assert "placeholder" in output  # the start-up log says plainly what serves the models
     assert (data_dir / "imagegate.db").exists()
     assert f"database: {(data_dir / 'imagegate.db').resolve()}" in output  # where the other commands look
+    assert f"trust anchor: {data_dir / 'provenance' / 'ca.pem'}" in output  # for readers of the manifests
     # Start again on the same database: it works with the printed key and prints no new one.
     port = free_port()
     env = {**os.environ, "IMAGEGATE_DATA_DIR": str(data_dir), "IMAGEGATE_PORT": str(port)}

@@ -98,8 +98,8 @@ def test_auto_values_are_resolved(client: openai.OpenAI) -> None:
     assert result.background == "opaque"
 
 
-def test_same_seed_same_bytes(client: openai.OpenAI) -> None:
-    def run(seed: int) -> str:
+def test_same_seed_same_pixels(client: openai.OpenAI) -> None:
+    def run(seed: int) -> bytes:
         r = client.images.generate(
             model="gpt-image-1",
             prompt="a red fox in a blue forest",
@@ -109,7 +109,8 @@ def test_same_seed_same_bytes(client: openai.OpenAI) -> None:
         )
         assert r.data is not None and r.data[0].b64_json
         assert r.model_extra is not None and r.model_extra["seed"] == seed
-        return r.data[0].b64_json
+        # Pixels, not bytes: with provenance on, each image's C2PA manifest is its own.
+        return open_image(base64.b64decode(r.data[0].b64_json)).tobytes()
 
     assert run(42) == run(42)
     assert run(42) != run(43)
@@ -138,7 +139,11 @@ def test_response_format_url_only_and_url_serves_the_image(client: openai.OpenAI
         extra_body={"seed": 7},
     )
     assert same.data is not None and same.data[0].url is None
-    assert base64.b64decode(same.data[0].b64_json or "") == resp.content
+    # The same seed's pixels (each image's C2PA manifest, when signing is on, is its own).
+    assert (
+        open_image(base64.b64decode(same.data[0].b64_json or "")).tobytes()
+        == open_image(resp.content).tobytes()
+    )
 
 
 def test_tampered_url_is_403(client: openai.OpenAI) -> None:

@@ -61,6 +61,15 @@ def serve(
             "access log off (IMAGEGATE_ACCESS_LOG=true turns it on); every images request is in the "
             "usage records: imagegate usage"
         )
+    if settings.provenance:  # made here, before N workers race to make it, and said where
+        credentials = load_credentials(settings.data_dir, settings.provenance_cert, settings.provenance_key)
+        logging.getLogger("imagegate").info(
+            "provenance: every image carries a signed C2PA manifest; readers' trust anchor: %s "
+            "(imagegate provenance verify FILE --trust it)",
+            credentials.ca_path or "the operator's own CA (IMAGEGATE_PROVENANCE_CERT's issuer)",
+        )
+    else:
+        logging.getLogger("imagegate").info("provenance off: images are stored without a C2PA manifest")
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),
@@ -74,8 +83,6 @@ def serve(
         return
     if not settings.url_secret:
         load_or_create_secret(settings.data_dir / "url-secret")  # before the workers race to make it
-    if settings.provenance:
-        load_credentials(settings.data_dir, settings.provenance_cert, settings.provenance_key)  # the same
     _prepare_workers(settings)
     uvicorn.run(
         "imagegate.http.workers:worker_app",
