@@ -58,15 +58,18 @@ def run_server(settings: Settings, clock: Clock | None = None) -> Iterator[LiveS
 LIST_PRICE = default_prices()["gpt-image-1"]
 
 
+PASSTHROUGH = {"provenance": False}  # byte-for-byte relaying: no manifest embedded
+
+
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     # The tests serve reference images from loopback servers, which production refuses (SSRF).
     overrides.setdefault("fetch_private_urls", True)
     overrides.setdefault("fetch_private_provider_urls", True)  # the fake providers' image URLs, likewise
     # The money suites bill placeholder images at gpt-image-1's list price (the default is free).
     overrides.setdefault("placeholder_price", LIST_PRICE)
-    # The relay suites check that a provider's bytes arrive untouched; the C2PA manifest changes
-    # them. tests/compat/test_provenance.py turns it on, over every path that stores an image.
-    overrides.setdefault("provenance", False)
+    # Images are signed as in production (C2PA manifests); the relay and provider suites, which
+    # check that a provider's bytes arrive untouched, turn it off (PASSTHROUGH below).
+    overrides.setdefault("provenance", True)
     return Settings(data_dir=data_dir, create_initial_key=False, **overrides)  # type: ignore[arg-type]
 
 

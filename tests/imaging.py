@@ -34,3 +34,10 @@ def open_image(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
+
+
+def pixels(data: bytes) -> bytes:
+    """An image's decoded pixels: what two signings of the same picture share (each C2PA manifest
+    is its own: instance id, time, signature)."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.tobytes()

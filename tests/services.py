@@ -114,7 +114,7 @@ def spawn_server(
         "IMAGEGATE_PORT": str(port),
         "IMAGEGATE_CREATE_INITIAL_KEY": "false",
         "IMAGEGATE_WORKERS": "1",  # one process: a test about workers asks for more
-        "IMAGEGATE_PROVENANCE": "false",  # as tests/conftest.py make_settings; test_provenance.py: on
+        "IMAGEGATE_PROVENANCE": "true",  # as in production (tests/conftest.py make_settings, PASSTHROUGH)
         "IMAGEGATE_PLACEHOLDER_PRICE": LIST_PRICE,
         **env,
     }

@@ -27,7 +27,7 @@ from imagegate.client import (
 from tests.client.fake_upstream import FakeUpstream, tiny_png
 from tests.conftest import LiveServer, make_settings, run_server
 from tests.fakes.upstream import SERVER_ERROR, error
-from tests.imaging import mask_png, png
+from tests.imaging import mask_png, pixels, png
 
 ADMIN = "admin-key-for-the-sdk-job-tests"
 
@@ -78,7 +78,7 @@ def test_submit_then_wait_gives_what_generate_gives(live: Client) -> None:
     result = job.wait(poll_interval=0.05)
     sync = live.generate("a lighthouse at dusk", **params)
     assert job.status == "completed" and job.ended
-    assert [i.bytes for i in result] == [i.bytes for i in sync]
+    assert [pixels(i.bytes) for i in result] == [pixels(i.bytes) for i in sync]  # each signed anew
     assert (result.size, result.quality, result.seed, result.usage) == (
         sync.size,
         sync.quality,
@@ -206,11 +206,14 @@ def test_the_async_client_submits_waits_lists_and_cancels(server: LiveServer, id
             job = await client.submit("async lighthouse", size="256x256", seed=5)
             result = await job.wait(poll_interval=0.05)
             sync = await client.generate("async lighthouse", size="256x256", seed=5)
-            assert result.image.bytes == sync.image.bytes and result.cost_micro_usd == sync.cost_micro_usd
+            assert pixels(result.image.bytes) == pixels(sync.image.bytes)
+            assert result.cost_micro_usd == sync.cost_micro_usd
             page = await client.jobs.list(limit=5)
             assert [j.id for j in page] == [job.id]
             assert (await (await client.jobs.get(job.id)).refresh()).status == "completed"
-            assert (await page.data[0].wait(poll_interval=0.05)).image.bytes == sync.image.bytes
+            assert pixels((await page.data[0].wait(poll_interval=0.05)).image.bytes) == pixels(
+                sync.image.bytes
+            )
         async with AsyncClient(idle.new_key("async-cancel"), idle.api_base) as client:
             queued = await client.submit("never drawn")
             with pytest.raises(JobTimeoutError):

@@ -164,10 +164,12 @@ def test_a_providers_own_manifest_is_kept_as_the_parent_ingredient(
     assert report.generation["engine"] == "upstream:signed-provider"
 
 
-def test_signing_off_leaves_images_unsigned(client: openai.OpenAI) -> None:  # the session server: off
-    result = client.images.generate(model="gpt-image-1", prompt="plain", size="256x256", quality="low")
+def test_signing_off_leaves_images_unsigned(tmp_path: Path) -> None:
+    with run_server(make_settings(tmp_path, provenance=False)) as live, sdk(live) as client:
+        result = client.images.generate(model="gpt-image-1", prompt="plain", size="256x256", quality="low")
     assert result.data is not None and result.data[0].b64_json
     assert not inspect(base64.b64decode(result.data[0].b64_json), "image/png").found
+    assert not (tmp_path / "provenance").exists()  # no chain made either
 
 
 def verify(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:

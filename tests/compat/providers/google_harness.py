@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.compat.relay.harness import ADMIN, Admin
-from tests.conftest import LiveServer, make_settings, run_server
+from tests.conftest import PASSTHROUGH, LiveServer, make_settings, run_server
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.vertex import FakeVertex
@@ -32,6 +32,7 @@ GUIDE_SIZES = ("1080x1080", "1080x1920", "1200x630", "1200x675", "1200x627")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = make_settings(
         tmp_path_factory.mktemp("google"),
+        **PASSTHROUGH,
         admin_key=ADMIN,
         upstream_backoff_s=0.01,
         breaker_failure_threshold=3,

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.compat.relay.harness import Admin
-from tests.conftest import LiveServer
+from tests.conftest import PASSTHROUGH, LiveServer
 from tests.fakes.azure import FakeAzure
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.seedream import FakeArk
@@ -63,7 +63,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     from tests.conftest import make_settings, run_server
 
     with run_server(
-        make_settings(tmp_path_factory.mktemp("recipes"), admin_key=ADMIN, channel_refresh_s=0.2)
+        make_settings(
+            tmp_path_factory.mktemp("recipes"), admin_key=ADMIN, channel_refresh_s=0.2, **PASSTHROUGH
+        )
     ) as live:
         yield live
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.compat.relay.harness import ADMIN, Admin
-from tests.conftest import LiveServer, make_settings, run_server
+from tests.conftest import PASSTHROUGH, LiveServer, make_settings, run_server
 from tests.fakes.upstream import FakeUpstream, tiny_png
 
 
@@ -45,6 +45,7 @@ def secondary(fakes: tuple[FakeUpstream, FakeUpstream]) -> FakeUpstream:
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = make_settings(
         tmp_path_factory.mktemp("relay"),
+        **PASSTHROUGH,
         admin_key=ADMIN,
         upstream_backoff_s=0.01,
         breaker_failure_threshold=3,

@@ -12,13 +12,14 @@ import openai
 from imagegate.http.app import create_app
 from imagegate.http.serve import serve_in_thread
 from tests.compat.relay.harness import ADMIN, PRIMARY_KEY, SECONDARY_KEY, Admin, b64
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import PASSTHROUGH, LiveServer, make_settings
 from tests.fakes.upstream import SERVER_ERROR, FakeUpstream, every, tiny_png
 
 
 def test_a_thousand_requests_with_a_primary_failing_half_of_them(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path,
+        **PASSTHROUGH,  # it counts the primary's own bytes
         admin_key=ADMIN,
         upstream_backoff_s=0.0,
         breaker_failure_threshold=5,
