@@ -164,6 +164,32 @@ def test_two_workers_are_scraped_as_one(tmp_path: Path) -> None:
     assert totals == [24.0] * 4
 
 
+def test_two_servers_sharing_a_multiprocess_directory_are_scraped_as_one(tmp_path: Path) -> None:
+    """Two `imagegate serve` processes of their own (one worker each, different ports), one data
+    directory and one PROMETHEUS_MULTIPROC_DIR: a scrape of either counts both's requests."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {"IMAGEGATE_METRICS": "open", "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    with (
+        spawn_server(tmp_path, quiet=True, **env) as first,
+        spawn_server(tmp_path, quiet=True, **env) as second,
+    ):
+        assert first.base_url != second.base_url
+        repo = KeyRepo(make_engine(f"sqlite:///{tmp_path / 'imagegate.db'}"), SystemClock())
+        secret = repo.create("k", "internal", credit_micros=10**9)[1]
+        repo.engine.dispose()
+        headers = {"Authorization": f"Bearer {secret}"}
+        for server, count in ((first, 2), (second, 3)):
+            for _ in range(count):
+                resp = httpx.post(server.api_base + "/images/generations", json=BODY, headers=headers)
+                assert resp.status_code == 200, resp.text
+        route = {"method": "POST", "route": "/v1/images/generations", "status": "200"}
+        for server in (first, second):
+            samples = scrape(server.base_url, admin=None)
+            assert value(samples, "imagegate_images_total", model="gpt-image-1", engine="placeholder") == 5
+            assert value(samples, "imagegate_http_requests_total", **route) == 5
+
+
 def test_json_logs_carry_each_request_and_never_a_secret_or_the_prompt(tmp_path: Path) -> None:
     with spawn_server(tmp_path, IMAGEGATE_LOG_FORMAT="json", IMAGEGATE_ADMIN_KEY=ADMIN) as server:
         made = httpx.post(
