@@ -96,6 +96,23 @@ def test_rate_limit_rejections_are_counted_by_code(live: LiveServer) -> None:
     assert value(after, name, **labels) - value(before, name, **labels) == 2
 
 
+def test_quota_rejections_are_counted_apart_from_rate_limits(live: LiveServer) -> None:
+    before = scrape(live.base_url)
+    secret = live.new_key("metrics-broke", credit_micros=0)
+    with openai.OpenAI(base_url=live.api_base, api_key=secret, max_retries=0) as client:
+        with pytest.raises(openai.RateLimitError) as raised:
+            client.images.generate(**BODY)  # type: ignore[arg-type]
+    assert raised.value.code == "insufficient_quota"
+    after = scrape(live.base_url)
+    name = "imagegate_rejections_total"
+    quota = {"status": "429", "code": "insufficient_quota"}
+    assert value(after, name, **quota) - value(before, name, **quota) == 1
+    limited = {"status": "429", "code": "rate_limit_exceeded"}
+    assert value(after, name, **limited) == value(before, name, **limited)
+    charged = "imagegate_charged_microdollars_total"
+    assert value(after, charged, model="gpt-image-1") == value(before, charged, model="gpt-image-1")
+
+
 def test_channel_attempts_breaker_state_and_queued_jobs(live: LiveServer) -> None:
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with FakeUpstream() as fake:
