@@ -3,6 +3,7 @@ prometheus-client's own parser; JSON logs read off a real server's output."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from imagegate.storage.db import make_engine
 from imagegate.storage.keys import KeyRepo
 from tests.conftest import LiveServer, make_settings, run_server
 from tests.fakes.upstream import FakeUpstream
-from tests.services import spawn_server
+from tests.services import Process, spawn_server
 
 ADMIN = "admin-for-metrics"
 BODY = {"model": "gpt-image-1", "prompt": "a secret garden of glass", "size": "256x256", "quality": "low"}
@@ -186,11 +187,13 @@ def test_two_servers_sharing_a_multiprocess_directory_are_scraped_as_one(tmp_pat
     directory and one PROMETHEUS_MULTIPROC_DIR: a scrape of either counts both's requests."""
     shared = tmp_path / "prometheus"
     shared.mkdir()
-    env = {"IMAGEGATE_METRICS": "open", "PROMETHEUS_MULTIPROC_DIR": str(shared)}
-    with (
-        spawn_server(tmp_path, quiet=True, **env) as first,
-        spawn_server(tmp_path, quiet=True, **env) as second,
-    ):
+
+    def serve() -> contextlib.AbstractContextManager[Process]:
+        return spawn_server(
+            tmp_path, quiet=True, IMAGEGATE_METRICS="open", PROMETHEUS_MULTIPROC_DIR=str(shared)
+        )
+
+    with serve() as first, serve() as second:
         assert first.base_url != second.base_url
         repo = KeyRepo(make_engine(f"sqlite:///{tmp_path / 'imagegate.db'}"), SystemClock())
         secret = repo.create("k", "internal", credit_micros=10**9)[1]
