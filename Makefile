@@ -36,6 +36,7 @@ bench: $(STAMP)  ## print the benchmark figures (needs PostgreSQL and Redis for 
 	$(BIN)/python bench/admission.py
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/relay.py --workers 1,2
+	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/relay_memory.py
 	$(BIN)/python bench/edit_memory.py
 

@@ -3,6 +3,7 @@ prometheus-client's own parser; JSON logs read off a real server's output."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from imagegate.storage.db import make_engine
 from imagegate.storage.keys import KeyRepo
 from tests.conftest import LiveServer, make_settings, run_server
 from tests.fakes.upstream import FakeUpstream
-from tests.services import spawn_server
+from tests.services import Process, spawn_server
 
 ADMIN = "admin-for-metrics"
 BODY = {"model": "gpt-image-1", "prompt": "a secret garden of glass", "size": "256x256", "quality": "low"}
@@ -96,6 +97,23 @@ def test_rate_limit_rejections_are_counted_by_code(live: LiveServer) -> None:
     assert value(after, name, **labels) - value(before, name, **labels) == 2
 
 
+def test_quota_rejections_are_counted_apart_from_rate_limits(live: LiveServer) -> None:
+    before = scrape(live.base_url)
+    secret = live.new_key("metrics-broke", credit_micros=0)
+    with openai.OpenAI(base_url=live.api_base, api_key=secret, max_retries=0) as client:
+        with pytest.raises(openai.RateLimitError) as raised:
+            client.images.generate(**BODY)  # type: ignore[arg-type]
+    assert raised.value.code == "insufficient_quota"
+    after = scrape(live.base_url)
+    name = "imagegate_rejections_total"
+    quota = {"status": "429", "code": "insufficient_quota"}
+    assert value(after, name, **quota) - value(before, name, **quota) == 1
+    limited = {"status": "429", "code": "rate_limit_exceeded"}
+    assert value(after, name, **limited) == value(before, name, **limited)
+    charged = "imagegate_charged_microdollars_total"
+    assert value(after, charged, model="gpt-image-1") == value(before, charged, model="gpt-image-1")
+
+
 def test_channel_attempts_breaker_state_and_queued_jobs(live: LiveServer) -> None:
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with FakeUpstream() as fake:
@@ -162,6 +180,34 @@ def test_two_workers_are_scraped_as_one(tmp_path: Path) -> None:
             for _ in range(4)  # whichever worker answers the scrape
         ]
     assert totals == [24.0] * 4
+
+
+def test_two_servers_sharing_a_multiprocess_directory_are_scraped_as_one(tmp_path: Path) -> None:
+    """Two `imagegate serve` processes of their own (one worker each, different ports), one data
+    directory and one PROMETHEUS_MULTIPROC_DIR: a scrape of either counts both's requests."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+
+    def serve() -> contextlib.AbstractContextManager[Process]:
+        return spawn_server(
+            tmp_path, quiet=True, IMAGEGATE_METRICS="open", PROMETHEUS_MULTIPROC_DIR=str(shared)
+        )
+
+    with serve() as first, serve() as second:
+        assert first.base_url != second.base_url
+        repo = KeyRepo(make_engine(f"sqlite:///{tmp_path / 'imagegate.db'}"), SystemClock())
+        secret = repo.create("k", "internal", credit_micros=10**9)[1]
+        repo.engine.dispose()
+        headers = {"Authorization": f"Bearer {secret}"}
+        for server, count in ((first, 2), (second, 3)):
+            for _ in range(count):
+                resp = httpx.post(server.api_base + "/images/generations", json=BODY, headers=headers)
+                assert resp.status_code == 200, resp.text
+        route = {"method": "POST", "route": "/v1/images/generations", "status": "200"}
+        for server in (first, second):
+            samples = scrape(server.base_url, admin=None)
+            assert value(samples, "imagegate_images_total", model="gpt-image-1", engine="placeholder") == 5
+            assert value(samples, "imagegate_http_requests_total", **route) == 5
 
 
 def test_json_logs_carry_each_request_and_never_a_secret_or_the_prompt(tmp_path: Path) -> None:
