@@ -53,7 +53,7 @@ def fake_upstream(image_size: int) -> Iterator[str]:
         proc.wait(timeout=20)
 
 
-def gateway(tmp: Path, workers: int) -> contextlib.AbstractContextManager[Process]:
+def gateway(tmp: Path, workers: int, provenance: str) -> contextlib.AbstractContextManager[Process]:
     data = tmp / f"workers-{workers}"
     data.mkdir()
     return spawn_server(
@@ -62,7 +62,7 @@ def gateway(tmp: Path, workers: int) -> contextlib.AbstractContextManager[Proces
         quiet=True,
         IMAGEGATE_ADMIN_KEY=ADMIN,
         IMAGEGATE_WORKERS=str(workers),
-        IMAGEGATE_PROVENANCE="true",
+        IMAGEGATE_PROVENANCE=provenance,
     )
 
 
@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--connections", default="1,8,32", help="comma-separated connection counts")
     ap.add_argument("--workers", default="1", help="comma-separated imagegate worker counts")
     ap.add_argument("--payloads", default="image-sized,small", help="image-sized, small or both")
+    ap.add_argument("--provenance", default="true", help="false: store images without a C2PA manifest")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (make bench does)")
@@ -85,7 +86,7 @@ def main() -> None:
         fakes = {"image-sized": (big, "gpt-image-1"), "small": (small, "gpt-image-1-mini")}
         fakes = {name: fakes[name] for name in args.payloads.split(",")}
         for workers in (int(w) for w in args.workers.split(",")):
-            with gateway(Path(tmp), workers) as server:
+            with gateway(Path(tmp), workers, args.provenance) as server:
                 base = server.base_url
                 admin = {"Authorization": f"Bearer {ADMIN}"}
                 for name, (fake, model) in fakes.items():
@@ -98,7 +99,7 @@ def main() -> None:
                 secret = repo.create("bench", "internal", credit_micros=10**12)[1]
                 repo.engine.dispose()
                 print(
-                    f"\nimagegate --workers {workers}\n"
+                    f"\nimagegate --workers {workers}, provenance {args.provenance}\n"
                     f"{'payload':<12} {'conns':>5} | {'direct req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | "
                     f"{'imagegate req/s':>15} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} | {'ratio':>5} "
                     f"{'+p50 ms':>7}"
