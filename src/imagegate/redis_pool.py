@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry  # redis 8.2 warns when given the synchronous one
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.retry import Retry
 
 
 def connect(url: str, *, socket_timeout_s: float = 2.0, max_connections: int = 64) -> Redis:
