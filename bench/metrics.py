@@ -66,7 +66,7 @@ def per_call_us(call: Callable[[], object], n: int = 20_000) -> float:
 
 
 def micro() -> None:
-    metrics = Metrics(known_models=lambda: (MODEL, "gpt-image-1"), jobs=dict)
+    metrics = Metrics(knows_model=lambda model: model in (MODEL, "gpt-image-1"), jobs=dict)
     record = UsageRecord(
         request_id="req_0123456789abcdef01234567", key_id=7, created_at=time.time(),
         endpoint="generations", status=200, model=MODEL, engine="openai", images=1, text_in=12,

@@ -149,13 +149,8 @@ class Prober:
         every_s = self.balance_probe_s
         if not await anyio.to_thread.run_sync(self.repo.claim_balance_probe, channel.id, every_s):
             return False  # probed less than balance_probe_s ago, by this replica or another
-        params = {"prompt": self.PROMPT, "quality": "low", "size": "1024x1024", "n": 1}
-        job = ImageJob(
-            model=channel.models[0], prompt=self.PROMPT, quality="low", passthrough=MappingProxyType(params)
-        )
         try:
-            async for _ in self._engine(channel).run(job):
-                pass
+            await self._one_image(channel)
         except UpstreamError as exc:
             log.info("channel %s: balance probe refused (%s)", channel.name, exc.message)
             return False
@@ -170,19 +165,24 @@ class Prober:
     async def try_once(self, channel: Channel) -> str | None:
         """One cheap request (a low-quality image, at the operator's cost), asked for by the
         operator (the console's "test"): None when the channel served it, else why not."""
-        params = {"prompt": self.PROMPT, "quality": "low", "size": "1024x1024", "n": 1}
-        job = ImageJob(
-            model=channel.models[0], prompt=self.PROMPT, quality="low", passthrough=MappingProxyType(params)
-        )
         try:
-            async for _ in self._engine(channel).run(job):
-                pass
+            await self._one_image(channel)
         except UpstreamError as exc:
             return exc.message
         except Exception as exc:  # the operator reads what went wrong, whatever it was
             log.info("channel %s: test request failed", channel.name, exc_info=True)
             return f"{type(exc).__name__}: {exc}"
         return None
+
+    async def _one_image(self, channel: Channel) -> None:
+        """One low-quality image from the channel's first model, at the operator's cost; raises
+        what the engine raises."""
+        params = {"prompt": self.PROMPT, "quality": "low", "size": "1024x1024", "n": 1}
+        job = ImageJob(
+            model=channel.models[0], prompt=self.PROMPT, quality="low", passthrough=MappingProxyType(params)
+        )
+        async for _ in self._engine(channel).run(job):
+            pass
 
     def _engine(self, channel: Channel) -> UpstreamEngine:
         return engine_for(upstream_config(channel), self.session, self.fetcher)

@@ -89,8 +89,12 @@ class EngineRegistry:
         if model not in self._models:
             self._models.append(model)
 
+    def knows(self, model: str) -> bool:
+        """Whether clients may ask for `model` (listed, even with no usable route)."""
+        return model in self._models
+
     def routes_for(self, model: str) -> list[Route]:
-        if model not in self._models:
+        if not self.knows(model):
             raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
         return list(self._routes.get(model, []))
 

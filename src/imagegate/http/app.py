@@ -40,7 +40,7 @@ from imagegate.limits import build_rate_limiter
 from imagegate.provenance import Sealer, load_credentials
 from imagegate.storage.sessions import SessionRepo
 from imagegate.storage.signing import UrlSigner, load_or_create_secret
-from imagegate.storage.stores import Stores, job_counts, job_store, open_stores, request_stores
+from imagegate.storage.stores import Stores, job_store, open_stores, request_stores
 
 log = logging.getLogger("imagegate")
 
@@ -190,8 +190,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.state.metrics = None
     if settings.metrics != "off":
         app.state.metrics = Metrics(
-            known_models=lambda: app.state.flow.registry.models(),
-            jobs=lambda: job_counts(app.state.stores),
+            knows_model=lambda model: app.state.flow.registry.knows(model),
+            jobs=lambda: app.state.stores.jobs.counts(),  # on the scrape's worker thread
         )
         app.add_middleware(HttpMetrics, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -43,12 +43,12 @@ def multiprocess() -> bool:
 class Metrics:
     """This process's metrics; `registry` is what a scrape reads (all workers' in multiprocess mode)."""
 
-    def __init__(self, known_models: Callable[[], Iterable[str]], jobs: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, knows_model: Callable[[str], bool], jobs: Callable[[], dict[str, int]]) -> None:
         shared = multiprocess()
         # In multiprocess mode the values live in files, not in a registry; each app (tests build
         # many per process) otherwise has a registry of its own.
         own = None if shared else CollectorRegistry(auto_describe=True)
-        self.known_models = known_models
+        self.knows_model = knows_model  # the registry's: a model it does not serve is labelled "other"
         self.http_requests = Counter(
             "imagegate_http_requests", "HTTP requests answered.", ["method", "route", "status"], registry=own
         )
@@ -125,7 +125,7 @@ class Metrics:
     # -- flow/ports.py RequestObserver --------------------------------------------------------
 
     def ended(self, record: UsageRecord, prompt: str | None) -> None:  # noqa: ARG002 (never a label)
-        model = record.model if record.model in set(self.known_models()) else "other"
+        model = record.model if record.model is not None and self.knows_model(record.model) else "other"
         engine = record.engine or "none"
         status = str(record.status)
         self.at(self.requests, record.endpoint, model, engine, status).inc()

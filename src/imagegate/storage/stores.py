@@ -280,11 +280,6 @@ def job_store(s: Stores) -> SqlJobs:
     return SqlJobs(s.jobs, s.webhook_secrets, s.keys, s.db)
 
 
-def job_counts(s: Stores) -> dict[str, int]:
-    """Jobs by status, for the metrics' scrape (a worker thread: a read of its own)."""
-    return s.jobs.counts()
-
-
 @dataclass(frozen=True, slots=True)
 class SqlPorts:
     """The flow's ports (flow/ports.py RequestStores) over SQL."""
