@@ -162,6 +162,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             finally:
                 await flow.limiter.close()
                 await flow.router.breaker.close()
+                await stores.drained()
                 stores.close()
 
     app = FastAPI(

@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
@@ -55,6 +56,17 @@ class Stores:
 
     def close(self) -> None:
         self.sql.dispose()
+
+    async def drained(self, timeout_s: float = 10.0) -> None:
+        """Wait (at most `timeout_s`) until every pooled connection is back: a task cancelled at
+        shutdown leaves its database call running on its worker thread (neither asyncio nor anyio
+        can stop a thread), and `close` would then orphan that call's connection, left open."""
+        checked_out = getattr(self.sql.pool, "checkedout", None)
+        if checked_out is None:
+            return
+        with anyio.move_on_after(timeout_s):
+            while checked_out():
+                await anyio.sleep(0.005)
 
 
 class NoDatabase(Exception):
