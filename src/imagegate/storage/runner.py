@@ -50,9 +50,14 @@ class Database:
         finally:
             self.active -= 1
 
-    async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+    @property
+    def in_place(self) -> bool:
+        """Whether `run` would run a call now in place, on the event loop (see above)."""
         idle = self.limiter is not None and self.limiter.borrowed_tokens == 0
-        if self.sqlite and self.active <= 1 and idle:
+        return self.sqlite and self.active <= 1 and idle
+
+    async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        if self.in_place:
             # The only request, the thread idle: no hop. Never a busy wait on the loop, though:
             # when another writer (the CLI, an admin call, another process) holds the lock, the
             # call fails at once, its transaction rolled back, and is made again on the thread.

@@ -204,9 +204,11 @@ class SqlRequestEnd:
         history: HistoryEntry | None = None,
     ) -> tuple[Kept, int]:
         written: Kept | None = None
-        if write is not None and self.images.remote:
-            # Uploads wait on the network: on a worker thread before the transaction, never on the
-            # event loop (where `db.run` may place a call) nor on SQLite's one database thread.
+        if write is not None and (self.images.remote or (self.db.sqlite and not self.db.in_place)):
+            # Uploads wait on the network, and files on the disk (1-3 ms of system time for a
+            # 1.1 MB image): on a worker thread before the transaction, never on the event loop
+            # (where `db.run` may place a call) nor, under load, on SQLite's one database thread,
+            # which the other requests' transactions wait for.
             written = await anyio.to_thread.run_sync(write)
 
         def run() -> tuple[Kept, int]:
