@@ -20,7 +20,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import c2pa
 from cryptography.hazmat.primitives import serialization
@@ -45,6 +45,55 @@ class Origin:
     relayed: bool = True  # from a provider, whose own manifest it may carry (else: not looked for)
 
 
+def may_carry_manifest(data: bytes) -> bool:
+    """False when `data` holds no embedded C2PA manifest store, found by walking the file's
+    chunks (PNG's `caBX`, WebP's `C2PA`) or its segments up to the scan (JPEG's APP11, where the
+    JUMBF boxes go): a few dozen headers, where c2pa's parse of the whole image took 0.1 ms for a
+    tiny PNG and 0.55 ms for a 3 MB one, and a byte search for the `c2pa` label 1.6 ms. Anything
+    this does not understand may carry one (c2pa then decides)."""
+    try:
+        if data.startswith(b"\x89PNG\r\n\x1a\n"):
+            return _has_chunk(data, 8, b"caBX", big_endian=True)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _has_chunk(data, 12, b"C2PA", big_endian=False)
+        if data.startswith(b"\xff\xd8"):
+            return _jpeg_has_app11(data)
+    except (IndexError, ValueError):
+        pass
+    return True
+
+
+def _has_chunk(data: bytes, at: int, wanted: bytes, *, big_endian: bool) -> bool:
+    """PNG (length, type, data, CRC) or RIFF (type, length, data, pad to even) chunks."""
+    order: Literal["big", "little"] = "big" if big_endian else "little"
+    while at + 8 <= len(data):
+        if big_endian:
+            length, kind, at = int.from_bytes(data[at : at + 4], order), data[at + 4 : at + 8], at + 12
+        else:
+            kind, length, at = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], order), at + 8
+        if kind == wanted:
+            return True
+        at += length + (length & 1 if not big_endian else 0)
+    return at != len(data)  # cut short, or bytes after the end: let c2pa look
+
+
+def _jpeg_has_app11(data: bytes) -> bool:
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return True  # not a marker where one should be
+        marker = data[at + 1]
+        if marker == 0xEB:  # APP11
+            return True
+        if marker == 0xDA:  # start of scan: no header segment is left
+            return False
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return True
+
+
 class Sealer:
     """Signs manifests with one chain; safe to call from several threads (one c2pa signer each)."""
 
@@ -62,7 +111,11 @@ class Sealer:
         """`data` (an image in `fmt`: png, jpeg or webp) with its manifest embedded."""
         media_type = MEDIA_TYPES[fmt]
         signer, context = self._tools()
-        parent = origin.relayed and c2pa.Reader.try_create(media_type, io.BytesIO(data)) is not None
+        parent = (
+            origin.relayed
+            and may_carry_manifest(data)
+            and c2pa.Reader.try_create(media_type, io.BytesIO(data)) is not None
+        )
         inputs = [f"input-{i}" for i in range(len(origin.inputs))]
         action: dict[str, Any] = (
             {"action": "c2pa.opened", "parameters": {"ingredientIds": ["provider", *inputs]}}

@@ -13,6 +13,7 @@ from PIL import Image
 
 from imagegate.provenance import Origin, Sealer, inspect, load_credentials
 from imagegate.provenance.credentials import make_chain
+from imagegate.provenance.sign import may_carry_manifest
 from tests.imaging import noise
 
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
@@ -79,3 +80,22 @@ def test_an_operators_own_chain_signs(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="together"):
         load_credentials(tmp_path, tmp_path / "chain.pem", None)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+def test_only_an_image_with_a_manifest_store_becomes_the_parent(tmp_path: Path, fmt: str) -> None:
+    """The walk over chunks or segments that spares c2pa's parse: a relayed image without a
+    manifest is created; a signed one is kept as the parent; a file the walk cannot follow (cut
+    short) is left to c2pa."""
+    credentials = load_credentials(tmp_path)
+    sealer = Sealer(credentials, "1")
+    media_type = FORMATS[fmt][1]
+    plain = image(fmt)
+    signed = sealer.seal(plain, fmt, Origin("provider-model", "provider"))
+    assert not may_carry_manifest(plain) and may_carry_manifest(signed)
+    assert may_carry_manifest(plain[: len(plain) // 3] if fmt != "jpeg" else plain[:20])
+    for data, action in ((plain, "c2pa.created"), (signed, "c2pa.opened")):
+        report = inspect(sealer.seal(data, fmt, Origin("m", "e")), media_type, credentials.ca_pem)
+        assert report.state == "Trusted" and [a["action"] for a in report.actions] == [action]
+        parents = [i for i in report.ingredients if i["relationship"] == "parentOf"]
+        assert len(parents) == (action == "c2pa.opened")
