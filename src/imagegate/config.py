@@ -372,6 +372,16 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(
         default=5.0, gt=0, description="The first retry's delay; each next one waits 4x longer (max 1 h)."
     )
+    auth_max_failures: int = Field(
+        default=10,
+        ge=0,
+        description="Wrong keys one client address may send to the admin API or the console's "
+        "sign-in within auth_failure_window_s before it is refused (429) for the rest of that "
+        "window; 0: no limit.",
+    )
+    auth_failure_window_s: float = Field(
+        default=900.0, gt=0, description="The window of auth_max_failures, from the first failure."
+    )
     rate_limit_fail_open: bool = Field(
         default=False,
         description="If the Redis rate-limit store is unreachable: false = 503 (fail closed), "

@@ -37,6 +37,7 @@ from imagegate.http.routes import jobs as jobs_routes
 from imagegate.http.routes import metrics as metrics_routes
 from imagegate.images.tokens import count_text_tokens
 from imagegate.limits import build_rate_limiter
+from imagegate.limits.failures import build_failed_attempts
 from imagegate.provenance import Sealer, load_credentials
 from imagegate.storage.sessions import SessionRepo
 from imagegate.storage.signing import UrlSigner, load_or_create_secret
@@ -138,6 +139,17 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             app.state.settings = settings
             app.state.clock = clock
             app.state.accounts = Accounts(settings, stores.keys, stores.ledger, stores.usage)
+            app.state.failed_attempts = (
+                build_failed_attempts(
+                    settings.redis_url,
+                    max_failures=settings.auth_max_failures,
+                    window_s=settings.auth_failure_window_s,
+                    prefix=settings.redis_prefix,
+                    shared_path=settings.shared_state_path,
+                )
+                if settings.auth_max_failures
+                else None
+            )
             app.state.channels = Channels(stores.channels)
             app.state.console_sessions = SessionRepo(stores.sql, clock, settings.console_session_ttl_s)
             app.state.started_at = clock.now()
@@ -161,6 +173,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
                     yield
             finally:
                 await flow.limiter.close()
+                if app.state.failed_attempts is not None:
+                    await app.state.failed_attempts.close()
                 await flow.router.breaker.close()
                 await stores.drained()
                 stores.close()

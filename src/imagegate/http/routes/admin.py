@@ -14,22 +14,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from imagegate.accounts import Accounts
 from imagegate.channels import Channels
 from imagegate.errors import AuthenticationFailed, InvalidValue, PermissionDenied
+from imagegate.http import guard
 from imagegate.storage import bounds
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 T = TypeVar("T")
 
 
-def require_admin(request: Request) -> Accounts:
+async def require_admin(request: Request) -> Accounts:
     configured = request.app.state.settings.admin_key
     if not configured:
         raise PermissionDenied(
             "The admin API is disabled: set IMAGEGATE_ADMIN_KEY to enable it.", code="admin_disabled"
         )
+    await guard.refuse_if_blocked(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         token.strip().encode("utf-8", "surrogatepass"), configured.encode()
     ):
+        await guard.count_failure(request)
         raise AuthenticationFailed("Invalid admin key.", code="invalid_admin_key")
     return request.app.state.accounts  # type: ignore[no-any-return]
 

@@ -28,6 +28,7 @@ from imagegate.accounts import Accounts
 from imagegate.breakers.base import BreakerUnavailable
 from imagegate.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from imagegate.flow.request import ImageRequest
+from imagegate.http import guard
 from imagegate.http.routes import admin, history, images
 from imagegate.storage.keys import ApiKey
 from imagegate.storage.sessions import ConsoleSession, Role, SessionRepo
@@ -181,10 +182,15 @@ async def sign_in(body: SignIn, request: Request) -> JSONResponse:
     role: Role
     key: ApiKey | None = None
     secret = body.key.strip()
+    await guard.refuse_if_blocked(request)
     if admin_key and hmac.compare_digest(secret.encode("utf-8", "surrogatepass"), admin_key.encode()):
         role = "operator"
     else:
-        key = await request.app.state.flow.authenticate(f"Bearer {secret}")  # 401 as the API's
+        try:
+            key = await request.app.state.flow.authenticate(f"Bearer {secret}")  # 401 as the API's
+        except AuthenticationFailed:
+            await guard.count_failure(request)
+            raise
         role = "key"
     db = request.app.state.stores.db
     if previous := request.cookies.get(COOKIE):  # a new sign-in replaces the browser's last one

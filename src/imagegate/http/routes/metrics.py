@@ -19,6 +19,6 @@ async def metrics(request: Request) -> Response:
     if settings.metrics == "off":
         raise NotFound("Metrics are turned off (IMAGEGATE_METRICS).")
     if settings.metrics == "admin":
-        require_admin(request)
+        await require_admin(request)
     body = await anyio.to_thread.run_sync(request.app.state.metrics.render)  # jobs: a database read
     return Response(body, media_type=CONTENT_TYPE_LATEST)
