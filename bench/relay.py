@@ -33,7 +33,7 @@ from _wrk import wrk
 from imagegate.clock import SystemClock
 from imagegate.storage.db import make_engine
 from imagegate.storage.keys import KeyRepo
-from tests.services import Process, spawn_server
+from tests.services import Process, die_with_parent, spawn_server
 
 ADMIN = "bench-admin-key"
 UPSTREAM_KEY = "sk-bench-upstream"
@@ -44,7 +44,7 @@ def fake_upstream(image_size: int) -> Iterator[str]:
     """bench/fast_upstream.py in its own process; yields its /v1 base URL."""
     args = [sys.executable, str(ROOT / "bench" / "fast_upstream.py")]
     args += ["--image-size", str(image_size)] if image_size else []
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
     try:
         assert proc.stdout is not None
         yield proc.stdout.readline().strip()
