@@ -29,12 +29,13 @@ async def test_a_cancelled_tasks_database_call_ends_before_the_engine_is_dispose
     database_url: str, tmp_path: Path
 ) -> None:
     stores = open_stores(Settings(data_dir=tmp_path, database_url=database_url), ManualClock(1000.0))
-    holding = threading.Event()
+    holding, cancelled = threading.Event(), threading.Event()
     finished: list[int] = []
 
     def slow_call() -> None:
         with stores.sql.connect() as conn:
             holding.set()
+            cancelled.wait(10)
             time.sleep(0.3)  # a transaction still running when shutdown begins
             finished.append(conn.execute(text("SELECT 1")).scalar_one())
 
@@ -45,6 +46,7 @@ async def test_a_cancelled_tasks_database_call_ends_before_the_engine_is_dispose
     with pytest.raises(asyncio.CancelledError):
         await task
     assert stores.sql.pool.checkedout() == 1  # type: ignore[attr-defined]  # the thread runs on
+    cancelled.set()
 
     await stores.drained()
     assert finished == [1]
