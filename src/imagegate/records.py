@@ -46,6 +46,10 @@ class Records(Protocol[T]):
         """The stored record, or None."""
         ...
 
+    def sweep(self, stale: Callable[[T], bool]) -> int:
+        """Delete every record `stale` says is; how many went."""
+        ...
+
     def close(self) -> None:
         """Release the file; unusable afterwards."""
         ...
@@ -70,6 +74,13 @@ class MemoryRecords(Generic[T]):
     def get(self, name: str) -> T | None:
         with self._lock:
             return self._records.get(name)
+
+    def sweep(self, stale: Callable[[T], bool]) -> int:
+        with self._lock:
+            gone = [name for name, record in self._records.items() if stale(record)]
+            for name in gone:
+                del self._records[name]
+            return len(gone)
 
     def close(self) -> None:
         return None
@@ -122,6 +133,20 @@ class FileRecords(Generic[T]):
         with self._lock:
             row = self._conn.execute(self._select, (name,)).fetchone()
         return None if row is None else self.codec.load(json.loads(row[0]))
+
+    def sweep(self, stale: Callable[[T], bool]) -> int:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(f"SELECT name, record FROM {self.table}").fetchall()
+                gone = [(name,) for name, record in rows if stale(self.codec.load(json.loads(record)))]
+                conn.executemany(self._delete, gone)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return len(gone)
 
     def close(self) -> None:
         with self._lock:

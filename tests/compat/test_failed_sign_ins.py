@@ -5,6 +5,7 @@ included; other addresses and the right key before the block are untouched."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -43,6 +44,7 @@ def test_wrong_keys_block_the_address_for_the_window_right_key_included(guarded:
     assert _admin(guarded, "guess-1", "203.0.113.5").status_code == 401
     assert _sign_in(guarded, "guess-2", "203.0.113.5").status_code == 401  # the console counts too
     assert _sign_in(guarded, "sk-ig-not-a-key", "203.0.113.5").status_code == 401  # an API key guess
+    assert _admin(guarded, "guess-4", "203.0.113.5").status_code == 429  # past the limit
     blocked = _admin(guarded, ADMIN, "203.0.113.5")
     assert blocked.status_code == 429
     error = blocked.json()["error"]
@@ -71,3 +73,22 @@ def test_zero_turns_the_count_off(tmp_path: Path) -> None:
         for _ in range(15):
             assert _admin(live, "guess", "203.0.113.9").status_code == 401
         assert _admin(live, ADMIN, "203.0.113.9").status_code == 200
+
+
+def test_a_burst_of_guesses_gets_exactly_the_limit_answered(guarded: LiveServer) -> None:
+    """Every guess is counted before it is answered: 30 at once, 3 get their 401."""
+    with ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(lambda i: _admin(guarded, f"guess-{i}", "198.51.100.9").status_code, range(30)))
+    assert sorted(codes) == [401] * 3 + [429] * 27
+
+
+def test_the_machine_itself_is_never_blocked(guarded: LiveServer) -> None:
+    """The loopback is exempt by default (IMAGEGATE_AUTH_EXEMPT): an operator locked out from
+    outside can sign in on the server."""
+    for _ in range(5):
+        response = httpx.get(guarded.base_url + "/admin/keys", headers={"Authorization": "Bearer guess"})
+        assert response.status_code == 401
+    assert (
+        httpx.get(guarded.base_url + "/admin/keys", headers={"Authorization": f"Bearer {ADMIN}"}).status_code
+        == 200
+    )

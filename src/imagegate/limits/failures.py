@@ -8,8 +8,15 @@ address within `window_s` of its first failure, every attempt from that address 
 a guess that lands during the block cannot be told from one that missed. A correct key before
 that costs nothing and does not clear the count.
 
+The key is compared first; then one atomic step either counts the failure (and says whether it
+was past the limit) or, for the right key, reads whether the address is blocked. So concurrent
+guesses cannot all pass a check made before any of them was counted: only `max_failures` wrong
+keys a window answer 401, every later one 429, and the right key is let in only while fewer than
+`max_failures` failures are counted (a guess in a burst wins only if it is among the first).
+
 The count is kept where the rate limits are (limits/__init__.py): this process, the file every
-worker of `serve --workers N` opens, or Redis for replicas. Time is the caller's `now`.
+worker of `serve --workers N` opens, or Redis for replicas. Redis out of reach: 503, as the rate
+limiter answers by default; never an unchecked guess. Time is the caller's `now`.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from imagegate.errors import RateLimited
+from imagegate.errors import RateLimited, ServiceUnavailable
 from imagegate.limits.duration import go_duration
 from imagegate.records import Codec, FileRecords, MemoryRecords, Records
 
@@ -31,11 +38,12 @@ log = logging.getLogger("imagegate.limits")
 
 class FailedAttempts(Protocol):
     async def blocked_for(self, address: str, now: float) -> float:
-        """Seconds until `address` may try again; 0 when it may now."""
+        """Seconds until `address` may use even the right key; 0 when it may now."""
         ...
 
-    async def failed(self, address: str, now: float) -> None:
-        """Count one wrong key from `address`."""
+    async def failed(self, address: str, now: float) -> float:
+        """Count one wrong key from `address`, atomically; the seconds it is refused for when
+        this failure is past the limit (answer 429, not 401), else 0."""
         ...
 
     async def close(self) -> None: ...
@@ -53,9 +61,12 @@ WINDOWS = Codec[_Window](lambda w: [w.failures, w.ends_at], lambda v: _Window(in
 class LocalFailedAttempts:
     """Over `records`: this process's memory, or a file its sibling workers share (`shared`)."""
 
+    SWEEP_EVERY = 1024  # new windows between two sweeps of the ended ones
+
     def __init__(self, max_failures: int, window_s: float, records: Records[_Window] | None = None) -> None:
         self.max_failures, self.window_s = max_failures, window_s
         self._records: Records[_Window] = records if records is not None else MemoryRecords()
+        self._new_windows = 0
 
     @classmethod
     def shared(cls, path: Path, max_failures: int, window_s: float) -> LocalFailedAttempts:
@@ -63,33 +74,42 @@ class LocalFailedAttempts:
 
     async def blocked_for(self, address: str, now: float) -> float:
         window = self._records.get(address)
-        if window is not None and window.ends_at <= now:  # over: forgotten (memory stays bounded)
-            self._records.update(address, lambda w: (w if w is not None and w.ends_at > now else None, None))
-            return 0.0
-        if window is None or window.failures < self.max_failures:
+        if window is None or window.ends_at <= now or window.failures < self.max_failures:
             return 0.0
         return window.ends_at - now
 
-    async def failed(self, address: str, now: float) -> None:
-        def count(window: _Window | None) -> tuple[_Window, None]:
+    async def failed(self, address: str, now: float) -> float:
+        def count(window: _Window | None) -> tuple[_Window, float]:
             if window is None or window.ends_at <= now:
-                return _Window(1, now + self.window_s), None
+                window = _Window(0, now + self.window_s)
+                self._new_windows += 1
             window.failures += 1
-            return window, None
+            return window, (window.ends_at - now if window.failures > self.max_failures else 0.0)
 
-        self._records.update(address, count)
+        wait = self._records.update(address, count)
+        if self._new_windows >= self.SWEEP_EVERY:  # every address that ever failed would stay
+            self._new_windows = 0
+            self._records.sweep(lambda w: w.ends_at <= now)
+        return wait
 
     async def close(self) -> None:
         self._records.close()
 
 
 class RedisFailedAttempts:
-    """One counter per address, expiring with its window (every replica shares it). Redis out of
-    reach: attempts are let through and not counted (logged), never a locked-out operator."""
+    """One counter per address, expiring with its window (every replica shares it)."""
+
+    # INCR, the window's expiry set by the first failure only, and the TTL: one atomic step.
+    _FAIL = """
+    local n = redis.call('INCR', KEYS[1])
+    if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+    return {n, redis.call('PTTL', KEYS[1])}
+    """
 
     def __init__(self, client: Any, prefix: str, max_failures: int, window_s: float) -> None:
         self.client, self.prefix = client, prefix + "failed-attempts:"
         self.max_failures, self.window_ms = max_failures, max(1, math.ceil(window_s * 1000))
+        self._fail = client.register_script(self._FAIL)
 
     async def blocked_for(self, address: str, now: float) -> float:  # noqa: ARG002 (Redis keeps time)
         key = self.prefix + address
@@ -97,23 +117,28 @@ class RedisFailedAttempts:
             async with self.client.pipeline(transaction=True) as pipe:
                 failures, ttl_ms = await pipe.get(key).pttl(key).execute()
         except RedisError as exc:
-            log.warning("failed sign-ins are not checked: Redis did not answer (%s)", exc)
-            return 0.0
+            raise _unavailable(exc) from exc
         if failures is None or int(failures) < self.max_failures or ttl_ms <= 0:
             return 0.0
         return float(ttl_ms) / 1000
 
-    async def failed(self, address: str, now: float) -> None:  # noqa: ARG002
-        key = self.prefix + address
+    async def failed(self, address: str, now: float) -> float:  # noqa: ARG002
         try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                # The window starts at the first failure: the expiry is set only on a new counter.
-                await pipe.set(key, 0, px=self.window_ms, nx=True).incr(key).execute()
+            failures, ttl_ms = await self._fail(keys=[self.prefix + address], args=[self.window_ms])
         except RedisError as exc:
-            log.warning("a failed sign-in was not counted: Redis did not answer (%s)", exc)
+            raise _unavailable(exc) from exc
+        return max(float(ttl_ms), 1.0) / 1000 if int(failures) > self.max_failures else 0.0
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _unavailable(exc: Exception) -> ServiceUnavailable:
+    log.warning("failed sign-ins cannot be counted: Redis did not answer (%s)", exc)
+    return ServiceUnavailable(
+        "The gateway cannot check sign-in attempts right now (its Redis store did not answer). "
+        "Try again shortly."
+    )
 
 
 def build_failed_attempts(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 import c2pa
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -106,6 +107,14 @@ class Sealer:
         key = serialization.load_pem_private_key(credentials.key_pem, password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
             raise ValueError("the provenance signing key must be an ES256 (P-256) key")
+        # c2pa no longer checks each manifest after signing it (`_tools`): a key that is not the
+        # signer certificate's would make every manifest invalid, silently. Refused here instead.
+        signer = x509.load_pem_x509_certificates(credentials.chain_pem)[0]
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        if signer.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+            raise ValueError(
+                "the provenance signing key does not belong to the first certificate of the chain"
+            )
 
     def seal(self, data: bytes, fmt: str, origin: Origin) -> bytes:
         """`data` (an image in `fmt`: png, jpeg or webp) with its manifest embedded."""

@@ -20,6 +20,7 @@ Other databases wait on the network: their calls take anyio's worker threads.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar, TypeVarTuple
 
@@ -40,6 +41,23 @@ class Database:
         # SQLite's calls take turns on DB_THREADS threads; None: anyio's default pool.
         self.limiter = anyio.CapacityLimiter(DB_THREADS) if sqlite else None
         self.active = 0  # requests in flight: `request()` counts them (a stream until it ends)
+        self._threads = 0  # calls running on worker threads now (Stores.drained waits for them)
+        self._lock = threading.Lock()
+
+    @property
+    def threads(self) -> int:
+        return self._threads
+
+    def _counted(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """`fn(*args)` on its worker thread, counted while it runs (even after its caller was
+        cancelled: the thread goes on)."""
+        with self._lock:
+            self._threads += 1
+        try:
+            return fn(*args)
+        finally:
+            with self._lock:
+                self._threads -= 1
 
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
@@ -67,14 +85,14 @@ class Database:
             except Exception as exc:
                 if not is_locked(exc):
                     raise
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(self._counted, fn, *args, limiter=self.limiter)
 
     async def read(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """A read-only call: in place on SQLite in WAL mode, else as `run_in_thread`."""
         if self.wal:
             return fn(*args)
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(self._counted, fn, *args, limiter=self.limiter)
 
     async def run_in_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Always on the thread (background work: sweeps can take a while)."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(self._counted, fn, *args, limiter=self.limiter)

@@ -57,15 +57,24 @@ class Stores:
     def close(self) -> None:
         self.sql.dispose()
 
-    async def drained(self, timeout_s: float = 10.0) -> None:
-        """Wait (at most `timeout_s`) until every pooled connection is back: a task cancelled at
-        shutdown leaves its database call running on its worker thread (neither asyncio nor anyio
-        can stop a thread), and `close` would then orphan that call's connection, left open."""
+    async def drained(self, timeout_s: float = 10.0, quiet_s: float = 0.02) -> None:
+        """Wait (at most `timeout_s`) until no database call is left running: a task cancelled at
+        shutdown leaves its call running on its worker thread (neither asyncio nor anyio can stop
+        a thread), and `close` would then orphan that call's connection, left open. Every pooled
+        connection back, and no call on a thread, for `quiet_s` in a row: a call that opens one
+        connection after another (the ledger's sweep) has none checked out between two of them."""
         checked_out = getattr(self.sql.pool, "checkedout", None)
-        if checked_out is None:
-            return
         with anyio.move_on_after(timeout_s):
-            while checked_out():
+            quiet_since: float | None = None
+            while True:
+                busy = self.db.threads > 0 or (checked_out is not None and checked_out() > 0)
+                now = anyio.current_time()
+                if busy:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = now
+                elif now - quiet_since >= quiet_s:
+                    return
                 await anyio.sleep(0.005)
 
 

@@ -40,7 +40,9 @@ async def test_a_cancelled_tasks_database_call_ends_before_the_engine_is_dispose
             finished.append(conn.execute(text("SELECT 1")).scalar_one())
 
     task = asyncio.create_task(anyio.to_thread.run_sync(slow_call))
+    deadline = time.monotonic() + 10
     while not holding.is_set():
+        assert time.monotonic() < deadline and not task.done(), "the call never started"
         await asyncio.sleep(0.005)
     task.cancel()  # what the lifespan does to its background tasks
     with pytest.raises(asyncio.CancelledError):
@@ -68,7 +70,9 @@ async def test_drained_gives_up_after_its_timeout(tmp_path: Path) -> None:
             release.wait(5)
 
     task = asyncio.create_task(anyio.to_thread.run_sync(stuck))
+    deadline = time.monotonic() + 10
     while not stores.sql.pool.checkedout():  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline and not task.done(), "the call never started"
         await asyncio.sleep(0.005)
     started = time.monotonic()
     await stores.drained(timeout_s=0.1)

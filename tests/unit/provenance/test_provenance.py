@@ -99,3 +99,18 @@ def test_only_an_image_with_a_manifest_store_becomes_the_parent(tmp_path: Path, 
         assert report.state == "Trusted" and [a["action"] for a in report.actions] == [action]
         parents = [i for i in report.ingredients if i["relationship"] == "parentOf"]
         assert len(parents) == (action == "c2pa.opened")
+
+
+def test_a_key_that_is_not_the_signers_is_refused_at_start(tmp_path: Path) -> None:
+    """c2pa does not re-check each manifest after signing it: a mismatched key would make every
+    manifest invalid, so the Sealer refuses it before the first image."""
+    _, ca, _, signer = make_chain("Example Relay Ltd")
+    other_key = make_chain("Someone Else")[2]
+    pem = serialization.Encoding.PEM
+    (tmp_path / "chain.pem").write_bytes(signer.public_bytes(pem) + ca.public_bytes(pem))
+    (tmp_path / "key.pem").write_bytes(
+        other_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    credentials = load_credentials(tmp_path / "data", tmp_path / "chain.pem", tmp_path / "key.pem")
+    with pytest.raises(ValueError, match="does not belong to the first certificate"):
+        Sealer(credentials, "1")

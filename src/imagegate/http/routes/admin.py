@@ -27,12 +27,12 @@ async def require_admin(request: Request) -> Accounts:
         raise PermissionDenied(
             "The admin API is disabled: set IMAGEGATE_ADMIN_KEY to enable it.", code="admin_disabled"
         )
-    await guard.refuse_if_blocked(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
+    right = scheme.lower() == "bearer" and hmac.compare_digest(
         token.strip().encode("utf-8", "surrogatepass"), configured.encode()
-    ):
-        await guard.count_failure(request)
+    )
+    await guard.admitted(request, right)  # 429 for a blocked address, whatever the key
+    if not right:
         raise AuthenticationFailed("Invalid admin key.", code="invalid_admin_key")
     return request.app.state.accounts  # type: ignore[no-any-return]
 

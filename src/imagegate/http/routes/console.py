@@ -182,16 +182,16 @@ async def sign_in(body: SignIn, request: Request) -> JSONResponse:
     role: Role
     key: ApiKey | None = None
     secret = body.key.strip()
-    await guard.refuse_if_blocked(request)
     if admin_key and hmac.compare_digest(secret.encode("utf-8", "surrogatepass"), admin_key.encode()):
         role = "operator"
     else:
         try:
             key = await request.app.state.flow.authenticate(f"Bearer {secret}")  # 401 as the API's
         except AuthenticationFailed:
-            await guard.count_failure(request)
+            await guard.admitted(request, right_key=False)  # 429 past the limit
             raise
         role = "key"
+    await guard.admitted(request, right_key=True)  # 429 while the address is blocked
     db = request.app.state.stores.db
     if previous := request.cookies.get(COOKIE):  # a new sign-in replaces the browser's last one
         await db.run_in_thread(_sessions(request).delete, previous)
