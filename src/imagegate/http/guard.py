@@ -18,31 +18,30 @@ from imagegate.limits.failures import FailedAttempts, too_many
 def _guard(request: Request) -> tuple[FailedAttempts | None, str, float]:
     host = request.client.host if request.client is not None else "unknown"
     guard: FailedAttempts | None = request.app.state.failed_attempts
-    if guard is not None and _exempt(host, request.app.state.settings.auth_exempt):
+    address = _address(host)
+    if address is not None and any(address in net for net in request.app.state.settings.auth_exempt):
         guard = None
     return guard, counted_as(host), request.app.state.clock.now()
 
 
-def _exempt(host: str, networks: list[str]) -> bool:
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The host as an IP address (`::ffff:a.b.c.d` is that IPv4 address); None: not one."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+        return address.ipv4_mapped
+    return address
 
 
 def counted_as(host: str) -> str:
     """Whose failures a host's are: an IPv6 address's /64 (one subscriber holds a whole /64, and
     per address it would have 2**64 fresh counts), any other host itself."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _address(host)
+    if address is None:
         return host
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d is that IPv4 address
-            return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
 
