@@ -3,24 +3,11 @@ CSRF token, and they end when signed out or when the clock passes their expiry."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import Engine, select
 
 from imagegate.clock import ManualClock
-from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.sessions import SessionRepo
 from imagegate.storage.tables import console_sessions
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 def test_sessions_are_hashed_and_carry_their_own_token(engine: Engine) -> None:

@@ -3,27 +3,14 @@ status and code, and latency percentiles read from per-day buckets counted in SQ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import Engine
 
 from imagegate.accounts import bucket_percentile
 from imagegate.clock import ManualClock
-from imagegate.storage.db import make_engine, migrate
 from imagegate.storage.keys import KeyRepo
 from imagegate.storage.usage import UsageRecord, UsageRepo
 
 NOW = 1_800_000_000.0
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 def record(repo: UsageRepo, key_id: int, n: int, **fields: object) -> None:
