@@ -1,5 +1,6 @@
-"""What the storage unit tests share: a migrated SQLite file (the contract suites, under
-tests/contract/, run on SQLite and PostgreSQL)."""
+"""What the storage unit tests share: a migrated SQLite file. Named apart from the root
+conftest's `engine`, which runs a test on SQLite and PostgreSQL both and which these do not
+replace."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from imagegate.storage.db import make_engine, migrate
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     eng = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate(eng)
     yield eng

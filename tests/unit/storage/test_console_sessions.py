@@ -10,21 +10,21 @@ from imagegate.storage.sessions import SessionRepo
 from imagegate.storage.tables import console_sessions
 
 
-def test_sessions_are_hashed_and_carry_their_own_token(engine: Engine) -> None:
-    repo = SessionRepo(engine, ManualClock(), ttl_s=3600)
+def test_sessions_are_hashed_and_carry_their_own_token(sqlite_engine: Engine) -> None:
+    repo = SessionRepo(sqlite_engine, ManualClock(), ttl_s=3600)
     first_id, first = repo.create("operator", None)
     second_id, second = repo.create("key", 7)
     assert first.csrf_token != second.csrf_token and first_id != second_id
-    with engine.connect() as conn:
+    with sqlite_engine.connect() as conn:
         stored = [row.id_hash for row in conn.execute(select(console_sessions))]
     assert first_id not in stored and second_id not in stored and len(stored) == 2
     assert repo.get(second_id) == second and second.key_id == 7
     assert repo.get("not-a-session") is None
 
 
-def test_sessions_end_at_expiry_and_on_sign_out(engine: Engine) -> None:
+def test_sessions_end_at_expiry_and_on_sign_out(sqlite_engine: Engine) -> None:
     clock = ManualClock()
-    repo = SessionRepo(engine, clock, ttl_s=3600)
+    repo = SessionRepo(sqlite_engine, clock, ttl_s=3600)
     kept_id, _ = repo.create("key", 1)
     gone_id, _ = repo.create("key", 2)
     repo.delete(gone_id)
@@ -40,8 +40,8 @@ def test_sessions_end_at_expiry_and_on_sign_out(engine: Engine) -> None:
     assert repo.purge() == 1
 
 
-def test_an_operator_session_holds_to_the_admin_key_it_began_with(engine: Engine) -> None:
-    repo = SessionRepo(engine, ManualClock(), ttl_s=3600)
+def test_an_operator_session_holds_to_the_admin_key_it_began_with(sqlite_engine: Engine) -> None:
+    repo = SessionRepo(sqlite_engine, ManualClock(), ttl_s=3600)
     session_id, _ = repo.create("operator", None, "sk-admin-one")
     session = repo.get(session_id)
     assert session is not None and session.admin_key_hash is not None

@@ -18,9 +18,9 @@ def record(repo: UsageRepo, key_id: int, n: int, **fields: object) -> None:
         repo.record(UsageRecord(request_id=f"req_{id(fields)}_{i}", key_id=key_id, created_at=NOW, **fields))  # type: ignore[arg-type]
 
 
-def test_models_errors_and_latency_buckets(engine: Engine) -> None:
-    key, _ = KeyRepo(engine, ManualClock(NOW)).create("k")
-    repo = UsageRepo(engine)
+def test_models_errors_and_latency_buckets(sqlite_engine: Engine) -> None:
+    key, _ = KeyRepo(sqlite_engine, ManualClock(NOW)).create("k")
+    repo = UsageRepo(sqlite_engine)
     record(
         repo,
         key.id,
