@@ -147,9 +147,11 @@ class ImageFlow:
                 if state.on_image is not None:
                     await state.on_image(state.images)
         state.engine_done = True
-        finals = await store_image.sealed(finals, job, self._seal(state))
+        seal, blobs = self._seal(state), self.stores.blobs
+        if seal is not None:  # the response carries the sealed bytes' base64, not the engine's
+            finals = [None if f is None else replace(f, b64=None) for f in finals]
         kept = await settlement.finish(
-            lambda: [None if f is None else store_image.write(f, job, self.stores.blobs) for f in finals]
+            lambda: [None if f is None else store_image.write(f, job, blobs, seal) for f in finals]
         )
         base = self._base(state.ctx)
         items, names = respond.data_items(finals, kept, lambda name: self.signer.url(base, name), options)

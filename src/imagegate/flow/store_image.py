@@ -1,16 +1,17 @@
 """Stage: encode a finished image and keep it in the content-addressed store.
 
 Contract: `encode(image, job)` renders pixels to the job's output format (worker thread);
-`sealed(finals, job, seal)` embeds each image's signed provenance manifest (worker thread);
-`store(final, job, blobs)` returns the encoded bytes and the StoredImage row, so the
-response can carry both b64_json and a signed URL. `write(final, job, blobs)` is `store`
-without the row, synchronous, for the worker-thread call that ends a request (the unit of work,
-flow/ports.py RequestEnd, indexes the rows in the transaction that settles it).
+`sealed_one(final, job, seal)` embeds a streamed image's signed provenance manifest (worker
+thread); `store(final, job, blobs)` returns the encoded bytes and the StoredImage row, so the
+response can carry both b64_json and a signed URL. `write(final, job, blobs, seal)` is `store`
+without the row, sealing first, synchronous: the one call that keeps a non-streamed image before
+the unit of work (flow/ports.py RequestEnd) indexes it in the transaction that settles it. Seal
+and blob write are one worker-thread hop under load and none at all for a lone request.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import anyio.to_thread
@@ -63,32 +64,17 @@ async def encoded(event: EngineEvent, job: ImageJob) -> EngineEvent:
 Seal = Callable[[bytes, str], bytes]  # (image bytes, format) -> the bytes with their manifest
 
 
-def _seal_all(finals: Sequence[FinalImage | None], job: ImageJob, seal: Seal) -> list[FinalImage | None]:
-    sealed: list[FinalImage | None] = []
-    for final in finals:
-        if final is None:
-            sealed.append(None)
-            continue
-        data = seal(_bytes(final, job), job.output_format)
-        sealed.append(replace(final, image=None, encoded=data, b64=None))  # b64: of the old bytes
-    return sealed
-
-
-async def sealed(
-    finals: Sequence[FinalImage | None], job: ImageJob, seal: Seal | None
-) -> list[FinalImage | None]:
-    """The finished images with their provenance manifests embedded (provenance/sign.py), signed on
-    a worker thread (c2pa releases the GIL); unchanged when signing is off."""
-    if seal is None:
-        return list(finals)
-    return await anyio.to_thread.run_sync(_seal_all, finals, job, seal)
+def _sealed(final: FinalImage, job: ImageJob, seal: Seal) -> FinalImage:
+    data = seal(_bytes(final, job), job.output_format)
+    return replace(final, image=None, encoded=data, b64=None)  # b64: of the unsealed bytes
 
 
 async def sealed_one(final: FinalImage, job: ImageJob, seal: Seal | None) -> FinalImage:
-    """`sealed` for one image (a stream's, as it comes)."""
-    [one] = await sealed([final], job, seal)
-    assert one is not None
-    return one
+    """A streamed image with its provenance manifest embedded (provenance/sign.py), signed on a
+    worker thread (c2pa releases the GIL); unchanged when signing is off."""
+    if seal is None:
+        return final
+    return await anyio.to_thread.run_sync(_sealed, final, job, seal)
 
 
 async def store(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, StoredImage]:
@@ -97,10 +83,12 @@ async def store(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, 
     return data, await blobs.put(data, job.output_format, MEDIA_TYPES[job.output_format])
 
 
-def write(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, StoredImage]:
-    """Encode (pixels) and write the blob file, without its row (the request's unit of work
-    indexes it)."""
-    data = _bytes(final, job)
+def write(final: FinalImage, job: ImageJob, blobs: Blobs, seal: Seal | None) -> tuple[bytes, StoredImage]:
+    """Encode (pixels), seal (unless `seal` is None) and write the blob file, without its row (the
+    request's unit of work indexes it). The bytes returned are the blob's: a response carries their
+    base64, not the engine's (`FinalImage.b64` is of the unsealed bytes)."""
+    data = _bytes(final, job) if seal is None else _sealed(final, job, seal).encoded
+    assert data is not None
     return data, blobs.write(data, job.output_format, MEDIA_TYPES[job.output_format])
 
 

@@ -213,12 +213,17 @@ class SqlRequestEnd:
         history: HistoryEntry | None = None,
     ) -> tuple[Kept, int]:
         written: Kept | None = None
-        if write is not None and (self.images.remote or (self.db.sqlite and not self.db.in_place)):
-            # Uploads wait on the network, and files on the disk (1-3 ms of system time for a
-            # 1.1 MB image): on a worker thread before the transaction, never on the event loop
-            # (where `db.run` may place a call) nor, under load, on SQLite's one database thread,
-            # which the other requests' transactions wait for.
-            written = await anyio.to_thread.run_sync(write)
+        if write is not None and (self.images.remote or self.db.sqlite):
+            # `write` seals and writes the images: 1-5 ms for a 1.1 MB image, waiting on the disk
+            # or, for uploads, the network. Before the transaction, never inside it: SQLite's one
+            # database thread would hold every other request's transaction behind it, and a call
+            # that `db.run` placed on the event loop and met another writer's lock runs again.
+            # A lone request keeps them in place, with no hop to pay (as `db.run` does); uploads
+            # and a loaded server take a worker thread.
+            if self.db.in_place and not self.images.remote:
+                written = write()
+            else:
+                written = await anyio.to_thread.run_sync(write)
 
         def run() -> tuple[Kept, int]:
             kept = written if written is not None else (write() if write is not None else [])
