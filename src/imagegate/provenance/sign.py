@@ -11,12 +11,20 @@ the `parentOf` ingredient and the action is `c2pa.opened`.
 No thumbnails (c2pa's default adds a JPEG of the image, about 30 KB): the manifest costs about
 3 KB. Signing is CPU work in c2pa-rs, called through ctypes, which releases the GIL: callers run
 it on a worker thread (flow/store_image.py `sealed`).
+
+A PNG without a manifest store (every image imagegate makes, most it relays) is sealed by
+provenance/embed.py: c2pa-rs signs a manifest chunk for a hash computed here and never calls back
+into Python, where `Builder.sign` reads and writes the image through ~666 Python stream callbacks,
+each taking the GIL from the event loop. Any other image (JPEG, WebP, a PNG that carries a manifest
+and so needs c2pa's replacing or parent handling) goes through `Builder.sign`, as does every image
+once the embedded path has failed (logged once).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +36,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagegate.provenance.credentials import Credentials
+from imagegate.provenance.embed import PngEmbedder, png_manifest_offset
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 GENERATION_LABEL = "org.imagegate.generation"
+
+log = logging.getLogger("imagegate.provenance")
 
 
 @dataclass(frozen=True)
@@ -96,12 +107,21 @@ def _jpeg_has_app11(data: bytes) -> bool:
 
 
 class Sealer:
-    """Signs manifests with one chain; safe to call from several threads (one c2pa signer each)."""
+    """Signs manifests with one chain; safe to call from several threads (one c2pa signer each).
 
-    def __init__(self, credentials: Credentials, version: str) -> None:
+    `embed_png=False` seals every image through `Builder.sign` (the benchmark's comparison)."""
+
+    def __init__(self, credentials: Credentials, version: str, *, embed_png: bool = True) -> None:
         self.credentials = credentials
         self.version = version
         self._local = threading.local()
+        self._embedder: PngEmbedder | None = None
+        self._embedder_lock = threading.Lock()
+        if embed_png:
+            try:
+                self._embedder = PngEmbedder()
+            except Exception:  # a c2pa-python without the natives or helpers it relies on
+                log.warning("PNG manifests go through c2pa's stream signing", exc_info=True)
         # Refused at start-up, not at the first image. c2pa-rs signs with it (C2paSignerInfo): its
         # callback signer (OpenSSL through Python) was slower here and reserves 9.4 KB more per image.
         key = serialization.load_pem_private_key(credentials.key_pem, password=None)
@@ -120,15 +140,36 @@ class Sealer:
         """`data` (an image in `fmt`: png, jpeg or webp) with its manifest embedded."""
         media_type = MEDIA_TYPES[fmt]
         signer, context = self._tools()
+        embedder = self._embedder
+        # A PNG whose chunks hold no caBX has no parent to keep and no manifest to replace: the
+        # manifest chunk spliced in after IHDR is all it needs.
+        embeddable = embedder is not None and fmt == "png" and not may_carry_manifest(data)
+        at = png_manifest_offset(data) if embeddable else None
+        if embedder is not None and at is not None:
+            with self._builder(fmt, origin, context, parent=None) as builder:
+                try:
+                    return embedder.seal(builder, signer, data, at)
+                except Exception:  # c2pa-rs or c2pa-python changed under us: the stream path
+                    self._stop_embedding()  # still works, with a fresh builder (below)
         parent = (
             origin.relayed
             and may_carry_manifest(data)
             and c2pa.Reader.try_create(media_type, io.BytesIO(data)) is not None
         )
+        builder = self._builder(fmt, origin, context, parent=data if parent else None)
+        out = io.BytesIO()
+        builder.sign(signer, media_type, io.BytesIO(data), out)
+        return out.getvalue()
+
+    def _builder(
+        self, fmt: str, origin: Origin, context: c2pa.Context, *, parent: bytes | None
+    ) -> c2pa.Builder:
+        """The manifest of `seal`: `parent`, a relayed image's signed original, then the edit's
+        inputs as ingredients."""
         inputs = [f"input-{i}" for i in range(len(origin.inputs))]
         action: dict[str, Any] = (
             {"action": "c2pa.opened", "parameters": {"ingredientIds": ["provider", *inputs]}}
-            if parent
+            if parent is not None
             else {
                 "action": "c2pa.created",
                 "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
@@ -136,6 +177,7 @@ class Sealer:
                 **({"parameters": {"ingredientIds": inputs}} if inputs else {}),
             }
         )
+        media_type = MEDIA_TYPES[fmt]
         manifest = {
             "claim_generator_info": [{"name": "imagegate", "version": self.version}],
             "title": f"image.{fmt}",
@@ -149,15 +191,25 @@ class Sealer:
             ],
         }
         builder = c2pa.Builder(json.dumps(manifest), context)
-        if parent:
+        if parent is not None:
             provider = {"title": f"provider.{fmt}", "relationship": "parentOf", "label": "provider"}
-            builder.add_ingredient(json.dumps(provider), media_type, io.BytesIO(data))
+            builder.add_ingredient(json.dumps(provider), media_type, io.BytesIO(parent))
         for label, (input_type, open_input) in zip(inputs, origin.inputs, strict=True):
             ingredient = {"title": label, "relationship": "inputTo", "label": label}
             builder.add_ingredient(json.dumps(ingredient), input_type, open_input())
-        out = io.BytesIO()
-        builder.sign(signer, media_type, io.BytesIO(data), out)
-        return out.getvalue()
+        return builder
+
+    def _stop_embedding(self) -> None:
+        """After the first failure, every image takes the stream path: a failure here is a
+        c2pa that no longer does what embed.py expects, not one image's fault (the image is
+        not read by c2pa on that path)."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                return  # another thread logged it
+            self._embedder = None
+        log.warning(
+            "embedding a signed PNG manifest failed; PNGs now go through c2pa's stream signing", exc_info=True
+        )
 
     def _tools(self) -> tuple[c2pa.Signer, c2pa.Context]:
         local = self._local
