@@ -187,6 +187,7 @@ class FakeRequestEnd:
         record: UsageRecord,
         write: Callable[[], Kept] | None = None,
         history: HistoryEntry | None = None,
+        write_bytes: int = 0,  # noqa: ARG002 (where the real one writes: not modelled here)
     ) -> tuple[Kept, int]:
         kept = write() if write is not None else []
         if self.fail_next is not None:

@@ -95,10 +95,12 @@ class RequestEnd(Protocol):
         record: UsageRecord,
         write: Callable[[], Kept] | None = None,
         history: HistoryEntry | None = None,
+        write_bytes: int = 0,
     ) -> tuple[Kept, int]:
-        """`write` the image files, then in one transaction index them, settle to `charge_micros`
-        (None: refund in full) and write `record` with the amount charged. Returns what `write`
-        kept and the amount charged (0 when the sweeper had already released the reservation)."""
+        """`write` the image files (about `write_bytes` of them), then in one transaction index
+        them, settle to `charge_micros` (None: refund in full) and write `record` with the amount
+        charged. Returns what `write` kept and the amount charged (0 when the sweeper had already
+        released the reservation)."""
         ...
 
 

@@ -79,9 +79,10 @@ class Settlement:
         run, which settles it; this request ends without a charge, a refund or a usage record."""
         self.state.handed_off = True
 
-    async def finish(self, write: Callable[[], Kept]) -> Kept:
-        """End a non-streamed request that succeeded: `write` its images, then the unit of work."""
-        kept = await self._close(self.charge(), self.record(200, None), write)
+    async def finish(self, write: Callable[[], Kept], write_bytes: int = 0) -> Kept:
+        """End a non-streamed request that succeeded: `write` its images (about `write_bytes`),
+        then the unit of work."""
+        kept = await self._close(self.charge(), self.record(200, None), write, write_bytes)
         if kept is None:  # the ledger alone failed too: nothing charged, nothing served
             raise ServiceUnavailable(
                 "The gateway could not record this request, so it was not charged "
@@ -131,7 +132,7 @@ class Settlement:
         await self._close(self.charge() if delivered else None, self.record(status, code), None)
 
     async def _close(
-        self, charge: int | None, record: UsageRecord, write: Callable[[], Kept] | None
+        self, charge: int | None, record: UsageRecord, write: Callable[[], Kept] | None, write_bytes: int = 0
     ) -> Kept | None:
         """The unit of work. If it fails: the ledger alone (a response that cannot be served is
         refunded), then the usage record alone, cut to fit; None is returned."""
@@ -141,7 +142,9 @@ class Settlement:
         self._closed = True  # once: an ending that failed here is not ended (and recorded) again
         try:
             history = self.history(record) if charge is not None else None
-            kept, state.cost = await self.stores.unit.finish(reservation, charge, record, write, history)
+            kept, state.cost = await self.stores.unit.finish(
+                reservation, charge, record, write, history, write_bytes
+            )
         except Exception:
             log.exception("request %s: its final transaction failed; settling it alone", state.ctx.request_id)
         else:
