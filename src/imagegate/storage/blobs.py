@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,8 +32,11 @@ from sqlalchemy.exc import IntegrityError
 
 from imagegate.clock import Clock
 from imagegate.config import Settings
+from imagegate.storage import direct_io as direct_io_
 from imagegate.storage.statements import Statement
 from imagegate.storage.tables import images
+
+log = logging.getLogger("imagegate.storage")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +100,29 @@ class BlobBackend(Protocol):
         ...
 
 
+def _create(path: str, flags: int) -> int:
+    """A new file's descriptor: its folder made if missing, a file of that name left by a
+    crashed process that had this pid replaced."""
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:  # the folder's first blob (or removed since)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, flags, 0o600)
+    except FileExistsError:
+        os.unlink(path)
+        return os.open(path, flags, 0o600)
+
+
 class LocalDirectory:
     """Blobs as files under one directory (the default: <data_dir>/blobs)."""
 
     remote = False
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, direct_io: bool = True) -> None:
         self.root = root
         self._names = itertools.count()  # temporary files' names: this process's pid and a count
+        # Big blobs skip the page cache (storage/direct_io.py) until the file system refuses it.
+        self.direct_io = direct_io and bool(direct_io_.FLAG)
 
     def path(self, key: str) -> Path:
         return self.root / key
@@ -112,27 +131,26 @@ class LocalDirectory:
         path = f"{self.root}/{key}"
         if os.path.exists(path):  # the same bytes (content-addressed)
             return
-        folder = os.path.dirname(path)
         # Write then rename, so a reader never sees a half-written file (nor, after a crash, a
         # part of one under a blob's name). No mkdir nor mkstemp's random names each time: 0.1 ms
         # of a small relayed image's 3 (py-spy).
-        tmp = f"{folder}/.tmp-{os.getpid()}-{next(self._names)}"
+        tmp = f"{os.path.dirname(path)}/.tmp-{os.getpid()}-{next(self._names)}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileNotFoundError:  # the folder's first blob (or removed since)
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # left by a crashed process that had this pid
-            os.unlink(tmp)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            if not (self.direct_io and len(data) >= direct_io_.MIN_BYTES and self._direct(tmp, data)):
+                with os.fdopen(_create(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as f:
+                    f.write(data)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+    def _direct(self, tmp: str, data: bytes) -> bool:
+        if direct_io_.write(tmp, data, _create):
+            return True
+        self.direct_io = False
+        log.info("%s does not take O_DIRECT writes: blobs go through the page cache", self.root)
+        return False
 
     def open(self, key: str) -> Readable | None:
         try:
