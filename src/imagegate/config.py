@@ -207,6 +207,13 @@ class Settings(BaseSettings):
         "S3-compatible bucket (AWS S3, MinIO, R2; credentials from AWS_ACCESS_KEY_ID and "
         "AWS_SECRET_ACCESS_KEY, or any source boto3 reads), shared by every replica.",
     )
+    blob_direct_io: bool = Field(
+        default=True,
+        description="Write local blobs of 256 KiB and more with O_DIRECT, past the page cache "
+        "(storage/direct_io.py): on VMs whose free memory goes back to the host it cuts a 1.1 MB "
+        "image's write from 4.4 to 0.6 ms of CPU; the write then waits for the disk. Off: "
+        "buffered writes. A file system that refuses O_DIRECT gets buffered writes either way.",
+    )
     s3_endpoint_url: str | None = Field(
         default=None, description="The S3 API's URL (MinIO, R2...); unset: AWS S3 in the region."
     )

@@ -169,7 +169,7 @@ class LocalDirectory:
 def open_backend(settings: Settings) -> BlobBackend:
     """`IMAGEGATE_BLOB_STORE`: unset, <data_dir>/blobs; s3://bucket/prefix, that bucket."""
     if settings.blob_store is None:
-        return LocalDirectory(settings.data_dir / "blobs")
+        return LocalDirectory(settings.data_dir / "blobs", settings.blob_direct_io)
     from imagegate.storage.s3 import S3Bucket  # boto3 takes ~0.3 s to import: only when used
 
     return S3Bucket.from_settings(settings)

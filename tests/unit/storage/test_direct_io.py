@@ -57,3 +57,12 @@ def test_without_direct_io_every_blob_is_buffered(tmp_path: Path) -> None:
     data = os.urandom(direct_io.MIN_BYTES * 2)
     blobs.put("cd/cde.png", data, "image/png")
     assert (tmp_path / "cd" / "cde.png").read_bytes() == data
+
+
+def test_the_setting_turns_it_off(tmp_path: Path) -> None:
+    from imagegate.config import Settings
+    from imagegate.storage.blobs import open_backend
+
+    assert open_backend(Settings(data_dir=tmp_path)).direct_io  # type: ignore[attr-defined]
+    off = open_backend(Settings(data_dir=tmp_path, blob_direct_io=False))
+    assert not off.direct_io  # type: ignore[attr-defined]
