@@ -7,8 +7,10 @@ the in-process backend is one breaker used twice (one process).
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -332,3 +334,22 @@ def test_build_circuit_breaker_picks_the_backend(redis_url: str) -> None:
 def test_config_rejects_nonsense(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         BreakerConfig(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_closed_circuit_is_allowed_without_a_write(tmp_path: Path) -> None:
+    """The shared file's breaker answers a closed circuit by reading it, without the file's write
+    lock (a write transaction per request was a tenth of a millisecond of every relayed one): it
+    answers while another worker holds that lock. Outcomes are still written."""
+    breaker = LocalCircuitBreaker.shared(tmp_path / "workers.sqlite", CONFIG)
+    other = sqlite3.connect(tmp_path / "workers.sqlite", isolation_level=None)  # another worker
+    try:
+        await breaker.record("ch", ok=True, now=T0)  # the circuit has its row
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        assert await breaker.allow("ch", T0 + 1)  # before: waited for the lock (10 s, then failed)
+        other.execute("ROLLBACK")
+        await breaker.record("ch", ok=False, now=T0 + 1)
+        assert (await breaker.state("ch", T0 + 1)).window_requests == 2
+    finally:
+        other.close()
+        await breaker.close()
