@@ -38,9 +38,10 @@ CIRCUITS = Codec[Circuit](_dump, _load)
 
 class LocalCircuitBreaker:
     """A CircuitBreaker over `records`: this process's memory (the default) or a shared file
-    (`shared(path)`). Each call is one atomic update of its circuit, so the probe grant is exact
-    under any number of coroutines, threads and (with the file) processes. The transitions mirror
-    the Redis scripts step for step."""
+    (`shared(path)`). Each call that changes a circuit is one atomic update of it, so the probe
+    grant is exact under any number of coroutines, threads and (with the file) processes; `allow`
+    answers a closed circuit by a read (as the Redis script does, writing nothing). The
+    transitions mirror the Redis scripts step for step."""
 
     def __init__(self, config: BreakerConfig | None = None, records: Records[Circuit] | None = None) -> None:
         self.config = config or BreakerConfig()

@@ -151,8 +151,8 @@ class ImageFlow:
         if seal is not None:  # the response carries the sealed bytes' base64, not the engine's
             finals = [None if f is None else replace(f, b64=None) for f in finals]
         kept = await settlement.finish(
-            lambda: [None if f is None else store_image.write(f, job, blobs, seal) for f in finals],
-            sum(len(f.encoded or b"") for f in finals if f is not None),
+            lambda: store_image.write_all(finals, job, blobs, seal),
+            store_image.sealing_bytes(finals, job, seal),
         )
         base = self._base(state.ctx)
         items, names = respond.data_items(finals, kept, lambda name: self.signer.url(base, name), options)

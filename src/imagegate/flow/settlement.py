@@ -34,6 +34,7 @@ from imagegate.errors import GatewayError, ServiceUnavailable, status_of
 from imagegate.flow import reserve_quota
 from imagegate.flow.ports import Kept, RequestObserver, RequestStores
 from imagegate.flow.state import RequestState
+from imagegate.flow.store_image import SealFailed
 from imagegate.images.tokens import Usage
 from imagegate.limits.base import RateLimiter
 from imagegate.storage import bounds
@@ -145,6 +146,9 @@ class Settlement:
             kept, state.cost = await self.stores.unit.finish(
                 reservation, charge, record, write, history, write_bytes
             )
+        except (SealFailed, GatewayError):  # from `write`, before the transaction: nothing kept
+            self._closed = False  # the exit ends the request as this error: a refund, a record
+            raise
         except Exception:
             log.exception("request %s: its final transaction failed; settling it alone", state.ctx.request_id)
         else:

@@ -3,15 +3,16 @@
 Contract: `encode(image, job)` renders pixels to the job's output format (worker thread);
 `sealed_one(final, job, seal)` embeds a streamed image's signed provenance manifest (worker
 thread); `store(final, job, blobs)` returns the encoded bytes and the StoredImage row, so the
-response can carry both b64_json and a signed URL. `write(final, job, blobs, seal)` is `store`
-without the row, sealing first, synchronous: the one call that keeps a non-streamed image before
-the unit of work (flow/ports.py RequestEnd) indexes it in the transaction that settles it. Seal
-and blob write are one worker-thread hop under load and none at all for a lone request.
+response can carry both b64_json and a signed URL. `write_all(finals, job, blobs, seal)` is
+`store` for a non-streamed request's images, without the rows, synchronous: it seals them all,
+then writes their blobs, before the unit of work (flow/ports.py RequestEnd) indexes them in the
+transaction that settles it (storage/stores.py SqlRequestEnd decides where it runs: in place for a
+lone request or small images, else one worker-thread hop).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 
 import anyio.to_thread
@@ -83,13 +84,38 @@ async def store(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, 
     return data, await blobs.put(data, job.output_format, MEDIA_TYPES[job.output_format])
 
 
-def write(final: FinalImage, job: ImageJob, blobs: Blobs, seal: Seal | None) -> tuple[bytes, StoredImage]:
-    """Encode (pixels), seal (unless `seal` is None) and write the blob file, without its row (the
-    request's unit of work indexes it). The bytes returned are the blob's: a response carries their
-    base64, not the engine's (`FinalImage.b64` is of the unsealed bytes)."""
-    data = _bytes(final, job) if seal is None else _sealed(final, job, seal).encoded
-    assert data is not None
-    return data, blobs.write(data, job.output_format, MEDIA_TYPES[job.output_format])
+class SealFailed(Exception):
+    """An image could not be given its manifest: nothing was written (settlement.py answers it as
+    the server error it is, not as a transaction to try again)."""
+
+
+def write_all(
+    finals: Sequence[FinalImage | None], job: ImageJob, blobs: Blobs, seal: Seal | None
+) -> list[tuple[bytes, StoredImage] | None]:
+    """Encode (pixels) and seal (unless `seal` is None) every image, then write their blob files,
+    without their rows (the request's unit of work indexes them): a seal that fails leaves no
+    blob behind, unindexed and so never swept. The bytes returned are the blobs': a response
+    carries their base64, not the engine's (`FinalImage.b64` is of the unsealed bytes)."""
+    datas: list[bytes | None] = []
+    for final in finals:
+        data = None if final is None else _bytes(final, job)  # EngineFailed: an empty image
+        if data is not None and seal is not None:
+            try:
+                data = seal(data, job.output_format)
+            except Exception as exc:
+                raise SealFailed(f"sealing image {len(datas)} failed") from exc
+        datas.append(data)
+    media_type = MEDIA_TYPES[job.output_format]
+    return [None if d is None else (d, blobs.write(d, job.output_format, media_type)) for d in datas]
+
+
+def sealing_bytes(finals: Sequence[FinalImage | None], job: ImageJob, seal: Seal | None) -> int:
+    """About how many bytes `write_all` reads and writes: the images, and with a seal the inputs
+    and mask that become its ingredients (read and hashed by c2pa)."""
+    images = sum(len(f.encoded or b"") for f in finals if f is not None)
+    if seal is None:
+        return images
+    return images + sum(i.source.size for i in (*job.images, *([job.mask] if job.mask else [])))
 
 
 async def engine_events(

@@ -10,7 +10,8 @@ the `parentOf` ingredient and the action is `c2pa.opened`.
 
 No thumbnails (c2pa's default adds a JPEG of the image, about 30 KB): the manifest costs about
 3 KB. Signing is CPU work in c2pa-rs, called through ctypes, which releases the GIL: callers run
-it on a worker thread under load (flow/store_image.py `write`, storage/stores.py SqlRequestEnd).
+it on a worker thread under load, except for images (and inputs) of 64 KiB or less, whose hop
+would cost as much (flow/store_image.py `write_all`, storage/stores.py SqlRequestEnd).
 
 A PNG without a manifest store (every image imagegate makes, most it relays) is sealed by
 provenance/embed.py: c2pa-rs signs a manifest chunk for a hash computed here and never calls back

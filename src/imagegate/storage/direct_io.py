@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import mmap
 import os
 import threading
@@ -27,10 +28,13 @@ BLOCK = 4096  # a multiple of every logical block size O_DIRECT asks alignment t
 MIN_BYTES = 256 * 1024  # smaller files: the page cache costs little, and no disk wait
 FLAG = getattr(os, "O_DIRECT", 0)  # Linux; elsewhere (macOS) 0: every write is buffered
 _POOLED = 8  # buffers kept for reuse (one per concurrent writer; more are made and dropped)
+_POOLED_MAX = 8 << 20  # a bigger buffer is dropped after its write
 
 
 class AlignedBuffers:
-    """Page-aligned buffers to lend, each at least as big as asked for."""
+    """Page-aligned buffers to lend, each at least as big as asked for: the smallest free one that
+    fits, else a new one. Up to _POOLED of at most _POOLED_MAX bytes are kept for the next writer
+    (a rare huge blob's buffer is dropped, not held for the life of the process)."""
 
     def __init__(self) -> None:
         self._free: list[mmap.mmap] = []
@@ -40,14 +44,16 @@ class AlignedBuffers:
     def take(self, size: int) -> Iterator[mmap.mmap]:
         with self._lock:
             fits = [b for b in self._free if len(b) >= size]
-            if fits:
-                self._free.remove(fits[0])
-        buffer = fits[0] if fits else mmap.mmap(-1, -(-size // (1 << 20)) * (1 << 20))
+            buffer = min(fits, key=len) if fits else None
+            if buffer is not None:
+                self._free.remove(buffer)
+        if buffer is None:  # private: a forked child never shares these pages with its parent
+            buffer = mmap.mmap(-1, -(-size // (1 << 20)) * (1 << 20), flags=mmap.MAP_PRIVATE)
         try:
             yield buffer
         finally:
             with self._lock:
-                kept = len(self._free) < _POOLED
+                kept = len(self._free) < _POOLED and len(buffer) <= _POOLED_MAX
                 if kept:
                     self._free.append(buffer)
             if not kept:
@@ -70,20 +76,27 @@ def write(path: str, data: bytes, open_file: OpenFile) -> bool:
         try:
             fd = open_file(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | FLAG)
         except OSError as exc:
-            if exc.errno == errno.EINVAL:
-                return False
-            raise
+            if exc.errno != errno.EINVAL:
+                raise
+            with contextlib.suppress(FileNotFoundError):  # Linux may create it, then refuse
+                os.unlink(path)
+            return False
         try:
             with memoryview(buffer) as view:
                 done = 0
                 while done < padded:
+                    if done % BLOCK:  # a short write (a signal, a full disk): finish buffered
+                        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~FLAG)
                     done += os.write(fd, view[done:padded])
             os.ftruncate(fd, size)
         except OSError as exc:
             os.close(fd)
+            fd = -1
             os.unlink(path)
             if exc.errno == errno.EINVAL:  # accepted at open, refused at write
                 return False
             raise
-        os.close(fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)
     return True

@@ -196,9 +196,10 @@ class SqlBlobs:
         return await anyio.to_thread.run_sync(self.images.read, sha, ext)
 
 
-# Images up to this many bytes are sealed and written on the event loop even under load
-# (bench/relay.py, 32 connections, 1 worker, A/B alternated 3 times: small bodies 186 -> 221 req/s
-# in place; image-sized 80 -> 67, so those stay on a worker thread).
+# Images up to this many bytes (with an edit's inputs, which sealing reads: flow/store_image.py
+# sealing_bytes) are sealed and written on the event loop even under load (bench/relay.py, 32
+# connections, 1 worker, A/B alternated 3 times: small bodies 186 -> 221 req/s in place;
+# image-sized 80 -> 67, so those stay on a worker thread).
 IN_PLACE_BYTES = 64 * 1024
 
 

@@ -34,6 +34,7 @@ from imagegate.flow.prepare import Preparer
 from imagegate.flow.request import ImageRequest
 from imagegate.flow.route import RetryPolicy, Router
 from imagegate.flow.run import ImageFlow, Outcome, RequestContext
+from imagegate.flow.store_image import SealFailed
 from imagegate.images.tokens import PARTIAL_IMAGE_TOKENS
 from imagegate.limits.local import LocalRateLimiter
 from imagegate.pricing import default_prices
@@ -293,6 +294,31 @@ async def test_a_final_transaction_that_fails_refunds_and_releases_with_a_clear_
     assert "k5" not in {k for _, k in h.stores.claims.rows}
     h.assert_released()
     assert (await h.handle(idem="k5")).body is not None  # the same key runs again
+
+
+class SecondSealFails:
+    """A Sealer whose second image cannot be sealed (c2pa refusing it, say)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def seal(self, data: bytes, fmt: str, origin: Any) -> bytes:  # noqa: ARG002
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("c2pa refused the image")
+        return data + b"sealed"
+
+
+async def test_an_image_that_cannot_be_sealed_is_a_500_refunded_and_writes_no_blob(h: Harness) -> None:
+    h.flow.sealer = SecondSealFails()  # type: ignore[assignment]
+    with pytest.raises(SealFailed):  # the app answers it as a 500 internal_error
+        await h.handle({**BODY, "n": 2}, idem="k6")
+    assert h.balance == CREDIT
+    [record] = h.stores.usage.records
+    assert (record.status, record.error_code, record.cost_micros) == (500, "internal_error", 0)
+    assert h.stores.blobs.written == {}  # the first image, sealed, was never written: no orphan
+    assert "k6" not in {k for _, k in h.stores.claims.rows}
+    h.assert_released()
 
 
 async def test_when_the_final_transaction_and_the_refund_both_fail_one_record_is_written(h: Harness) -> None:
