@@ -38,6 +38,8 @@ bench: $(STAMP)  ## print the benchmark figures (needs PostgreSQL and Redis for 
 	$(BIN)/python bench/relay.py --workers 1,2
 	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/relay_memory.py
+	command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
+	$(BIN)/python bench/instructions.py
 	$(BIN)/python bench/edit_memory.py
 
 clean:  ## remove the virtualenv and caches
