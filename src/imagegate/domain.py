@@ -98,6 +98,11 @@ class ImageJob:
     def size(self) -> str:
         return f"{self.width}x{self.height}"
 
+    @property
+    def inputs(self) -> tuple[InputImage, ...]:
+        """The reference images, then the mask: every image the client sent."""
+        return (*self.images, self.mask) if self.mask is not None else self.images
+
 
 @dataclass(frozen=True, slots=True)
 class PartialImage:

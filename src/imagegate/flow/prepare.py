@@ -104,5 +104,5 @@ def _usage(job: ImageJob, quality: str) -> Usage:
 
 
 def _decode_inputs(job: ImageJob) -> None:
-    for image in (*job.images, *([job.mask] if job.mask else [])):
+    for image in job.inputs:
         image.image  # noqa: B018 - decodes and keeps the pixels

@@ -219,7 +219,7 @@ class ImageFlow:
         if self.sealer is None:
             return None
         job, route = state.job, state.report.route
-        inputs = [(i.media_type, i.source.open) for i in (*job.images, *([job.mask] if job.mask else []))]
+        inputs = [(i.media_type, i.source.open) for i in job.inputs]
         relayed = route is None or route.channel is not None  # a local engine's images have no manifest
         origin = Origin(job.model, route.engine.name if route else "unknown", job.kind, inputs, relayed)
         sealer = self.sealer

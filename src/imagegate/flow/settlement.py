@@ -236,7 +236,7 @@ class Settlement:
             channel=record.channel,
             prompt=job.prompt if self.keep_prompts else None,
             params=record.params,
-            inputs=[img.source.sha256().hex() for img in (*job.images, *([job.mask] if job.mask else []))],
+            inputs=[img.source.sha256().hex() for img in job.inputs],
             outputs=list(state.outputs),
         )
 

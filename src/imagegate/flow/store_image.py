@@ -115,7 +115,7 @@ def sealing_bytes(finals: Sequence[FinalImage | None], job: ImageJob, seal: Seal
     images = sum(len(f.encoded or b"") for f in finals if f is not None)
     if seal is None:
         return images
-    return images + sum(i.source.size for i in (*job.images, *([job.mask] if job.mask else [])))
+    return images + sum(i.source.size for i in job.inputs)
 
 
 async def engine_events(
@@ -133,5 +133,5 @@ async def engine_events(
         name = report.route.engine.name if report.route else "unknown"
         raise EngineFailed(f"The '{name}' engine failed while generating the image.") from exc
     finally:
-        for image in (*job.images, *([job.mask] if job.mask else [])):
+        for image in job.inputs:
             image.release()
