@@ -123,8 +123,9 @@ class Sealer:
                 self._embedder = PngEmbedder()
             except Exception:  # a c2pa-python without the natives or helpers it relies on
                 log.warning("PNG manifests go through c2pa's stream signing", exc_info=True)
-        # Refused at start-up, not at the first image. c2pa-rs signs with it (C2paSignerInfo): its
-        # callback signer (OpenSSL through Python) was slower here and reserves 9.4 KB more per image.
+        # Refused at start-up, not at the first image. c2pa-rs signs with it (C2paSignerInfo): a
+        # callback signer (OpenSSL through Python) seals a tiny PNG 0.16 ms faster (0.51 against
+        # 0.67 ms) but c2pa reserves 11,361 bytes for its signature against 2,011: +9.3 KB per image.
         key = serialization.load_pem_private_key(credentials.key_pem, password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
             raise ValueError("the provenance signing key must be an ES256 (P-256) key")
@@ -142,10 +143,10 @@ class Sealer:
         media_type = MEDIA_TYPES[fmt]
         signer, context = self._tools()
         embedder = self._embedder
+        carries = may_carry_manifest(data)
         # A PNG whose chunks hold no caBX has no parent to keep and no manifest to replace: the
         # manifest chunk spliced in after IHDR is all it needs.
-        embeddable = embedder is not None and fmt == "png" and not may_carry_manifest(data)
-        at = png_manifest_offset(data) if embeddable else None
+        at = png_manifest_offset(data) if embedder is not None and fmt == "png" and not carries else None
         if embedder is not None and at is not None:
             with self._builder(fmt, origin, context, parent=None) as builder:
                 try:
@@ -153,9 +154,7 @@ class Sealer:
                 except Exception:  # c2pa-rs or c2pa-python changed under us: the stream path
                     self._stop_embedding()  # still works, with a fresh builder (below)
         parent = (
-            origin.relayed
-            and may_carry_manifest(data)
-            and c2pa.Reader.try_create(media_type, io.BytesIO(data)) is not None
+            origin.relayed and carries and c2pa.Reader.try_create(media_type, io.BytesIO(data)) is not None
         )
         builder = self._builder(fmt, origin, context, parent=data if parent else None)
         out = io.BytesIO()

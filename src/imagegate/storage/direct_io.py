@@ -90,13 +90,10 @@ def write(path: str, data: bytes, open_file: OpenFile) -> bool:
                     done += os.write(fd, view[done:padded])
             os.ftruncate(fd, size)
         except OSError as exc:
-            os.close(fd)
-            fd = -1
-            os.unlink(path)
+            os.unlink(path)  # still open: closed below
             if exc.errno == errno.EINVAL:  # accepted at open, refused at write
                 return False
             raise
         finally:
-            if fd >= 0:
-                os.close(fd)
+            os.close(fd)
     return True
