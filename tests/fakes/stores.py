@@ -156,8 +156,10 @@ class FakeBlobs:
     written: dict[str, bytes] = field(default_factory=dict)  # files, indexed or not
     indexed: set[str] = field(default_factory=set)
 
-    def write(self, data: bytes, ext: str, media_type: str) -> StoredImage:
-        stored = StoredImage(hashlib.sha256(data).hexdigest(), ext, media_type, len(data))
+    def write(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:
+        digest = hashlib.sha256(data).hexdigest()
+        assert sha256 in (None, digest), "a blob named by another hash than its bytes'"
+        stored = StoredImage(digest, ext, media_type, len(data))
         self.written[stored.name] = data
         return stored
 

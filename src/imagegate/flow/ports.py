@@ -76,8 +76,9 @@ class Blobs(Protocol):
         """Write and index (a streamed image, delivered before the request ends)."""
         ...
 
-    def write(self, data: bytes, ext: str, media_type: str) -> StoredImage:
-        """Write without indexing: synchronous, inside `RequestEnd.finish`'s `write`."""
+    def write(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:
+        """Write without indexing: synchronous, inside `RequestEnd.finish`'s `write`. `sha256`:
+        the data's SHA-256 (hex) where the caller has it already; else computed here."""
         ...
 
     async def read(self, name: str) -> bytes | None:

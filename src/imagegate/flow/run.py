@@ -223,7 +223,7 @@ class ImageFlow:
         relayed = route is None or route.channel is not None  # a local engine's images have no manifest
         origin = Origin(job.model, route.engine.name if route else "unknown", job.kind, inputs, relayed)
         sealer = self.sealer
-        return lambda data, fmt: sealer.seal(data, fmt, origin)
+        return lambda data, fmt: sealer.seal_hashed(data, fmt, origin)
 
     def _base(self, ctx: RequestContext) -> str:
         return self.settings.public_base_url or ctx.base_url

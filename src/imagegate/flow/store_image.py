@@ -62,11 +62,13 @@ async def encoded(event: EngineEvent, job: ImageJob) -> EngineEvent:
     return event
 
 
-Seal = Callable[[bytes, str], bytes]  # (image bytes, format) -> the bytes with their manifest
+# (image bytes, format) -> the bytes with their manifest, and their SHA-256 (hex) where sealing
+# computed it anyway (provenance/sign.py `seal_hashed`), else None.
+Seal = Callable[[bytes, str], tuple[bytes, str | None]]
 
 
 def _sealed(final: FinalImage, job: ImageJob, seal: Seal) -> FinalImage:
-    data = seal(_bytes(final, job), job.output_format)
+    data = seal(_bytes(final, job), job.output_format)[0]
     return replace(final, image=None, encoded=data, b64=None)  # b64: of the unsealed bytes
 
 
@@ -96,17 +98,18 @@ def write_all(
     without their rows (the request's unit of work indexes them): a seal that fails leaves no
     blob behind, unindexed and so never swept. The bytes returned are the blobs': a response
     carries their base64, not the engine's (`FinalImage.b64` is of the unsealed bytes)."""
-    datas: list[bytes | None] = []
+    datas: list[tuple[bytes, str | None] | None] = []
     for final in finals:
         data = None if final is None else _bytes(final, job)  # EngineFailed: an empty image
-        if data is not None and seal is not None:
-            try:
-                data = seal(data, job.output_format)
-            except Exception as exc:
-                raise SealFailed(f"sealing image {len(datas)} failed") from exc
-        datas.append(data)
-    media_type = MEDIA_TYPES[job.output_format]
-    return [None if d is None else (d, blobs.write(d, job.output_format, media_type)) for d in datas]
+        if data is None or seal is None:
+            datas.append(None if data is None else (data, None))
+            continue
+        try:
+            datas.append(seal(data, job.output_format))
+        except Exception as exc:
+            raise SealFailed(f"sealing image {len(datas)} failed") from exc
+    fmt, media_type = job.output_format, MEDIA_TYPES[job.output_format]
+    return [None if d is None else (d[0], blobs.write(d[0], fmt, media_type, d[1])) for d in datas]
 
 
 def sealing_bytes(finals: Sequence[FinalImage | None], job: ImageJob, seal: Seal | None) -> int:

@@ -140,12 +140,17 @@ class Sealer:
 
     def seal(self, data: bytes, fmt: str, origin: Origin) -> bytes:
         """`data` (an image in `fmt`: png, jpeg or webp) with its manifest embedded."""
+        return self.seal_hashed(data, fmt, origin)[0]
+
+    def seal_hashed(self, data: bytes, fmt: str, origin: Origin) -> tuple[bytes, str | None]:
+        """`seal`, and the SHA-256 (hex) of the result where sealing computed it on the way (a PNG
+        sealed by embed.py, which hashes the bytes once for both); else None."""
         media_type = MEDIA_TYPES[fmt]
         signer, context = self._tools()
         embedder = self._embedder
         carries = may_carry_manifest(data)
         # A PNG whose chunks hold no caBX has no parent to keep and no manifest to replace: the
-        # manifest chunk spliced in after IHDR is all it needs.
+        # manifest chunk spliced in before IEND is all it needs.
         at = png_manifest_offset(data) if embedder is not None and fmt == "png" and not carries else None
         if embedder is not None and at is not None:
             with self._builder(fmt, origin, context, parent=None) as builder:
@@ -159,7 +164,7 @@ class Sealer:
         builder = self._builder(fmt, origin, context, parent=data if parent else None)
         out = io.BytesIO()
         builder.sign(signer, media_type, io.BytesIO(data), out)
-        return out.getvalue()
+        return out.getvalue(), None
 
     def _builder(
         self, fmt: str, origin: Origin, context: c2pa.Context, *, parent: bytes | None

@@ -212,9 +212,11 @@ class ImageStore:
             self.index(conn, stored)
         return stored
 
-    def write(self, data: bytes, ext: str, media_type: str) -> StoredImage:
-        """The blob alone; not findable (nor swept) until `index`ed."""
-        stored = StoredImage(hashlib.sha256(data).hexdigest(), ext, media_type, len(data))
+    def write(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:
+        """The blob alone; not findable (nor swept) until `index`ed. `sha256`: the data's hash
+        (hex) when the caller computed it already (provenance/embed.py does, while sealing)."""
+        digest = sha256 if sha256 is not None else hashlib.sha256(data).hexdigest()
+        stored = StoredImage(digest, ext, media_type, len(data))
         self.blobs.put(stored.key, data, media_type)
         return stored
 

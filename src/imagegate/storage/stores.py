@@ -188,8 +188,8 @@ class SqlBlobs:
     async def put(self, data: bytes, ext: str, media_type: str) -> StoredImage:
         return await anyio.to_thread.run_sync(self.images.put, data, ext, media_type)
 
-    def write(self, data: bytes, ext: str, media_type: str) -> StoredImage:
-        return self.images.write(data, ext, media_type)
+    def write(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:
+        return self.images.write(data, ext, media_type, sha256)
 
     async def read(self, name: str) -> bytes | None:
         sha, _, ext = name.partition(".")

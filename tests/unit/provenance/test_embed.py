@@ -1,10 +1,11 @@
 """A PNG sealed without a Python stream (provenance/embed.py): c2pa-rs signs a manifest chunk for
-a hash computed in Python, spliced in after IHDR. Each manifest is read back by c2pa as any reader
+a hash computed in Python, spliced in before IEND. Each manifest is read back by c2pa as any reader
 would; `Builder.sign` (the stream path) is watched, so a test of the embedded path fails if it was
 taken instead; and a failing embed falls back to it."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import zlib
@@ -73,14 +74,35 @@ def test_a_png_sealed_without_a_stream_reads_back_trusted(
     assert report.generation == {"model": "gpt-image-1", "engine": "placeholder", "kind": "generation"}
     assert report.ingredients == []
     assert inspect(sealed, "image/png").state == "Valid"  # no trust anchor given
-    # The manifest is one chunk after IHDR; every other byte is the original's, in order.
+    # The manifest is one chunk before IEND; every other byte is the original's, in order.
     kinds = chunks(sealed)
-    assert kinds[:2] == [b"IHDR", b"caBX"] and kinds.count(b"caBX") == 1
+    assert kinds[-2:] == [b"caBX", b"IEND"] and kinds.count(b"caBX") == 1
     at, added = png_manifest_offset(data), len(sealed) - len(data)
-    assert at == 33 and sealed[:at] + sealed[at + added :] == data
+    assert at == len(data) - 12 and sealed[:at] + sealed[at + added :] == data
     assert 0 < added < 6_000  # no thumbnail
     assert pixels(sealed) == pixels(data)
     Image.open(io.BytesIO(sealed)).verify()
+
+
+@pytest.mark.parametrize("extra", ["none", "text after the image data", "big"])
+def test_the_hash_that_comes_with_a_sealed_png_is_its_sha256(
+    credentials: Credentials, stream_signs: list[str], extra: str
+) -> None:
+    """The blob name that sealing hands on (one SHA-256 pass shared with the data hash) is the
+    SHA-256 of the bytes it returns, whatever chunks sit between the image data and IEND."""
+    data = photo_png(1024, 768) if extra == "big" else png(64, 64, 3)
+    if extra == "text after the image data":
+        text = b"tEXtComment\x00after IDAT"
+        chunk = (len(text) - 4).to_bytes(4, "big") + text + zlib.crc32(text).to_bytes(4, "big")
+        data = data[:-12] + chunk + data[-12:]
+    sealed, digest = Sealer(credentials, "1").seal_hashed(data, "png", Origin("m", "e"))
+    assert stream_signs == []
+    assert digest == hashlib.sha256(sealed).hexdigest()
+    assert chunks(sealed)[-2:] == [b"caBX", b"IEND"]
+    assert inspect(sealed, "image/png", credentials.ca_pem).state == "Trusted"
+    # The stream path hashes nothing on the way: the blob store hashes the bytes itself.
+    jpeg = encode(noise(16, 16), "JPEG")
+    assert Sealer(credentials, "1").seal_hashed(jpeg, "jpeg", Origin("m", "e"))[1] is None
 
 
 def test_an_edits_inputs_are_its_ingredients_on_the_embedded_path(
@@ -113,7 +135,7 @@ def test_an_edits_inputs_are_its_ingredients_on_the_embedded_path(
 def test_a_changed_byte_invalidates_an_embedded_manifest(credentials: Credentials, where: str) -> None:
     sealed = bytearray(Sealer(credentials, "1").seal(png(64, 48), "png", Origin("m", "e")))
     if where == "image data":
-        sealed[-40] ^= 0x01
+        sealed[50] ^= 0x01  # inside IDAT, which starts at byte 33 (and the manifest is at the end)
     else:
         sealed[29] ^= 0x01  # IHDR's CRC: outside the exclusion, not a pixel
     report = inspect(bytes(sealed), "image/png", credentials.ca_pem)
@@ -147,17 +169,21 @@ def test_a_png_that_carries_a_manifest_keeps_the_stream_path(
     assert chunks(sealed).count(b"caBX") == 1
 
 
-def test_what_is_not_an_ihdr_first_png_is_left_to_the_stream_path(
+def test_what_is_not_an_ihdr_first_iend_last_png_is_left_to_the_stream_path(
     credentials: Credentials, stream_signs: list[str]
 ) -> None:
     data = png(32, 32)
-    assert png_manifest_offset(data) == 33
+    assert png_manifest_offset(data) == len(data) - 12
     assert png_manifest_offset(encode(noise(8, 8), "JPEG")) is None
-    assert png_manifest_offset(data[:40]) is None  # nothing after IHDR
+    assert png_manifest_offset(data[:40]) is None  # cut short: no IEND
     assert png_manifest_offset(data[:12] + b"tEXt" + data[16:]) is None
+    trailing = data + b"bytes after IEND"
+    assert png_manifest_offset(trailing) is None
     Sealer(credentials, "1").seal(encode(noise(32, 32), "JPEG"), "jpeg", Origin("m", "e"))
     Sealer(credentials, "1", embed_png=False).seal(data, "png", Origin("m", "e"))
-    assert stream_signs == ["image/jpeg", "image/png"]
+    sealed = Sealer(credentials, "1").seal(trailing, "png", Origin("m", "e"))
+    assert stream_signs == ["image/jpeg", "image/png", "image/png"]
+    assert inspect(sealed, "image/png", credentials.ca_pem).state == "Trusted"
 
 
 def test_a_failing_embed_falls_back_to_the_stream_path_and_says_so_once(
@@ -171,7 +197,7 @@ def test_a_failing_embed_falls_back_to_the_stream_path_and_says_so_once(
     the stream path."""
     hashed: list[int] = []
 
-    def refused(png: bytes, at: int, length: int) -> str:
+    def refused(digest: bytes, at: int, length: int) -> str:
         hashed.append(at)
         return '{"hash": "not a DataHash"'
 
@@ -179,7 +205,7 @@ def test_a_failing_embed_falls_back_to_the_stream_path_and_says_so_once(
     sealer = Sealer(credentials, "1")
     with caplog.at_level(logging.WARNING, logger="imagegate.provenance"):
         sealed = [sealer.seal(png(48, 48, seed), "png", Origin("m", "e")) for seed in range(3)]
-    assert hashed == [33] and stream_signs == ["image/png"] * 3
+    assert hashed == [png_manifest_offset(png(48, 48, 0))] and stream_signs == ["image/png"] * 3
     [warning] = caplog.records
     assert "stream signing" in warning.getMessage() and warning.exc_info is not None
     assert isinstance(warning.exc_info[1], c2pa.C2paError)
