@@ -13,6 +13,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 import pybase64
 from aiohttp.abc import AbstractStreamWriter
 
@@ -119,6 +120,59 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
             except ValueError:
                 continue
     return None
+
+
+_B64_KEY = b'"b64_json"'
+_WHITESPACE = b" \t\r\n"
+_MARK = "\x00b64_json "  # what a cut-out value reads as until it is put back; JSON escapes a NUL
+
+
+def loads_answer(raw: bytes) -> Any:
+    """`orjson.loads(raw)` for an images answer, with each `"b64_json"` string of `data` cut out
+    before parsing and put back after: orjson checks a 1.5 MB string character by character
+    (0.56 ms), where `bytes.find` skips to its closing quote. A cut-out value is base64, which
+    has no escapes: a value with a backslash (`\\/`), a key found where no key can be, or a value
+    that does not come back where `data` has it, and the whole body is parsed as it is."""
+    cut: list[bytes] = []
+    kept: list[bytes] = []
+    at = search = 0  # copied up to `at`; looked for keys up to `search`
+    while (key := raw.find(_B64_KEY, search)) != -1:
+        search = key + len(_B64_KEY)
+        before = key - 1
+        while before >= 0 and raw[before] in _WHITESPACE:
+            before -= 1
+        colon = _skip(raw, key + len(_B64_KEY))
+        start = _skip(raw, colon + 1) + 1
+        if (
+            raw[before : before + 1] not in (b"{", b",")
+            or raw[colon : colon + 1] != b":"
+            or raw[start - 1 : start] != b'"'
+        ):
+            continue  # not a key, or its value is not a string: left to orjson
+        end = raw.find(b'"', start)
+        if end == -1 or raw.find(b"\\", start, end) != -1:
+            return orjson.loads(raw)
+        kept += (raw[at:start], f"{_MARK}{len(cut)}".encode().replace(b"\x00", b"\\u0000"))
+        cut.append(raw[start:end])
+        at = search = end
+    if not cut:
+        return orjson.loads(raw)
+    body = orjson.loads(b"".join((*kept, raw[at:])))
+    items = body.get("data") if isinstance(body, dict) else None
+    put = 0
+    for item in items if isinstance(items, list) else ():
+        value = item.get("b64_json") if isinstance(item, dict) else None
+        if isinstance(value, str) and value == f"{_MARK}{put}":
+            item["b64_json"] = cut[put].decode("utf-8")  # not ASCII: `decoded` says what is wrong
+            put += 1
+    return body if put == len(cut) else orjson.loads(raw)
+
+
+def _skip(raw: bytes, at: int) -> int:
+    """The index of the first byte at or after `at` that is not JSON whitespace."""
+    while at < len(raw) and raw[at] in _WHITESPACE:
+        at += 1
+    return at
 
 
 def image_bytes(item: Mapping[str, Any]) -> tuple[bytes, str | None] | str:

@@ -32,6 +32,7 @@ from imagegate.engines.openai_wire import (
     decoded,
     edit_form,
     image_bytes,
+    loads_answer,
     retry_after,
     scrub,
     sse_events,
@@ -188,7 +189,7 @@ class UpstreamEngine:
     async def _complete(self, response: aiohttp.ClientResponse, job: ImageJob) -> list[FinalImage]:
         raw = await response.read()
         try:
-            body = orjson.loads(raw)
+            body = loads_answer(raw)
             items = body["data"][: job.n]
             images = [image_bytes(item) for item in items]
             if not images:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from imagegate.domain import ImageJob
-from imagegate.engines.openai_wire import LineTooLong, edit_form, sse_events
+from imagegate.engines.openai_wire import LineTooLong, edit_form, loads_answer, sse_events
 from imagegate.images.decode import inspect_image
 from imagegate.images.tokens import MAX_TOKENS, Usage
 from tests.fakes.upstream import parse_multipart
@@ -138,3 +138,78 @@ def test_a_provider_usage_no_record_holds_is_not_believed(block: dict[str, Any])
 
     assert usage(block) is None
     assert usage({"output_tokens": MAX_TOKENS, "input_tokens": 0}) == Usage(image_out=MAX_TOKENS)
+
+
+B64 = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", max_size=40).map(
+    lambda s: s + "=" * (-len(s) % 4)
+)
+SPACE = st.sampled_from(["", " ", "\n  ", "\t", "\r\n"])
+OTHER = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _render(value: Any, space: str) -> str:
+    """JSON with `space` around every separator: the layouts providers actually send."""
+    if isinstance(value, dict):
+        items = [f"{space}{json.dumps(k)}{space}:{space}{_render(v, space)}" for k, v in value.items()]
+        return "{" + ",".join(items) + space + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(space + _render(v, space) for v in value) + space + "]"
+    return json.dumps(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    images=st.lists(st.one_of(B64, OTHER), max_size=3),
+    extra=st.dictionaries(st.sampled_from(["usage", "size", "b64_json", "note"]), OTHER, max_size=2),
+    space=SPACE,
+    slash=st.booleans(),
+)
+def test_loads_answer_is_orjson_loads(
+    images: list[Any], extra: dict[str, Any], space: str, slash: bool
+) -> None:
+    """Whatever the layout, escapes, stray `b64_json` keys or values of other types: the body that
+    cutting the base64 out and putting it back gives is the one a whole parse gives."""
+    body = {
+        "created": 1,
+        **extra,
+        "data": [{"b64_json": v, "revised_prompt": 'a "b64_json": x'} for v in images],
+    }
+    text = _render(body, space)
+    if slash:
+        text = text.replace("/", "\\/")  # PHP's json_encode escapes slashes
+    assert loads_answer(text.encode()) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"data": [{"b64_json": "QUJD"}, {"b64_json": "REVG"}]}',
+        b'{"data": [{"b64_json": "QUJD", "b64_json": "REVG"}]}',  # a duplicate key: the last wins
+        b'{"data": [{"b64_json": "QUJD"}], "nested": {"b64_json": "REVG"}}',
+        b'{"note": "\\"b64_json\\": \\"QUJD\\"", "data": [{"b64_json": "REVG"}]}',
+        b'{"x\\"b64_json": "QUJD", "data": []}',  # the key inside another key
+        b'{"data": [{"b64_json": "\\u0000b64_json 0"}]}',  # what the cut-out value reads as, sent
+    ],
+)
+def test_loads_answer_odd_bodies(raw: bytes) -> None:
+    assert loads_answer(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"data": [{"b64_json": "QUJD}]}',  # the string never ends
+        b'{"data": [{"b64_json": "QU\xffJD"}]}',  # not UTF-8
+        b'{"data": [{"b64_json": "QUJD"}]',  # cut short
+        b'{"data": [{"b64_json": "QUJD"} {"b64_json": "REVG"}]}',
+    ],
+)
+def test_loads_answer_refuses_what_orjson_refuses(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        json.loads(raw)
+    with pytest.raises(ValueError):
+        loads_answer(raw)
