@@ -5,7 +5,9 @@ changed and written back atomically, for the backends that need no Redis.
 - `FileRecords`: in a SQLite file that every process of one machine opens (`serve --workers N`
   without Redis). Each update is one `BEGIN IMMEDIATE` transaction, so concurrent updates from
   any number of processes (and threads) are serialized by SQLite's write lock, exactly as the
-  Redis backends' scripts are by Redis. The file holds only counters that the in-memory backend
+  Redis backends' scripts are by Redis; the processes queue for it on an flock
+  (imagegate/writer_lock.py), which wakes the next at once, where SQLite's busy handler would
+  have it sleep 1 ms and more on the event loop. The file holds only counters that the in-memory backend
   would lose on a restart anyway: `synchronous=OFF`, and the server starts it empty.
 
 `update(name, change)` hands `change` the stored record (None: never seen) and stores what it
@@ -22,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
+
+from imagegate.writer_lock import WriterLock
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -97,7 +101,8 @@ class FileRecords(Generic[T]):
         self._conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection's
+        self._writers = WriterLock.beside(path)
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=OFF")
@@ -112,7 +117,7 @@ class FileRecords(Generic[T]):
         self._delete = f"DELETE FROM {table} WHERE name = ?"
 
     def update(self, name: str, change: Callable[[T | None], tuple[T | None, R]]) -> R:
-        with self._lock:
+        with self._lock, self._writers.held():
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -135,7 +140,7 @@ class FileRecords(Generic[T]):
         return None if row is None else self.codec.load(json.loads(row[0]))
 
     def sweep(self, stale: Callable[[T], bool]) -> int:
-        with self._lock:
+        with self._lock, self._writers.held():
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -151,3 +156,4 @@ class FileRecords(Generic[T]):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self._writers.close()

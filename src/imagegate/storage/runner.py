@@ -11,6 +11,10 @@ serve the loop loses nothing by waiting (and it never waits for another writer's
 commits overlap the other requests' network work (always in place, 32 clients: small bodies
 351 -> 230 req/s).
 
+Writes hold the database file's writer lock (imagegate/writer_lock.py), so the writers of several
+processes (`serve --workers N`) queue in the kernel instead of polling SQLite's lock: a call on the
+thread waits for it, a call in place runs only if it is free (else it goes to the thread).
+
 Reads (`read`) never wait for a writer on SQLite in WAL mode (make_engine sets it): they run in
 place whatever the load (the key lookup: about 50 us, less than the hop).
 
@@ -28,6 +32,7 @@ import anyio
 import anyio.to_thread
 
 from imagegate.storage.db import is_locked, without_waiting
+from imagegate.writer_lock import WriterLock
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -35,9 +40,11 @@ DB_THREADS = 1  # bench/relay.py, 32 clients, through/direct: image-sized 0.42 -
 
 
 class Database:
-    def __init__(self, sqlite: bool, wal: bool = False) -> None:
+    def __init__(self, sqlite: bool, wal: bool = False, writers: WriterLock | None = None) -> None:
         self.sqlite = sqlite
         self.wal = wal  # SQLite in WAL mode (storage/db.py journal_is_wal): readers never wait
+        # A SQLite file's writers across processes (imagegate/writer_lock.py); None: no file.
+        self.writers = writers
         # SQLite's calls take turns on DB_THREADS threads; None: anyio's default pool.
         self.limiter = anyio.CapacityLimiter(DB_THREADS) if sqlite else None
         self.active = 0  # requests in flight: `request()` counts them (a stream until it ends)
@@ -76,16 +83,19 @@ class Database:
 
     async def run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         if self.in_place:
-            # The only request, the thread idle: no hop. Never a busy wait on the loop, though:
-            # when another writer (the CLI, an admin call, another process) holds the lock, the
-            # call fails at once, its transaction rolled back, and is made again on the thread.
-            try:
-                with without_waiting():
-                    return fn(*args)
-            except Exception as exc:
-                if not is_locked(exc):
-                    raise
-        return await anyio.to_thread.run_sync(self._counted, fn, *args, limiter=self.limiter)
+            # The only request, the thread idle: no hop. Never a wait on the loop, though: when
+            # another writer (another process, the CLI, an admin call) holds the lock, the call
+            # is made on the thread instead (having failed at once, its transaction rolled back,
+            # when it met SQLite's lock rather than the writer lock).
+            with self._writing_if_free() as free:
+                if free:
+                    try:
+                        with without_waiting():
+                            return fn(*args)
+                    except Exception as exc:
+                        if not is_locked(exc):
+                            raise
+        return await anyio.to_thread.run_sync(self._counted, self._writing, fn, *args, limiter=self.limiter)
 
     async def read(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """A read-only call: in place on SQLite in WAL mode, else as `run_in_thread`."""
@@ -95,4 +105,19 @@ class Database:
 
     async def run_in_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """Always on the thread (background work: sweeps can take a while)."""
-        return await anyio.to_thread.run_sync(self._counted, fn, *args, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(self._counted, self._writing, fn, *args, limiter=self.limiter)
+
+    def _writing(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """`fn(*args)` holding the writer lock, waited for (on a worker thread)."""
+        if self.writers is None:
+            return fn(*args)
+        with self.writers.held():
+            return fn(*args)
+
+    @contextlib.contextmanager
+    def _writing_if_free(self) -> Iterator[bool]:
+        if self.writers is None:
+            yield True
+            return
+        with self.writers.held_if_free() as free:
+            yield free

@@ -32,6 +32,7 @@ from imagegate.storage.ledger import Ledger, Reservation
 from imagegate.storage.runner import Database
 from imagegate.storage.secretbox import SecretBox
 from imagegate.storage.usage import UsageRecord, UsageRepo
+from imagegate.writer_lock import WriterLock
 
 Kept = Sequence[tuple[bytes, StoredImage] | None]  # as flow/ports.py Kept
 
@@ -56,6 +57,8 @@ class Stores:
 
     def close(self) -> None:
         self.sql.dispose()
+        if self.db.writers is not None:
+            self.db.writers.close()
 
     async def drained(self, timeout_s: float = 10.0, quiet_s: float = 0.02) -> None:
         """Wait (at most `timeout_s`) until no database call is left running: a task cancelled at
@@ -112,7 +115,7 @@ def open_stores(settings: Settings, clock: Clock, *, create: bool = True) -> Sto
     box = SecretBox.from_settings(settings.secret_key, settings.data_dir) if can_seal else SecretBox.missing()
     return Stores(
         sql=sql,
-        db=Database(sqlite=sql.dialect.name == "sqlite", wal=journal_is_wal(sql)),
+        db=Database(sqlite=sql.dialect.name == "sqlite", wal=journal_is_wal(sql), writers=writer_lock(sql)),
         keys=KeyRepo(sql, clock),
         ledger=Ledger(sql, clock),
         usage=UsageRepo(sql),
@@ -125,6 +128,14 @@ def open_stores(settings: Settings, clock: Clock, *, create: bool = True) -> Sto
         created=created,
         can_seal=can_seal,
     )
+
+
+def writer_lock(sql: Engine) -> WriterLock | None:
+    """The cross-process writer lock of a SQLite file database; None for any other."""
+    database = sql.url.database
+    if sql.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return WriterLock.beside(database)
 
 
 @dataclass(frozen=True, slots=True)
