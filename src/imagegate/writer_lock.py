@@ -26,8 +26,10 @@ from pathlib import Path
 
 class WriterLock:
     def __init__(self, path: Path) -> None:
+        """OSError where the file can be neither made nor opened. flock needs no write access: a
+        user who may only read the data directory's files can still take it."""
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._threads = threading.Lock()
 
     @classmethod
@@ -66,4 +68,8 @@ class WriterLock:
             self._threads.release()
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Release the file (a second call does nothing)."""
+        with self._threads:  # not while a thread holds it
+            fd, self._fd = self._fd, -1
+        if fd != -1:
+            os.close(fd)

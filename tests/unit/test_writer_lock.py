@@ -4,13 +4,16 @@ loop never waits for it: tests/unit/storage/test_runner.py)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+from imagegate.cli.stores import open_stores
 from imagegate.writer_lock import WriterLock
+from tests.conftest import make_settings
 
 # Another process: takes the lock, says so, holds it until its stdin closes.
 HOLDER = """
@@ -89,3 +92,15 @@ def test_one_holder_across_threads(tmp_path: Path) -> None:
     with lock.held_if_free() as free:
         assert free
     lock.close()
+
+
+def test_close_is_once_and_the_commands_stores_release_the_file(tmp_path: Path) -> None:
+    lock = WriterLock(tmp_path / "x.writer-lock")
+    lock.close()
+    lock.close()  # nothing left to close, no other descriptor closed by mistake
+    open_stores(make_settings(tmp_path), create=True).close()  # the database, made by serve
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):  # each CLI command opens the stores once
+        open_stores(make_settings(tmp_path)).close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert (tmp_path / "imagegate.db.writer-lock").exists()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from imagegate.accounts import Accounts
     from imagegate.channels import Channels
     from imagegate.config import Settings
+    from imagegate.storage import stores as storage_stores
     from imagegate.storage.history import HistoryRepo
 
 
@@ -30,9 +31,10 @@ class Stores:
     history: HistoryRepo
     was_new: bool  # the database was created just now (serve only)
     location: str  # what the commands say when they name the database
+    opened: storage_stores.Stores  # what `close` releases: the engine, the writer lock's file
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.opened.close()
 
 
 def open_stores(settings: Settings, *, create: bool = False) -> Stores:
@@ -46,4 +48,6 @@ def open_stores(settings: Settings, *, create: bool = False) -> Stores:
     opened = stores.open_stores(settings, SystemClock(), create=create)
     accounts = Accounts(settings, opened.keys, opened.ledger, opened.usage)
     channels = Channels(opened.channels) if opened.can_seal else None
-    return Stores(opened.sql, accounts, channels, opened.history, opened.created, stores.describe(settings))
+    return Stores(
+        opened.sql, accounts, channels, opened.history, opened.created, stores.describe(settings), opened
+    )

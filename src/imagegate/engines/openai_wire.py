@@ -122,39 +122,35 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-_B64_KEY = b'"b64_json"'
-_WHITESPACE = b" \t\r\n"
+# A "b64_json" key and the quote that opens its string value: after `{` or `,` (where no string can
+# hold an unescaped quote), so never text inside another string.
+_B64_VALUE = re.compile(rb'[{,][ \t\r\n]*"b64_json"[ \t\r\n]*:[ \t\r\n]*"')
 _MARK = "\x00b64_json "  # what a cut-out value reads as until it is put back; JSON escapes a NUL
+MAX_CUTS = 64  # more images than any provider answers with: parse such a body whole
 
 
 def loads_answer(raw: bytes) -> Any:
     """`orjson.loads(raw)` for an images answer, with each `"b64_json"` string of `data` cut out
     before parsing and put back after: orjson checks a 1.5 MB string character by character
-    (0.56 ms), where `bytes.find` skips to its closing quote. A cut-out value is base64, which
-    has no escapes: a value with a backslash (`\\/`), a key found where no key can be, or a value
-    that does not come back where `data` has it, and the whole body is parsed as it is."""
+    (0.46 ms), where `bytes.find` skips to its closing quote (0.14 ms in all). A cut-out value is
+    base64, which has no escapes. The whole body is parsed as it is when a value has a backslash
+    (`\\/`), when the body has a `\\u0000` anywhere (which could spell the mark), with more than
+    MAX_CUTS values, or when a value does not come back where `data` has it. One leniency: a
+    control character in a cut-out value, which orjson would refuse, is kept, and the base64
+    decoding refuses it instead (`decoded`): either way the answer is malformed."""
+    if raw.find(b"\\u0000") != -1:
+        return orjson.loads(raw)
     cut: list[bytes] = []
     kept: list[bytes] = []
-    at = search = 0  # copied up to `at`; looked for keys up to `search`
-    while (key := raw.find(_B64_KEY, search)) != -1:
-        search = key + len(_B64_KEY)
-        before = key - 1
-        while before >= 0 and raw[before] in _WHITESPACE:
-            before -= 1
-        colon = _skip(raw, key + len(_B64_KEY))
-        start = _skip(raw, colon + 1) + 1
-        if (
-            raw[before : before + 1] not in (b"{", b",")
-            or raw[colon : colon + 1] != b":"
-            or raw[start - 1 : start] != b'"'
-        ):
-            continue  # not a key, or its value is not a string: left to orjson
+    at = 0  # copied up to here
+    while (found := _B64_VALUE.search(raw, at)) is not None:
+        start = found.end()
         end = raw.find(b'"', start)
-        if end == -1 or raw.find(b"\\", start, end) != -1:
+        if end == -1 or raw.find(b"\\", start, end) != -1 or len(cut) == MAX_CUTS:
             return orjson.loads(raw)
         kept += (raw[at:start], f"{_MARK}{len(cut)}".encode().replace(b"\x00", b"\\u0000"))
         cut.append(raw[start:end])
-        at = search = end
+        at = end
     if not cut:
         return orjson.loads(raw)
     body = orjson.loads(b"".join((*kept, raw[at:])))
@@ -166,13 +162,6 @@ def loads_answer(raw: bytes) -> Any:
             item["b64_json"] = cut[put].decode("utf-8")  # not ASCII: `decoded` says what is wrong
             put += 1
     return body if put == len(cut) else orjson.loads(raw)
-
-
-def _skip(raw: bytes, at: int) -> int:
-    """The index of the first byte at or after `at` that is not JSON whitespace."""
-    while at < len(raw) and raw[at] in _WHITESPACE:
-        at += 1
-    return at
 
 
 def image_bytes(item: Mapping[str, Any]) -> tuple[bytes, str | None] | str:

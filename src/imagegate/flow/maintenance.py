@@ -40,7 +40,7 @@ class Maintenance:
         whose key cannot be unsealed is skipped, and said so once (log, `channels list`, /admin).
         Unchanged channels keep the routes as they are: rebuilding them every few seconds took a
         tenth of a busy gateway's event loop (the plugins' entry points read from disk)."""
-        channels = await self.stores.db.run_in_thread(self.stores.channels.list)
+        channels = await self.stores.db.read_in_thread(self.stores.channels.list)
         if channels == self._loaded:
             return
         self._loaded = channels

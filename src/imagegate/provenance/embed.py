@@ -44,12 +44,16 @@ class EmbedError(Exception):
 
 def png_manifest_offset(data: bytes) -> int | None:
     """Where the manifest chunk goes: right before IEND, the chunk a PNG must end with. None when
-    `data` does not open with the signature and IHDR or does not end with IEND (bytes after it,
-    say): c2pa's own writer then decides."""
+    `data` does not open with the signature and IHDR, or when its first IEND (where readers stop)
+    is not its last 12 bytes (bytes after it, a second IEND): c2pa's own writer then decides."""
     if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or not data.endswith(IEND_CHUNK):
         return None
-    at = len(data) - len(IEND_CHUNK)
-    return at if at >= len(PNG_SIGNATURE) + 25 else None  # IHDR (25 bytes) comes first
+    at, end = len(PNG_SIGNATURE), len(data) - len(IEND_CHUNK)
+    while at < end:  # chunk headers only: a few dozen for a 1024x1024 image
+        at += 12 + int.from_bytes(data[at : at + 4], "big")
+        if data[at + 4 : at + 8] == b"IEND" and at < end:
+            return None
+    return at if at == end else None
 
 
 def data_hash(digest: bytes, at: int, length: int) -> str:

@@ -11,9 +11,11 @@ serve the loop loses nothing by waiting (and it never waits for another writer's
 commits overlap the other requests' network work (always in place, 32 clients: small bodies
 351 -> 230 req/s).
 
-Writes hold the database file's writer lock (imagegate/writer_lock.py), so the writers of several
-processes (`serve --workers N`) queue in the kernel instead of polling SQLite's lock: a call on the
-thread waits for it, a call in place runs only if it is free (else it goes to the thread).
+The calls of `run` and `run_in_thread` hold the database file's writer lock
+(imagegate/writer_lock.py), so the writers of several processes (`serve --workers N`) queue in the
+kernel instead of polling SQLite's lock: a call on the thread waits for it, a call in place runs
+only if it is free (else it goes to the thread). Writes made elsewhere (a streamed image's row,
+`SqlBlobs.put`, on anyio's threads; the CLI's commands) wait SQLite's way.
 
 Reads (`read`) never wait for a writer on SQLite in WAL mode (make_engine sets it): they run in
 place whatever the load (the key lookup: about 50 us, less than the hop).
@@ -101,6 +103,11 @@ class Database:
         """A read-only call: in place on SQLite in WAL mode, else as `run_in_thread`."""
         if self.wal:
             return fn(*args)
+        return await anyio.to_thread.run_sync(self._counted, fn, *args, limiter=self.limiter)
+
+    async def read_in_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """A read too long for the event loop (a key's usage totals), on the thread, without the
+        writer lock: no other process's writes wait for it."""
         return await anyio.to_thread.run_sync(self._counted, fn, *args, limiter=self.limiter)
 
     async def run_in_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:

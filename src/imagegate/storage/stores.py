@@ -7,6 +7,7 @@ it runs; `finish` is the request's unit of work (storage/finish.py: one transact
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -33,6 +34,8 @@ from imagegate.storage.runner import Database
 from imagegate.storage.secretbox import SecretBox
 from imagegate.storage.usage import UsageRecord, UsageRepo
 from imagegate.writer_lock import WriterLock
+
+log = logging.getLogger("imagegate.storage")
 
 Kept = Sequence[tuple[bytes, StoredImage] | None]  # as flow/ports.py Kept
 
@@ -131,11 +134,16 @@ def open_stores(settings: Settings, clock: Clock, *, create: bool = True) -> Sto
 
 
 def writer_lock(sql: Engine) -> WriterLock | None:
-    """The cross-process writer lock of a SQLite file database; None for any other."""
+    """The cross-process writer lock of a SQLite file database; None for any other, or where its
+    file cannot be made (a read-only data directory): then writers wait SQLite's way."""
     database = sql.url.database
     if sql.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return WriterLock.beside(database)
+    try:
+        return WriterLock.beside(database)
+    except OSError as exc:
+        log.info("no writer lock beside %s (%s): SQLite's own lock orders the writers", database, exc)
+        return None
 
 
 @dataclass(frozen=True, slots=True)

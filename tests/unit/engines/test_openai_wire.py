@@ -194,6 +194,10 @@ def test_loads_answer_is_orjson_loads(
         b'{"note": "\\"b64_json\\": \\"QUJD\\"", "data": [{"b64_json": "REVG"}]}',
         b'{"x\\"b64_json": "QUJD", "data": []}',  # the key inside another key
         b'{"data": [{"b64_json": "\\u0000b64_json 0"}]}',  # what the cut-out value reads as, sent
+        # The mark, sent under a key spelled with an escape, where a cut-out value would go back:
+        b'{"data": [{"b64\\u005fjson": "\\u0000b64_json 0"}], "x": {"b64_json": "QUJD"}}',
+        b'{"data": [{"b64_json": "QUJD", "b64\\u005fjson": "\\u0000b64_json 0"}]}',
+        b'{"data": [' + b", ".join([b'{"b64_json": "QUJD"}'] * 100) + b"]}",  # over MAX_CUTS
     ],
 )
 def test_loads_answer_odd_bodies(raw: bytes) -> None:

@@ -179,11 +179,16 @@ def test_what_is_not_an_ihdr_first_iend_last_png_is_left_to_the_stream_path(
     assert png_manifest_offset(data[:12] + b"tEXt" + data[16:]) is None
     trailing = data + b"bytes after IEND"
     assert png_manifest_offset(trailing) is None
+    # Readers stop at the first IEND: a chunk after it would not be found.
+    assert png_manifest_offset(data + data[-12:]) is None
+    assert png_manifest_offset(data[:-12] + data[-12:] + data[37:49] + data[-12:]) is None
     Sealer(credentials, "1").seal(encode(noise(32, 32), "JPEG"), "jpeg", Origin("m", "e"))
     Sealer(credentials, "1", embed_png=False).seal(data, "png", Origin("m", "e"))
     sealed = Sealer(credentials, "1").seal(trailing, "png", Origin("m", "e"))
-    assert stream_signs == ["image/jpeg", "image/png", "image/png"]
+    twice = Sealer(credentials, "1").seal(data + data[-12:], "png", Origin("m", "e"))
+    assert stream_signs == ["image/jpeg", "image/png", "image/png", "image/png"]
     assert inspect(sealed, "image/png", credentials.ca_pem).state == "Trusted"
+    assert inspect(twice, "image/png", credentials.ca_pem).state == "Trusted"
 
 
 def test_a_failing_embed_falls_back_to_the_stream_path_and_says_so_once(

@@ -98,6 +98,8 @@ async def test_a_lone_requests_write_goes_to_the_thread_while_another_process_wr
     db.active = 1
 
     other = OtherProcess(Path(f"{database}.writer-lock"))
+    with anyio.fail_after(5):  # a long read takes no writer lock: it does not wait for the writer
+        assert await db.read_in_thread(lambda: engine.connect().close()) is None
     count, ticks = await run_while_held(db, write, other.release)
     assert count == 1
     assert calls == ["thread"] and ticks >= 10  # never tried on the loop; the loop kept turning

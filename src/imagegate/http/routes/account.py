@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["account"])
 @router.get("/usage")
 async def usage(request: Request, key: KeyDep) -> dict[str, Any]:
     accounts, db = request.app.state.accounts, request.app.state.stores.db
-    return await db.run_in_thread(accounts.account, key)  # type: ignore[no-any-return]
+    return await db.read_in_thread(accounts.account, key)  # type: ignore[no-any-return]
 
 
 @router.get("/pricing")

@@ -277,7 +277,7 @@ async def edit(request: Request, key: KeyHolderDep) -> Response:
 @router.get("/api/account")
 async def account(request: Request, key: KeyHolderDep) -> dict[str, Any]:
     accounts, db = request.app.state.accounts, request.app.state.stores.db
-    return await db.run_in_thread(accounts.account, key)  # type: ignore[no-any-return]
+    return await db.read_in_thread(accounts.account, key)  # type: ignore[no-any-return]
 
 
 @router.get("/api/history")
