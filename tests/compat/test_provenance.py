@@ -100,12 +100,19 @@ def test_an_edit_names_its_inputs_and_mask_as_ingredients(signing: LiveServer) -
 
 
 def test_a_streamed_image_and_an_async_jobs_image_are_signed(signing: LiveServer) -> None:
-    with sdk(signing) as client:
+    client = sdk(signing)
+    with client:
         stream = client.images.generate(
             model="gpt-image-1", prompt="a fox", size="256x256", quality="low", stream=True, partial_images=1
         )
         completed = [e for e in stream if e.type == "image_generation.completed"]
-    read(signing, base64.b64decode(completed[0].b64_json))
+    streamed = base64.b64decode(completed[0].b64_json)
+    read(signing, streamed)
+    # Stored under the SHA-256 of the signed bytes, which sealing handed on (provenance/embed.py).
+    history = httpx.get(
+        signing.api_base + "/images/history", headers={"Authorization": f"Bearer {client.api_key}"}
+    ).json()
+    assert history["data"][0]["images"][0]["sha256"] == hashlib.sha256(streamed).hexdigest()
     secret = signing.new_key("prov-job")
     headers = {"Authorization": f"Bearer {secret}"}
     job = httpx.post(

@@ -163,8 +163,8 @@ class FakeBlobs:
         self.written[stored.name] = data
         return stored
 
-    async def put(self, data: bytes, ext: str, media_type: str) -> StoredImage:
-        stored = self.write(data, ext, media_type)
+    async def put(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:
+        stored = self.write(data, ext, media_type, sha256)
         self.indexed.add(stored.name)
         return stored
 

@@ -72,8 +72,9 @@ class UsageLog(Protocol):
 
 
 class Blobs(Protocol):
-    async def put(self, data: bytes, ext: str, media_type: str) -> StoredImage:
-        """Write and index (a streamed image, delivered before the request ends)."""
+    async def put(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:
+        """Write and index (a streamed image, delivered before the request ends). `sha256`: as
+        `write`'s."""
         ...
 
     def write(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:

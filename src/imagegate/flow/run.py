@@ -183,8 +183,8 @@ class ImageFlow:
                         yield respond.partial_event(job, b64, event.partial_index, now)
                         state.open_partials += 1
                         continue
-                    event = await store_image.sealed_one(event, job, self._seal(state))
-                    data, stored = await store_image.store(event, job, self.stores.blobs)
+                    event, sha256 = await store_image.sealed_one(event, job, self._seal(state))
+                    data, stored = await store_image.store(event, job, self.stores.blobs, sha256)
                     state.outputs.append({"sha256": stored.sha256, "ext": stored.ext})
                     usage = event.usage or state.share_of_usage()
                     url = (

@@ -67,23 +67,27 @@ async def encoded(event: EngineEvent, job: ImageJob) -> EngineEvent:
 Seal = Callable[[bytes, str], tuple[bytes, str | None]]
 
 
-def _sealed(final: FinalImage, job: ImageJob, seal: Seal) -> FinalImage:
-    data = seal(_bytes(final, job), job.output_format)[0]
-    return replace(final, image=None, encoded=data, b64=None)  # b64: of the unsealed bytes
+def _sealed(final: FinalImage, job: ImageJob, seal: Seal) -> tuple[FinalImage, str | None]:
+    data, sha256 = seal(_bytes(final, job), job.output_format)
+    return replace(final, image=None, encoded=data, b64=None), sha256  # b64: of the unsealed bytes
 
 
-async def sealed_one(final: FinalImage, job: ImageJob, seal: Seal | None) -> FinalImage:
+async def sealed_one(final: FinalImage, job: ImageJob, seal: Seal | None) -> tuple[FinalImage, str | None]:
     """A streamed image with its provenance manifest embedded (provenance/sign.py), signed on a
-    worker thread (c2pa releases the GIL); unchanged when signing is off."""
+    worker thread (c2pa releases the GIL), and the SHA-256 of its bytes where sealing computed
+    it (`Seal`); unchanged, and None, when signing is off."""
     if seal is None:
-        return final
+        return final, None
     return await anyio.to_thread.run_sync(_sealed, final, job, seal)
 
 
-async def store(final: FinalImage, job: ImageJob, blobs: Blobs) -> tuple[bytes, StoredImage]:
-    """Encode (pixels, on a worker thread) and keep a streamed image, indexed at once."""
+async def store(
+    final: FinalImage, job: ImageJob, blobs: Blobs, sha256: str | None = None
+) -> tuple[bytes, StoredImage]:
+    """Encode (pixels, on a worker thread) and keep a streamed image, indexed at once; `sha256`:
+    its bytes' hash when `sealed_one` has it already."""
     data = final.encoded if final.encoded is not None else await anyio.to_thread.run_sync(_bytes, final, job)
-    return data, await blobs.put(data, job.output_format, MEDIA_TYPES[job.output_format])
+    return data, await blobs.put(data, job.output_format, MEDIA_TYPES[job.output_format], sha256)
 
 
 class SealFailed(Exception):

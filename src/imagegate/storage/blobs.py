@@ -206,8 +206,8 @@ class ImageStore:
         """The bytes are across the network (`BlobBackend.remote`)."""
         return self.blobs.remote
 
-    def put(self, data: bytes, ext: str, media_type: str) -> StoredImage:
-        stored = self.write(data, ext, media_type)
+    def put(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:
+        stored = self.write(data, ext, media_type, sha256)
         with self.engine.begin() as conn:
             self.index(conn, stored)
         return stored

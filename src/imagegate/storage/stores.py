@@ -204,8 +204,8 @@ class SqlUsage:
 class SqlBlobs:
     images: ImageStore
 
-    async def put(self, data: bytes, ext: str, media_type: str) -> StoredImage:
-        return await anyio.to_thread.run_sync(self.images.put, data, ext, media_type)
+    async def put(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:
+        return await anyio.to_thread.run_sync(self.images.put, data, ext, media_type, sha256)
 
     def write(self, data: bytes, ext: str, media_type: str, sha256: str | None = None) -> StoredImage:
         return self.images.write(data, ext, media_type, sha256)
