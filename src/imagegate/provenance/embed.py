@@ -44,14 +44,17 @@ class EmbedError(Exception):
 
 def png_manifest_offset(data: bytes) -> int | None:
     """Where the manifest chunk goes: right before IEND, the chunk a PNG must end with. None when
-    `data` does not open with the signature and IHDR, or when its first IEND (where readers stop)
-    is not its last 12 bytes (bytes after it, a second IEND): c2pa's own writer then decides."""
+    `data` does not open with the signature and IHDR, when a chunk already holds a manifest store
+    (`caBX`: a parent to keep, which c2pa's writer handles), or when its first IEND (where readers
+    stop) is not its last 12 bytes (bytes after it, a second IEND): c2pa's own writer then
+    decides."""
     if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or not data.endswith(IEND_CHUNK):
         return None
     at, end = len(PNG_SIGNATURE), len(data) - len(IEND_CHUNK)
     while at < end:  # chunk headers only: a few dozen for a 1024x1024 image
         at += 12 + int.from_bytes(data[at : at + 4], "big")
-        if data[at + 4 : at + 8] == b"IEND" and at < end:
+        kind = data[at + 4 : at + 8]
+        if kind == b"caBX" or (kind == b"IEND" and at < end):
             return None
     return at if at == end else None
 

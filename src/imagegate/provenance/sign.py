@@ -148,10 +148,10 @@ class Sealer:
         media_type = MEDIA_TYPES[fmt]
         signer, context = self._tools()
         embedder = self._embedder
-        carries = may_carry_manifest(data)
         # A PNG whose chunks hold no caBX has no parent to keep and no manifest to replace: the
-        # manifest chunk spliced in before IEND is all it needs.
-        at = png_manifest_offset(data) if embedder is not None and fmt == "png" and not carries else None
+        # manifest chunk spliced in before IEND is all it needs (png_manifest_offset walks its
+        # chunks once, for both).
+        at = png_manifest_offset(data) if embedder is not None and fmt == "png" else None
         if embedder is not None and at is not None:
             with self._builder(fmt, origin, context, parent=None) as builder:
                 try:
@@ -159,7 +159,9 @@ class Sealer:
                 except Exception:  # c2pa-rs or c2pa-python changed under us: the stream path
                     self._stop_embedding()  # still works, with a fresh builder (below)
         parent = (
-            origin.relayed and carries and c2pa.Reader.try_create(media_type, io.BytesIO(data)) is not None
+            origin.relayed
+            and may_carry_manifest(data)
+            and c2pa.Reader.try_create(media_type, io.BytesIO(data)) is not None
         )
         builder = self._builder(fmt, origin, context, parent=data if parent else None)
         out = io.BytesIO()

@@ -100,10 +100,10 @@ class Database:
         return await anyio.to_thread.run_sync(self._counted, self._writing, fn, *args, limiter=self.limiter)
 
     async def read(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        """A read-only call: in place on SQLite in WAL mode, else as `run_in_thread`."""
+        """A read-only call: in place on SQLite in WAL mode, else as `read_in_thread`."""
         if self.wal:
             return fn(*args)
-        return await anyio.to_thread.run_sync(self._counted, fn, *args, limiter=self.limiter)
+        return await self.read_in_thread(fn, *args)
 
     async def read_in_thread(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         """A read too long for the event loop (a key's usage totals), on the thread, without the

@@ -161,6 +161,7 @@ def test_a_png_that_carries_a_manifest_keeps_the_stream_path(
     as the parent ingredient, which a spliced chunk would not do."""
     signed = Sealer(credentials, "provider").seal(png(64, 64), "png", Origin("p", "provider"))
     assert stream_signs == []
+    assert png_manifest_offset(signed) is None  # its caBX chunk found on the same walk
     sealed = Sealer(credentials, "1").seal(signed, "png", Origin("m", "upstream:x"))
     assert stream_signs == ["image/png"]
     report = inspect(sealed, "image/png", credentials.ca_pem)
